@@ -1,0 +1,108 @@
+//! The training-loop hook: named points where pruning, logging and progress display plug in.
+//!
+//! A training loop calls every hook at the same points, so extending it never means adding an
+//! `if` to the loop. The points are chosen for pruning: `after_backward` is where gradients can
+//! be read (gradient criteria) or masked, before the optimizer turns them into updates;
+//! `after_step` is where masked weights are re-zeroed, because momentum and weight decay move
+//! them even when their gradient is zero.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+
+/// An error raised by a hook; it stops the run and is reported with the hook's name.
+pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Where the loop stands when a step-level hook is called.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// Optimizer steps taken before this one (0 for the first step).
+    pub step: usize,
+    /// Epoch of this step, counted from 1.
+    pub epoch: usize,
+    /// Index of the batch within the epoch, from 0.
+    pub batch_idx: usize,
+    /// Batches per epoch.
+    pub n_batches: usize,
+    /// Learning rate used by this step.
+    pub lr: f64,
+}
+
+/// Facts about a run, given once before the first step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// Number of epochs the run will do unless stopped early.
+    pub n_epochs: usize,
+    /// Batches per epoch.
+    pub n_batches: usize,
+}
+
+/// Metrics at the end of an epoch, as `(split, metric, value)` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochEnd {
+    /// Epoch just finished, counted from 1.
+    pub epoch: usize,
+    /// Optimizer steps taken so far.
+    pub step: usize,
+    /// Every metric measured at this epoch, e.g. `("train", "loss", 0.12)`.
+    pub metrics: Vec<(String, String, f64)>,
+}
+
+impl EpochEnd {
+    /// The value of `metric` on `split`, if it was measured this epoch.
+    pub fn get(&self, split: &str, metric: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|(s, m, _)| s == split && m == metric)
+            .map(|(_, _, v)| *v)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Optimizer steps taken.
+    pub steps_done: usize,
+    /// Whether early stopping ended the run before its last epoch.
+    pub stopped_early: bool,
+}
+
+/// A participant in the training loop. Every method has a do-nothing default, so a hook names
+/// only the points it cares about.
+pub trait TrainHook<M: Module> {
+    /// A short name used in error messages.
+    fn name(&self) -> &str;
+
+    /// Called once before the first step.
+    fn on_run_start(&mut self, _model: &M, _info: &RunStart) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Called with the step's gradients in hand, before the optimizer step. A hook may change
+    /// them (mask, clip, accumulate statistics).
+    fn after_backward(
+        &mut self,
+        _model: &M,
+        _grads: &mut GradientsParams,
+        _step: &StepInfo,
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Called after the optimizer step with the updated model; returns the model the loop
+    /// continues with (a pruning hook re-applies its masks here).
+    fn after_step(&mut self, model: M, _step: &StepInfo) -> Result<M, HookError> {
+        Ok(model)
+    }
+
+    /// Called after each epoch's evaluation.
+    fn on_epoch_end(&mut self, _model: &M, _epoch: &EpochEnd) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// Called once when the loop ends normally, with the model it returns.
+    fn on_run_end(&mut self, _model: &M, _end: &RunEnd) -> Result<(), HookError> {
+        Ok(())
+    }
+}

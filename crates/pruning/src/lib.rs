@@ -1,0 +1,14 @@
+//! Pruning for any Burn [`Module`](burn::module::Module), and the hook through which a training
+//! loop lets pruning act at fixed points of each step.
+//!
+//! This crate knows nothing of files, configs or terminals: the `trainer` crate does that. What
+//! lives here must work on any module, not only the trainer's MLP.
+#![warn(missing_docs)]
+
+pub mod hook;
+pub mod params;
+pub mod rng;
+
+pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
+pub use params::{ParamInfo, param_infos};
+pub use rng::Rng;

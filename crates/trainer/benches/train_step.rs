@@ -1,0 +1,53 @@
+//! One training step (forward + backward + Adam) of 784-300-100-10 at batch 128, ReLU, on each
+//! CPU backend in this build: the figure the README's backend choice rests on.
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use criterion::{Criterion, criterion_group, criterion_main};
+use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
+use trainer::device::make_device;
+use trainer::head::Head;
+use trainer::model::Mlp;
+use trainer::optim::build_optimizer;
+
+fn step_bench(c: &mut Criterion, backend: BackendKind) {
+    let Ok(device) = make_device(backend) else {
+        eprintln!("skipping {backend}: not in this build (cargo xtask bench enables it)");
+        return;
+    };
+    let device: Device = device.autodiff();
+    let cfg = ModelConfig {
+        hidden: vec![300, 100],
+        activation: ActivationKind::Relu,
+        ..ModelConfig::default()
+    };
+    let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
+    let mut model = Mlp::new(&cfg, 784, 10, 0, &device);
+    let mut optim = build_optimizer(&train);
+    let head = Head::Multiclass(10);
+    let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();
+    let mut onehot = vec![0f32; 128 * 10];
+    for r in 0..128 {
+        onehot[r * 10 + r % 10] = 1.0;
+    }
+    c.bench_function(&format!("train_step_784-300-100-10_b128/{backend}"), |b| {
+        b.iter(|| {
+            // Batch construction is part of a real step, so it is timed too.
+            let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
+            let tb = Tensor::<2>::from_data(TensorData::new(onehot.clone(), [128, 10]), &device);
+            let loss = head.loss(model.forward(xb), tb);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model.clone(), grads);
+            // Reading the loss forces the step to finish.
+            let _: f32 = loss.into_scalar();
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    step_bench(c, BackendKind::Ndarray);
+    step_bench(c, BackendKind::Flex);
+}
+
+criterion_group!(benches_group, benches);
+criterion_main!(benches_group);

@@ -1,0 +1,158 @@
+//! The model file: `model.safetensors` in PyTorch's layout.
+//!
+//! Burn's `Linear` stores weights as `[d_input, d_output]`; PyTorch's `nn.Linear` as
+//! `[out_features, in_features]`. We write PyTorch's layout (names `layers.N.weight`,
+//! `layers.N.bias`) so that `safetensors.torch.load_file` or numpy read the file as-is, and
+//! record the layout in the file's metadata.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::config::ActivationKind;
+use crate::model::Mlp;
+
+/// Errors reading or writing a model file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// File system failure.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Not a usable safetensors file.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A layer's weights in PyTorch's layout: `[out, in]` row-major, and the bias.
+pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
+    model
+        .layers
+        .iter()
+        .map(|l| {
+            let [n_in, n_out] = l.weight.shape().dims();
+            let w = l
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 weights");
+            let mut t = vec![0f32; w.len()];
+            for i in 0..n_in {
+                for o in 0..n_out {
+                    t[o * n_in + i] = w[i * n_out + o];
+                }
+            }
+            let b = match &l.bias {
+                Some(b) => b.val().into_data().try_to_vec::<f32>().expect("f32 bias"),
+                None => vec![0.0; n_out],
+            };
+            (t, [n_out, n_in], b)
+        })
+        .collect()
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `model` to `path` in PyTorch's `[out, in]` layout.
+pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
+    let layers = layer_tensors(model);
+    let mut buffers = Vec::new();
+    for (i, (w, shape, b)) in layers.iter().enumerate() {
+        buffers.push((format!("layers.{i}.weight"), shape.to_vec(), le_bytes(w)));
+        buffers.push((format!("layers.{i}.bias"), vec![b.len()], le_bytes(b)));
+    }
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match");
+            (name.clone(), view)
+        })
+        .collect();
+    let activation = serde_json::to_value(model.activation).expect("serializable");
+    let metadata = HashMap::from([
+        ("format".to_string(), "lopper-mlp".to_string()),
+        (
+            "layout".to_string(),
+            "pytorch [out_features, in_features]".to_string(),
+        ),
+        (
+            "activation".to_string(),
+            activation.as_str().unwrap_or_default().to_string(),
+        ),
+    ]);
+    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| ExportError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads a model written by [`save_model`] back onto `device`.
+pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
+    let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fmt = |message: String| ExportError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let activation: ActivationKind = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("activation"))
+        .and_then(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
+        .ok_or_else(|| fmt("no `activation` in the metadata; not written by Lopper".into()))?;
+    let read = |name: &str| -> Result<(Vec<f32>, Vec<usize>), ExportError> {
+        let t = st.tensor(name).map_err(|e| fmt(e.to_string()))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(fmt(format!("`{name}` is {:?}, expected F32", t.dtype())));
+        }
+        let v = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((v, t.shape().to_vec()))
+    };
+    let mut layers = Vec::new();
+    for i in 0.. {
+        let name = format!("layers.{i}.weight");
+        if st.tensor(&name).is_err() {
+            break;
+        }
+        let (w, shape) = read(&name)?;
+        let [n_out, n_in] = <[usize; 2]>::try_from(shape.as_slice()).map_err(|_| {
+            fmt(format!(
+                "`{name}` has shape {shape:?}, expected 2 dimensions"
+            ))
+        })?;
+        let (b, _) = read(&format!("layers.{i}.bias"))?;
+        let mut burn_w = vec![0f32; w.len()];
+        for o in 0..n_out {
+            for j in 0..n_in {
+                burn_w[j * n_out + o] = w[o * n_in + j];
+            }
+        }
+        layers.push((burn_w, [n_in, n_out], b));
+    }
+    if layers.is_empty() {
+        return Err(fmt("no `layers.0.weight`; not a Lopper model".into()));
+    }
+    Ok(Mlp::from_weights(layers, activation, device))
+}

@@ -1,0 +1,56 @@
+//! Writes `metrics.csv` in long format (`step,epoch,split,metric,value`), flushed every epoch
+//! so that a run that fails or is killed keeps everything measured so far.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use pruning::{EpochEnd, HookError, TrainHook};
+
+use crate::model::Mlp;
+
+/// The `metrics.csv` writer.
+pub struct MetricsLog {
+    out: BufWriter<File>,
+}
+
+impl MetricsLog {
+    /// Creates the file (with its header) at `path`.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(File::create(path)?);
+        writeln!(out, "step,epoch,split,metric,value")?;
+        out.flush()?;
+        Ok(Self { out })
+    }
+
+    /// Appends one row (also used for metrics measured outside the loop, e.g. final ones).
+    pub fn row(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        split: &str,
+        metric: &str,
+        value: f64,
+    ) -> std::io::Result<()> {
+        writeln!(self.out, "{step},{epoch},{split},{metric},{value}")
+    }
+
+    /// Flushes to disk.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl TrainHook<Mlp> for MetricsLog {
+    fn name(&self) -> &str {
+        "metrics.csv"
+    }
+
+    fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
+        for (split, metric, value) in &e.metrics {
+            self.row(e.step, e.epoch, split, metric, *value)?;
+        }
+        self.flush()?;
+        Ok(())
+    }
+}

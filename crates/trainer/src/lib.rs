@@ -1,0 +1,19 @@
+//! Lopper's trainer: config-driven dense networks on Burn, with a training loop that pruning
+//! (the `pruning` crate) plugs into through hooks.
+//!
+//! This crate owns everything that touches the outside world — config files, data files,
+//! terminals, run folders; the `pruning` crate owns none of it.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod experiment;
+pub mod export;
+pub mod head;
+pub mod hooks;
+pub mod model;
+pub mod optim;
+pub mod run_dir;
+pub mod train;

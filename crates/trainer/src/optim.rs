@@ -1,0 +1,104 @@
+//! Optimizer construction and the learning-rate schedule (a pure function of the step).
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+
+use crate::config::{LrScheduleKind, OptimizerKind, TrainConfig};
+
+/// Builds Burn's optimizer for `[train]`. Weight decay is coupled (added to the gradient), as
+/// PyTorch's `Adam(weight_decay=…)` and `SGD(weight_decay=…)` do.
+pub fn build_optimizer(t: &TrainConfig) -> ModuleOptimizer {
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    match t.optimizer {
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_beta_1(t.beta1 as f32)
+            .with_beta_2(t.beta2 as f32)
+            .with_epsilon(t.epsilon as f32)
+            .with_weight_decay(decay)
+            .init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum((t.momentum > 0.0).then_some(MomentumConfig {
+                momentum: t.momentum,
+                dampening: 0.0,
+                nesterov: t.nesterov,
+            }))
+            .with_weight_decay(decay)
+            .init(),
+    }
+}
+
+/// The learning rate of a run at each step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LrSchedule {
+    kind: LrScheduleKind,
+    base: f64,
+    min: f64,
+    gamma: f64,
+    step_epochs: usize,
+    total_steps: usize,
+    steps_per_epoch: usize,
+}
+
+impl LrSchedule {
+    /// The schedule for `[train]` with `steps_per_epoch` batches per epoch.
+    pub fn new(t: &TrainConfig, steps_per_epoch: usize) -> Self {
+        Self {
+            kind: t.lr_schedule,
+            base: t.lr,
+            min: t.lr_min,
+            gamma: t.lr_gamma,
+            step_epochs: t.lr_step_epochs.unwrap_or(1),
+            total_steps: t.epochs * steps_per_epoch,
+            steps_per_epoch,
+        }
+    }
+
+    /// The rate at optimizer step `step` (0-based). `step` decays at epoch boundaries: epochs
+    /// 1..=k use `lr`, k+1..=2k use `lr·γ`, …; cosine goes from `lr` at step 0 towards `lr_min`
+    /// at the last step.
+    pub fn at(&self, step: usize) -> f64 {
+        match self.kind {
+            LrScheduleKind::Constant => self.base,
+            LrScheduleKind::Step => {
+                let epoch0 = step / self.steps_per_epoch.max(1);
+                self.base * self.gamma.powi((epoch0 / self.step_epochs) as i32)
+            }
+            LrScheduleKind::Cosine => {
+                let span = self.total_steps.saturating_sub(1).max(1) as f64;
+                let progress = (step as f64 / span).min(1.0);
+                self.min
+                    + 0.5 * (self.base - self.min) * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(extra: &str) -> LrSchedule {
+        let t: TrainConfig = toml::from_str(&format!("epochs = 4\nlr = 1.0\n{extra}")).unwrap();
+        LrSchedule::new(&t, 10)
+    }
+
+    #[test]
+    fn schedules_give_the_documented_rates() {
+        let c = schedule("");
+        assert_eq!(c.at(0), 1.0);
+        assert_eq!(c.at(39), 1.0);
+        let s = schedule("lr_schedule = \"step\"\nlr_step_epochs = 2\nlr_gamma = 0.5");
+        let table = [(0, 1.0), (19, 1.0), (20, 0.5), (39, 0.5)];
+        for (step, want) in table {
+            assert_eq!(s.at(step), want, "step {step}");
+        }
+        let cos = schedule("lr_schedule = \"cosine\"\nlr_min = 0.1");
+        assert_eq!(cos.at(0), 1.0);
+        assert!((cos.at(39) - 0.1).abs() < 1e-12);
+        assert!(
+            (cos.at(19) - (0.1 + 0.45 * (1.0 + (std::f64::consts::PI * 19.0 / 39.0).cos()))).abs()
+                < 1e-12
+        );
+    }
+}
