@@ -42,15 +42,7 @@ fn main() -> Result<()> {
             // The README's test command, word for word.
             cargo(&["test", "--workspace"])
         }
-        Some("bench") => cargo(&[
-            "bench",
-            "-p",
-            "trainer",
-            "--features",
-            "flex",
-            "--bench",
-            "train_step",
-        ]),
+        Some("bench") => cargo(&["bench", "-p", "trainer", "--bench", "train_step"]),
         _ => bail!("{USAGE}"),
     }
 }

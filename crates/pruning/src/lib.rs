@@ -5,10 +5,21 @@
 //! lives here must work on any module, not only the trainer's MLP.
 #![warn(missing_docs)]
 
+pub mod error;
+pub mod granularity;
 pub mod hook;
+pub mod importance;
+pub mod mask;
 pub mod params;
 pub mod rng;
+pub mod select;
 
+pub use error::PruneError;
+pub use granularity::{
+    Granularity, LayerInput, ScopeKind, Selection, Spec, UnitSide, select_masks,
+};
 pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
+pub use mask::{Mask, MaskSet};
 pub use params::{ParamInfo, param_infos};
 pub use rng::Rng;
+pub use select::{CountOver, Rule};

@@ -86,7 +86,7 @@ pub enum BackendKind {
     /// `burn-ndarray` on the CPU: the default (fastest CPU backend on our benchmark).
     #[default]
     Ndarray,
-    /// Burn's Flex CPU backend (needs the `flex` cargo feature).
+    /// Burn's Flex CPU backend (the `flex` cargo feature, on by default).
     Flex,
 }
 

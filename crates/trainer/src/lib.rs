@@ -8,6 +8,7 @@
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod early_stop;
 pub mod eval;
 pub mod experiment;
 pub mod export;

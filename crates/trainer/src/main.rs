@@ -26,7 +26,7 @@ struct Cli {
     /// Override the seed (same as `--set seed=N`).
     #[arg(long)]
     seed: Option<u64>,
-    /// Override the backend: ndarray (default) or flex (needs the `flex` feature).
+    /// Override the backend: ndarray (default) or flex.
     #[arg(long)]
     backend: Option<BackendKind>,
     /// Write the run into exactly this folder (must not exist or be empty).

@@ -11,6 +11,7 @@ use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
 use crate::config::TrainConfig;
 use crate::data::Splits;
+use crate::early_stop::{EarlyStopping, Verdict};
 use crate::eval::{Evaluation, evaluate};
 use crate::head::Head;
 use crate::model::Mlp;
@@ -118,8 +119,8 @@ pub fn train(
         h.on_run_start(&model, &info).map_err(hook_err(*h))?;
     }
     let mut step = 0usize;
-    let mut best: Option<(f64, Mlp)> = None;
-    let mut since_best = 0usize;
+    let mut early = t.early_stopping.as_ref().map(EarlyStopping::new);
+    let mut best: Option<Mlp> = None;
     let mut stopped_early = false;
     let mut epochs_done = 0;
     let mut x_buf = Vec::with_capacity(batch_size * d);
@@ -192,18 +193,16 @@ pub fn train(
                 metrics.push(("train".into(), "accuracy".into(), a));
             }
             metrics.extend(metric_rows(held_out));
-            if let Some(es) = &t.early_stopping {
+            if let Some(es) = early.as_mut() {
                 let val = evals
                     .iter()
                     .find(|(s, _)| *s == "valid")
                     .map(|(_, e)| e.loss)
                     .expect("early stopping is validated to have a validation split");
-                if best.as_ref().is_none_or(|(b, _)| val < b - es.min_delta) {
-                    best = Some((val, model.clone()));
-                    since_best = 0;
-                } else {
-                    since_best += 1;
-                    stop = since_best >= es.patience;
+                match es.observe(val) {
+                    Verdict::Improved => best = Some(model.clone()),
+                    Verdict::Wait => {}
+                    Verdict::Stop => stop = true,
                 }
             }
         }
@@ -220,7 +219,7 @@ pub fn train(
             break;
         }
     }
-    if let Some((_, best_model)) = best {
+    if let Some(best_model) = best {
         model = best_model;
     }
     let end = RunEnd {

@@ -201,3 +201,83 @@ fn burn_version_in_reports_matches_the_lock_file() {
         "Cargo.lock does not pin burn {BURN_VERSION}"
     );
 }
+
+#[test]
+fn early_stopping_keeps_the_best_validation_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A wide network on few noisy points overfits: validation loss turns up and the run stops.
+    let cfg = shipped(
+        "moons.toml",
+        &[
+            "data.n=60",
+            "data.noise=0.4",
+            "model.hidden=[64, 64]",
+            "train.epochs=400",
+            "train.eval_every=1",
+            "train.lr=0.02",
+            "train.early_stopping={ patience = 5 }",
+        ],
+    );
+    let r = run_experiment(&cfg, &opts(tmp.path())).unwrap();
+    assert!(r.stopped_early, "the run should have stopped early");
+    let metrics = std::fs::read_to_string(r.dir.join("metrics.csv")).unwrap();
+    let val_losses: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.contains(",valid,loss,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let best = val_losses.iter().copied().fold(f64::INFINITY, f64::min);
+    // The last 5 evaluations did not improve, and the kept model is the best one.
+    assert!(
+        val_losses[val_losses.len() - 5..]
+            .iter()
+            .all(|&v| v >= best)
+    );
+    let (_, valid) = r.evals.iter().find(|(s, _)| *s == "valid").unwrap();
+    assert!(
+        (valid.loss - best).abs() < 1e-6,
+        "kept {} best {best}",
+        valid.loss
+    );
+}
+
+#[test]
+fn l1_penalty_shrinks_weights_and_sgd_nesterov_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = [
+        "train.epochs=60",
+        "train.optimizer=\"sgd\"",
+        "train.lr=0.1",
+        "train.momentum=0.9",
+        "train.nesterov=true",
+    ];
+    let plain = run_experiment(&shipped("moons.toml", &base), &opts(tmp.path())).unwrap();
+    let mut with_l1 = base.to_vec();
+    with_l1.push("train.l1=0.003");
+    let l1 = run_experiment(&shipped("moons.toml", &with_l1), &opts(tmp.path())).unwrap();
+    let norm = |m: &trainer::model::Mlp| -> f32 { m.weight_l1().into_scalar() };
+    assert!(
+        norm(&l1.model) < 0.7 * norm(&plain.model),
+        "L1 {} vs plain {}",
+        norm(&l1.model),
+        norm(&plain.model)
+    );
+    let (_, test) = *plain.evals.last().unwrap();
+    assert!(
+        test.accuracy().unwrap() > 0.85,
+        "SGD+Nesterov on moons: {test:?}"
+    );
+}
+
+#[test]
+fn flex_backend_learns_xor_from_the_same_initial_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run_experiment(
+        &shipped("xor.toml", &["backend=\"flex\""]),
+        &opts(tmp.path()),
+    )
+    .unwrap();
+    assert_eq!(r.evals[0].1.correct, Some(4));
+    let summary = std::fs::read_to_string(r.dir.join("summary.json")).unwrap();
+    assert!(summary.contains("\"backend\": \"flex\""), "{summary}");
+}

@@ -1,0 +1,381 @@
+//! What is removed together: single weights, whole hidden units (neurons), or N of every M
+//! weights — and where entries are ranked: per layer or globally.
+//!
+//! Everything here works on host arrays in each parameter's own layout; `unit_axis` says which
+//! axis indexes output units (1 for Burn's `Linear` `[in, out]`, 0 for PyTorch's `[out, in]`).
+
+use std::collections::BTreeMap;
+
+use crate::error::PruneError;
+use crate::mask::{Mask, MaskSet};
+use crate::select::{CountOver, Rule, Scope, erk_sparsities, keep_one, select};
+
+/// One prunable 2-D weight, its scores and current mask.
+#[derive(Debug, Clone)]
+pub struct LayerInput {
+    /// The weight's path.
+    pub name: String,
+    /// The bias's path, masked with its units under neuron pruning.
+    pub bias: Option<String>,
+    /// The weight's shape.
+    pub shape: [usize; 2],
+    /// Which axis indexes output units.
+    pub unit_axis: usize,
+    /// Scores per weight (higher = keep), from an [`Importance`](crate::importance::Importance).
+    pub scores: Vec<f32>,
+    /// Current keep flags (all true before the first pruning).
+    pub keep: Vec<bool>,
+}
+
+impl LayerInput {
+    fn n_units(&self) -> usize {
+        self.shape[self.unit_axis]
+    }
+    fn n_inputs(&self) -> usize {
+        self.shape[1 - self.unit_axis]
+    }
+    /// Flat index of (unit, input).
+    fn at(&self, unit: usize, input: usize) -> usize {
+        if self.unit_axis == 0 {
+            unit * self.shape[1] + input
+        } else {
+            input * self.shape[1] + unit
+        }
+    }
+}
+
+/// Which weights make up a hidden unit's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnitSide {
+    /// The unit's incoming weights.
+    #[default]
+    Incoming,
+    /// The unit's outgoing weights (into the next layer).
+    Outgoing,
+    /// Both.
+    Both,
+}
+
+/// What is removed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Single weights.
+    Weight,
+    /// Hidden units: score = sum of the per-weight scores on `side` (with |w| that is the L1
+    /// norm; with w² the squared L2 norm). Pruning a unit masks its incoming weights, its bias
+    /// and its outgoing weights. The last layer's units are the network's outputs and are never
+    /// pruned.
+    Neuron(UnitSide),
+    /// Output units of every layer by their incoming weights, the last layer included:
+    /// PyTorch's `ln_structured(dim=out)`. Masks only the rows themselves.
+    Rows,
+    /// N of every M consecutive weights along the input axis kept (e.g. 2:4).
+    NOfM(usize, usize),
+}
+
+/// Where entries are ranked against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeKind {
+    /// Each layer on its own, at the same rate (or its override).
+    #[default]
+    Layer,
+    /// One ranking over all layers.
+    Global,
+    /// Per layer, at Erdős–Rényi-Kernel rates that add up to the target (fraction rules only).
+    Erk,
+}
+
+/// A whole selection request.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// What is removed together.
+    pub granularity: Granularity,
+    /// How much.
+    pub rule: Rule,
+    /// Ranking scope.
+    pub scope: ScopeKind,
+    /// What fractions count.
+    pub over: CountOver,
+    /// Per-layer multipliers of the fraction (layer-wise scope), e.g. output layer at 0.5.
+    pub layer_factor: BTreeMap<String, f64>,
+    /// Allow a layer to lose every weight/unit (default: keep ≥ 1, with a warning).
+    pub allow_empty: bool,
+}
+
+impl Spec {
+    /// A spec with defaults: layer-wise, counted over remaining, never empty a layer.
+    pub fn new(granularity: Granularity, rule: Rule) -> Self {
+        Self {
+            granularity,
+            rule,
+            scope: ScopeKind::Layer,
+            over: CountOver::Remaining,
+            layer_factor: BTreeMap::new(),
+            allow_empty: false,
+        }
+    }
+}
+
+/// The masks a selection produced, and the times the keep-one rule had to step in.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// New masks (weights, and biases under neuron pruning).
+    pub masks: MaskSet,
+    /// One line per layer that the rule would have emptied.
+    pub warnings: Vec<String>,
+}
+
+/// Selects new masks for `layers` (in network order) according to `spec`.
+pub fn select_masks(layers: &[LayerInput], spec: &Spec) -> Result<Selection, PruneError> {
+    spec.rule.validate()?;
+    for l in layers {
+        if l.scores.len() != l.shape[0] * l.shape[1] || l.keep.len() != l.scores.len() {
+            return Err(PruneError::ShapeMismatch {
+                name: l.name.clone(),
+                expected: l.shape.to_vec(),
+                got: vec![l.scores.len()],
+            });
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut masks = MaskSet::default();
+    match spec.granularity {
+        Granularity::Weight => {
+            let items: Vec<(Vec<f32>, Vec<bool>)> = layers
+                .iter()
+                .map(|l| (l.scores.clone(), l.keep.clone()))
+                .collect();
+            let keeps = select_items(layers, &items, spec, &mut warnings, "weight")?;
+            for (l, keep) in layers.iter().zip(keeps) {
+                masks.masks.insert(
+                    l.name.clone(),
+                    Mask {
+                        shape: l.shape.to_vec(),
+                        keep,
+                    },
+                );
+            }
+        }
+        Granularity::Rows => {
+            let items: Vec<(Vec<f32>, Vec<bool>)> = layers
+                .iter()
+                .map(|l| (unit_sums(l, &l.scores), units_alive(l)))
+                .collect();
+            let keeps = select_items(layers, &items, spec, &mut warnings, "unit")?;
+            for (l, unit_keep) in layers.iter().zip(keeps) {
+                let mut keep = l.keep.clone();
+                for u in (0..l.n_units()).filter(|&u| !unit_keep[u]) {
+                    for i in 0..l.n_inputs() {
+                        keep[l.at(u, i)] = false;
+                    }
+                }
+                masks.masks.insert(
+                    l.name.clone(),
+                    Mask {
+                        shape: l.shape.to_vec(),
+                        keep,
+                    },
+                );
+            }
+        }
+        Granularity::Neuron(side) => neurons(layers, spec, side, &mut masks, &mut warnings)?,
+        Granularity::NOfM(n, m) => {
+            for l in layers {
+                if n >= m || m == 0 || l.n_inputs() % m != 0 {
+                    return Err(PruneError::BadNm {
+                        name: l.name.clone(),
+                        n,
+                        m,
+                        width: l.n_inputs(),
+                    });
+                }
+                let mut keep = l.keep.clone();
+                for u in 0..l.n_units() {
+                    for g in 0..l.n_inputs() / m {
+                        let idx: Vec<usize> = (0..m).map(|k| l.at(u, g * m + k)).collect();
+                        let mut order = idx.clone();
+                        // Lowest scores first; ties pruned from the lower index, as elsewhere.
+                        order.sort_by(|&a, &b| l.scores[a].total_cmp(&l.scores[b]).then(a.cmp(&b)));
+                        for &i in &order[..m - n] {
+                            keep[i] = false;
+                        }
+                    }
+                }
+                masks.masks.insert(
+                    l.name.clone(),
+                    Mask {
+                        shape: l.shape.to_vec(),
+                        keep,
+                    },
+                );
+            }
+        }
+    }
+    Ok(Selection { masks, warnings })
+}
+
+fn unit_sums(l: &LayerInput, scores: &[f32]) -> Vec<f32> {
+    (0..l.n_units())
+        .map(|u| (0..l.n_inputs()).map(|i| scores[l.at(u, i)]).sum())
+        .collect()
+}
+
+fn units_alive(l: &LayerInput) -> Vec<bool> {
+    (0..l.n_units())
+        .map(|u| (0..l.n_inputs()).any(|i| l.keep[l.at(u, i)]))
+        .collect()
+}
+
+/// Runs the rule over per-layer item vectors (weights or units) in the requested scope.
+fn select_items(
+    layers: &[LayerInput],
+    items: &[(Vec<f32>, Vec<bool>)],
+    spec: &Spec,
+    warnings: &mut Vec<String>,
+    what: &str,
+) -> Result<Vec<Vec<bool>>, PruneError> {
+    let mut out: Vec<Vec<bool>> = match spec.scope {
+        ScopeKind::Layer | ScopeKind::Erk => {
+            let rates: Vec<Rule> = match (spec.scope, spec.rule) {
+                (ScopeKind::Erk, Rule::Sparsity(f)) => {
+                    let shapes: Vec<[usize; 2]> = layers.iter().map(|l| l.shape).collect();
+                    erk_sparsities(&shapes, f)
+                        .into_iter()
+                        .map(Rule::Sparsity)
+                        .collect()
+                }
+                (ScopeKind::Erk, other) => vec![other; layers.len()],
+                _ => layers
+                    .iter()
+                    .map(|l| {
+                        spec.rule
+                            .scaled(*spec.layer_factor.get(&l.name).unwrap_or(&1.0))
+                    })
+                    .collect(),
+            };
+            let over = if spec.scope == ScopeKind::Erk {
+                CountOver::All
+            } else {
+                spec.over
+            };
+            items
+                .iter()
+                .zip(rates)
+                .map(|((s, k), r)| select(&Scope { scores: s, keep: k }, r, over))
+                .collect()
+        }
+        ScopeKind::Global => {
+            let scores: Vec<f32> = items.iter().flat_map(|(s, _)| s.iter().copied()).collect();
+            let keep: Vec<bool> = items.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+            let all = select(
+                &Scope {
+                    scores: &scores,
+                    keep: &keep,
+                },
+                spec.rule,
+                spec.over,
+            );
+            let mut start = 0;
+            items
+                .iter()
+                .map(|(s, _)| {
+                    let part = all[start..start + s.len()].to_vec();
+                    start += s.len();
+                    part
+                })
+                .collect()
+        }
+    };
+    if !spec.allow_empty {
+        for ((l, (scores, before)), after) in layers.iter().zip(items).zip(out.iter_mut()) {
+            if keep_one(scores, before, after) {
+                warnings.push(format!(
+                    "`{}`: the rule would prune every {what}; kept its highest-scoring one (allow_empty to permit)",
+                    l.name
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn neurons(
+    layers: &[LayerInput],
+    spec: &Spec,
+    side: UnitSide,
+    masks: &mut MaskSet,
+    warnings: &mut Vec<String>,
+) -> Result<(), PruneError> {
+    // Hidden units are the outputs of every layer but the last; check the chain fits.
+    for w in layers.windows(2) {
+        if w[0].n_units() != w[1].n_inputs() {
+            return Err(PruneError::ShapeMismatch {
+                name: w[1].name.clone(),
+                expected: vec![w[0].n_units()],
+                got: w[1].shape.to_vec(),
+            });
+        }
+    }
+    let hidden = &layers[..layers.len().saturating_sub(1)];
+    let items: Vec<(Vec<f32>, Vec<bool>)> = hidden
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let next = &layers[i + 1];
+            let incoming = unit_sums(l, &l.scores);
+            let outgoing: Vec<f32> = (0..l.n_units())
+                .map(|u| {
+                    (0..next.n_units())
+                        .map(|o| next.scores[next.at(o, u)])
+                        .sum()
+                })
+                .collect();
+            let score = match side {
+                UnitSide::Incoming => incoming,
+                UnitSide::Outgoing => outgoing,
+                UnitSide::Both => incoming.iter().zip(&outgoing).map(|(a, b)| a + b).collect(),
+            };
+            let alive = (0..l.n_units())
+                .map(|u| {
+                    (0..l.n_inputs()).any(|k| l.keep[l.at(u, k)])
+                        && (0..next.n_units()).any(|o| next.keep[next.at(o, u)])
+                })
+                .collect();
+            (score, alive)
+        })
+        .collect();
+    let keeps = select_items(hidden, &items, spec, warnings, "unit")?;
+    let mut weight_keep: Vec<Vec<bool>> = layers.iter().map(|l| l.keep.clone()).collect();
+    for (i, unit_keep) in keeps.iter().enumerate() {
+        let (l, next) = (&layers[i], &layers[i + 1]);
+        let mut bias = vec![true; l.n_units()];
+        for u in (0..l.n_units()).filter(|&u| !unit_keep[u]) {
+            bias[u] = false;
+            for k in 0..l.n_inputs() {
+                weight_keep[i][l.at(u, k)] = false;
+            }
+            for o in 0..next.n_units() {
+                weight_keep[i + 1][next.at(o, u)] = false;
+            }
+        }
+        if let Some(b) = &l.bias {
+            masks.masks.insert(
+                b.clone(),
+                Mask {
+                    shape: vec![l.n_units()],
+                    keep: bias,
+                },
+            );
+        }
+    }
+    for (l, keep) in layers.iter().zip(weight_keep) {
+        masks.masks.insert(
+            l.name.clone(),
+            Mask {
+                shape: l.shape.to_vec(),
+                keep,
+            },
+        );
+    }
+    Ok(())
+}

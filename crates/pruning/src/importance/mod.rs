@@ -1,0 +1,52 @@
+//! Importance criteria: a score per weight, higher = keep. Adding a criterion is one file here,
+//! one `pub use`, one variant in the caller's config.
+
+mod gradient;
+mod magnitude;
+mod random;
+
+pub use gradient::{Fisher, GradMagnitude, GradStats, Snip, Taylor};
+pub use magnitude::{Magnitude, SquaredMagnitude};
+pub use random::RandomScore;
+
+use crate::error::PruneError;
+
+/// What a criterion may look at for one parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreInput<'a> {
+    /// The parameter's path.
+    pub name: &'a str,
+    /// Its values, row-major in the parameter's own layout.
+    pub weight: &'a [f32],
+    /// Gradient statistics over calibration batches, when the caller collected them.
+    pub grads: Option<&'a GradStats>,
+}
+
+/// A way to score weights.
+pub trait Importance {
+    /// The criterion's name, as configs spell it.
+    fn name(&self) -> &'static str;
+
+    /// Whether scores need gradient statistics.
+    fn needs_gradients(&self) -> bool {
+        false
+    }
+
+    /// One score per weight, higher = more important.
+    fn score(&self, input: &ScoreInput<'_>) -> Result<Vec<f32>, PruneError>;
+
+    /// Scores of several parameters at once; criteria that normalise over all of them (SNIP)
+    /// override this.
+    fn score_all(&self, inputs: &[ScoreInput<'_>]) -> Result<Vec<Vec<f32>>, PruneError> {
+        inputs.iter().map(|i| self.score(i)).collect()
+    }
+}
+
+pub(crate) fn grads_of<'a>(
+    criterion: &dyn Importance,
+    input: &ScoreInput<'a>,
+) -> Result<&'a GradStats, PruneError> {
+    input.grads.ok_or_else(|| PruneError::NeedsGradients {
+        criterion: criterion.name().to_string(),
+    })
+}
