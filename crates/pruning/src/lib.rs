@@ -10,6 +10,8 @@ pub mod granularity;
 pub mod hook;
 pub mod importance;
 pub mod mask;
+pub mod mask_hook;
+pub mod module;
 pub mod params;
 pub mod rng;
 pub mod select;
@@ -20,6 +22,8 @@ pub use granularity::{
 };
 pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
 pub use mask::{Mask, MaskSet};
+pub use mask_hook::MaskHook;
+pub use module::{Prunable, apply_masks, read_params};
 pub use params::{ParamInfo, param_infos};
 pub use rng::Rng;
 pub use select::{CountOver, Rule};

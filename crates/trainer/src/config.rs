@@ -77,6 +77,149 @@ pub struct Config {
     /// The optimizer and the loop.
     #[serde(default)]
     pub train: TrainConfig,
+    /// Optional pruning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PruningConfig>,
+}
+
+/// When pruning happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruningMode {
+    /// Train, then prune the trained model (and optionally fine-tune), `rounds` times.
+    #[default]
+    Static,
+    /// Prune the freshly initialised network, then train it with its masks held (SNIP).
+    AtInit,
+}
+
+/// Importance criteria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CriterionKind {
+    /// |w|.
+    #[default]
+    L1,
+    /// w².
+    L2,
+    /// Seeded random scores (a control).
+    Random,
+    /// |E[g]| over calibration batches.
+    Grad,
+    /// First-order Taylor, mean over batches of |w·g|.
+    Taylor,
+    /// Fisher / OBD, ½·w²·E[g²].
+    Fisher,
+    /// SNIP, |w·E[g]| normalised (meant for `mode = "at-init"`).
+    Snip,
+}
+
+impl CriterionKind {
+    /// Whether the criterion needs gradients from calibration batches.
+    pub fn needs_gradients(self) -> bool {
+        matches!(self, Self::Grad | Self::Taylor | Self::Fisher | Self::Snip)
+    }
+}
+
+/// Ranking scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScopeConfig {
+    /// Each layer at the same rate.
+    #[default]
+    Layer,
+    /// One ranking over all prunable weights.
+    Global,
+    /// Erdős–Rényi-Kernel per-layer rates.
+    Erk,
+}
+
+/// Which side of a hidden unit scores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeuronSide {
+    /// Incoming weights.
+    #[default]
+    Incoming,
+    /// Outgoing weights.
+    Outgoing,
+    /// Both.
+    Both,
+}
+
+/// What fractions count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CountOverConfig {
+    /// Of the weights not yet pruned (PyTorch's rule).
+    #[default]
+    Remaining,
+    /// Of all weights: the fraction is the target sparsity.
+    All,
+}
+
+/// The `[pruning]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    /// When to prune.
+    #[serde(default)]
+    pub mode: PruningMode,
+    /// How weights are scored.
+    #[serde(default)]
+    pub criterion: CriterionKind,
+    /// `"weight"`, `"neuron"`, or `"N:M"` such as `"2:4"`.
+    #[serde(default = "default_granularity")]
+    pub granularity: String,
+    /// Neurons: which weights score a unit.
+    #[serde(default)]
+    pub neuron_side: NeuronSide,
+    /// Ranking scope.
+    #[serde(default)]
+    pub scope: ScopeConfig,
+    /// Fraction to prune (per round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsity: Option<f64>,
+    /// Absolute threshold: prune scores below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Relative rule: prune scores below alpha·max(score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// What a fraction counts.
+    #[serde(default)]
+    pub count_over: CountOverConfig,
+    /// Iterative pruning: rounds of prune + fine-tune.
+    #[serde(default = "one")]
+    pub rounds: usize,
+    /// Epochs of fine-tuning with masks held after each round.
+    #[serde(default)]
+    pub fine_tune_epochs: usize,
+    /// Learning rate for fine-tuning (default: train.lr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_tune_lr: Option<f64>,
+    /// Batches of training data whose gradients gradient criteria use.
+    #[serde(default = "default_calibration")]
+    pub calibration_batches: usize,
+    /// Allow a layer to lose every weight or unit.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Parameter paths or globs to prune instead of every Linear weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Parameter paths or globs never to prune.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Per-layer multipliers of the fraction, e.g. `{ "layers.2.weight" = 0.5 }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub layer_factor: std::collections::BTreeMap<String, f64>,
+}
+
+fn default_granularity() -> String {
+    "weight".into()
+}
+fn default_calibration() -> usize {
+    10
 }
 
 /// Tensor backends Lopper can run on.
@@ -687,6 +830,9 @@ impl Config {
                 "applies to lr_schedule = \"step\" only",
             ));
         }
+        if let Some(p) = &self.pruning {
+            p.validate()?;
+        }
         if let Some(es) = &t.early_stopping {
             if es.patience == 0 {
                 return Err(bad("train.early_stopping.patience", "must be ≥ 1"));
@@ -701,6 +847,95 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl PruningConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        let rules = [
+            self.sparsity.is_some(),
+            self.threshold.is_some(),
+            self.alpha.is_some(),
+        ];
+        if rules.iter().filter(|&&r| r).count() != 1 {
+            return Err(bad(
+                "pruning.sparsity",
+                "give exactly one of pruning.sparsity (fraction), pruning.threshold (absolute) or pruning.alpha (relative: alpha·max score)",
+            ));
+        }
+        if let Some(s) = self.sparsity
+            && !(0.0..=1.0).contains(&s)
+        {
+            return Err(bad(
+                "pruning.sparsity",
+                format!("must be in [0, 1] (got {s})"),
+            ));
+        }
+        if let Some(a) = self.alpha
+            && !(0.0..=1.0).contains(&a)
+        {
+            return Err(bad("pruning.alpha", format!("must be in [0, 1] (got {a})")));
+        }
+        if self.granularity_parsed().is_none() {
+            return Err(bad(
+                "pruning.granularity",
+                format!(
+                    "`{}` is not one of \"weight\", \"neuron\" or \"N:M\" with N < M (e.g. \"2:4\")",
+                    self.granularity
+                ),
+            ));
+        }
+        if self.rounds == 0 {
+            return Err(bad("pruning.rounds", "must be ≥ 1"));
+        }
+        if self.criterion.needs_gradients() && self.calibration_batches == 0 {
+            return Err(bad(
+                "pruning.calibration_batches",
+                "must be ≥ 1 for a gradient criterion",
+            ));
+        }
+        if let Some(lr) = self.fine_tune_lr {
+            positive("pruning.fine_tune_lr", lr)?;
+        }
+        if self.mode == PruningMode::AtInit && (self.rounds > 1 || self.fine_tune_epochs > 0) {
+            return Err(bad(
+                "pruning.mode",
+                "\"at-init\" prunes once before training; remove rounds and fine_tune_epochs (train.epochs is the training after pruning)",
+            ));
+        }
+        for (k, f) in &self.layer_factor {
+            if !(0.0..=10.0).contains(f) {
+                return Err(bad(
+                    &format!("pruning.layer_factor.{k}"),
+                    format!("must be in [0, 10] (got {f})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The granularity: `None` = weights, `Some(None)` = neurons, `Some(Some((n, m)))` = N:M.
+    pub fn granularity_parsed(&self) -> Option<Granularity> {
+        match self.granularity.as_str() {
+            "weight" => Some(Granularity::Weight),
+            "neuron" => Some(Granularity::Neuron),
+            nm => {
+                let (n, m) = nm.split_once(':')?;
+                let (n, m) = (n.trim().parse().ok()?, m.trim().parse().ok()?);
+                (n < m && n > 0).then_some(Granularity::NOfM(n, m))
+            }
+        }
+    }
+}
+
+/// Parsed `pruning.granularity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Single weights.
+    Weight,
+    /// Hidden units.
+    Neuron,
+    /// N of every M weights along the input axis.
+    NOfM(usize, usize),
 }
 
 impl DataConfig {

@@ -10,14 +10,15 @@ use std::time::Instant;
 use burn::module::Module;
 use serde_json::json;
 
-use crate::config::{Config, ConfigError, LoadedConfig};
+use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
 use crate::data::{self, DataError, Splits};
 use crate::device::{DeviceError, make_device};
 use crate::eval::Evaluation;
-use crate::export::{ExportError, save_model};
+use crate::export::{ExportError, save_masks, save_model};
 use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress};
 use crate::model::Mlp;
+use crate::prune;
 use crate::run_dir::create_run_dir;
 use crate::train::{TrainError, evaluate_splits, train};
 
@@ -86,6 +87,192 @@ pub struct RunResult {
     pub wall_s: f64,
     /// Whether early stopping ended it.
     pub stopped_early: bool,
+    /// The pruning report (`pruning.json`), when the config prunes.
+    pub pruning: Option<serde_json::Value>,
+}
+
+/// The model after all phases, how the last training phase ended, and the pruning outcome.
+struct Phased {
+    model: Mlp,
+    end: pruning::RunEnd,
+    masks: Option<pruning::MaskSet>,
+    pruning: Option<serde_json::Value>,
+}
+
+fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (split, e) in evals {
+        m.insert(
+            split.to_string(),
+            json!({ "loss": e.loss, "accuracy": e.accuracy(), "n": e.n }),
+        );
+    }
+    serde_json::Value::Object(m)
+}
+
+fn log_evals(
+    metrics: &mut MetricsLog,
+    evals: &[(&'static str, crate::eval::Evaluation)],
+    phase: &str,
+) -> Result<(), TrainError> {
+    let (step, epoch) = metrics.offset();
+    let io = |e: std::io::Error| TrainError::Hook {
+        name: "metrics.csv".into(),
+        source: e.into(),
+    };
+    for (split, e) in evals {
+        metrics
+            .row(step, epoch, split, &format!("{phase}_loss"), e.loss)
+            .map_err(io)?;
+        if let Some(a) = e.accuracy() {
+            metrics
+                .row(step, epoch, split, &format!("{phase}_accuracy"), a)
+                .map_err(io)?;
+        }
+    }
+    metrics.flush().map_err(io)
+}
+
+/// Training, and pruning where the config asks for it: `static` trains, then prunes and
+/// fine-tunes `rounds` times; `at-init` prunes the initial network, then trains it with its
+/// masks held.
+fn run_phases(
+    model: Mlp,
+    cfg: &Config,
+    splits: &Splits,
+    head: Head,
+    device: &burn::tensor::Device,
+    metrics: &mut MetricsLog,
+    progress: &mut Progress,
+) -> Result<Phased, TrainError> {
+    let Some(p) = &cfg.pruning else {
+        let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
+        let t = train(
+            model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+        )?;
+        return Ok(Phased {
+            model: t.model,
+            end: t.end,
+            masks: None,
+            pruning: None,
+        });
+    };
+    let prune_err = |e: pruning::PruneError| TrainError::Hook {
+        name: "pruning".into(),
+        source: e.into(),
+    };
+    let params = prune::masked_params(&model, p).map_err(prune_err)?;
+    let mut masks =
+        pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
+    let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
+    let grads_for = |m: &Mlp| {
+        p.criterion.needs_gradients().then(|| {
+            prune::calibrate(
+                m,
+                &splits.train,
+                head,
+                batch,
+                p.calibration_batches,
+                &params,
+                device,
+            )
+        })
+    };
+    let mut rounds = Vec::new();
+    let mut warnings_all = Vec::new();
+    let (mut model, end, before) = match p.mode {
+        PruningMode::AtInit => {
+            let before = evaluate_splits(&model, splits, head, device, true);
+            let grads = grads_for(&model);
+            let (m, new_masks, w) =
+                prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
+                    .map_err(prune_err)?;
+            masks = new_masks;
+            warnings_all.extend(w);
+            let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
+            let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] = [&mut hold, metrics, progress];
+            let t = train(m, splits, head, &cfg.train, cfg.seed, device, &mut hooks)?;
+            let after = evaluate_splits(&t.model, splits, head, device, true);
+            rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_training": eval_json(&after) }));
+            (t.model, t.end, before)
+        }
+        PruningMode::Static => {
+            let t = {
+                let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
+                train(
+                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+                )?
+            };
+            let mut model = t.model;
+            let mut end = t.end;
+            metrics.set_offset(end.steps_done, end.epochs_done);
+            let before = evaluate_splits(&model, splits, head, device, true);
+            log_evals(metrics, &before, "before_pruning")?;
+            for round in 1..=p.rounds {
+                let grads = grads_for(&model);
+                let (m, new_masks, w) =
+                    prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
+                        .map_err(prune_err)?;
+                masks = new_masks;
+                warnings_all.extend(w.iter().map(|w| format!("round {round}: {w}")));
+                let after = evaluate_splits(&m, splits, head, device, true);
+                log_evals(metrics, &after, "after_pruning")?;
+                let (s, e) = metrics.offset();
+                metrics
+                    .row(s, e, "prune", "sparsity", masks.sparsity())
+                    .map_err(|e| TrainError::Hook {
+                        name: "metrics.csv".into(),
+                        source: e.into(),
+                    })?;
+                let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
+                model = m;
+                if p.fine_tune_epochs > 0 {
+                    let mut tune = cfg.train.clone();
+                    tune.epochs = p.fine_tune_epochs;
+                    tune.lr = p.fine_tune_lr.unwrap_or(cfg.train.lr);
+                    tune.early_stopping = None;
+                    tune.lr_schedule = crate::config::LrScheduleKind::Constant;
+                    tune.lr_step_epochs = None;
+                    // A fresh optimizer per round: its moments start at zero and masked gradients
+                    // keep them zero for pruned weights.
+                    let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
+                    let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] =
+                        [&mut hold, metrics, progress];
+                    let t = train(
+                        model,
+                        splits,
+                        head,
+                        &tune,
+                        cfg.seed.wrapping_add(round as u64),
+                        device,
+                        &mut hooks,
+                    )?;
+                    model = t.model;
+                    let (s0, e0) = metrics.offset();
+                    metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
+                    end = t.end;
+                    let tuned = evaluate_splits(&model, splits, head, device, true);
+                    log_evals(metrics, &tuned, "after_fine_tune")?;
+                    record["after_fine_tune"] = eval_json(&tuned);
+                }
+                rounds.push(record);
+            }
+            (model, end, before)
+        }
+    };
+    // The saved model is exactly sparse: one last multiplication by the masks.
+    model = pruning::apply_masks(model, &params, &masks).map_err(prune_err)?;
+    let mut report = prune::layer_report(&model, &masks);
+    report["config"] = serde_json::to_value(p).expect("json");
+    report["before_pruning"] = eval_json(&before);
+    report["rounds"] = json!(rounds);
+    report["warnings"] = json!(warnings_all);
+    Ok(Phased {
+        model,
+        end,
+        masks: Some(masks),
+        pruning: Some(report),
+    })
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
@@ -157,11 +344,8 @@ pub fn run_experiment(
         std::fs::write(&summary_path, text + "\n").map_err(io_err(&summary_path))
     };
 
-    let trained = {
-        let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut metrics, &mut progress];
-        train(model, &splits, head, &cfg.train, cfg.seed, &ad, &mut hooks)
-    };
-    let trained = match trained {
+    let phases = run_phases(model, cfg, &splits, head, &ad, &mut metrics, &mut progress);
+    let trained = match phases {
         Ok(t) => t,
         Err(source) => {
             write_summary(json!({
@@ -172,6 +356,14 @@ pub fn run_experiment(
             return Err(ExperimentError::Train { source, dir });
         }
     };
+    if let Some(report) = &trained.pruning {
+        let path = dir.join("pruning.json");
+        let text = serde_json::to_string_pretty(report).expect("json") + "\n";
+        std::fs::write(&path, text).map_err(io_err(&path))?;
+        if let Some(masks) = &trained.masks {
+            save_masks(masks, &dir.join("masks.safetensors"))?;
+        }
+    }
 
     let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
     let model_path = dir.join("model.safetensors");
@@ -193,6 +385,7 @@ pub fn run_experiment(
         "wall_time_s": wall_s,
     }))?;
     Ok(RunResult {
+        pruning: trained.pruning,
         dir,
         evals,
         head,

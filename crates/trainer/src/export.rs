@@ -51,7 +51,10 @@ pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
             let mut t = vec![0f32; w.len()];
             for i in 0..n_in {
                 for o in 0..n_out {
-                    t[o * n_in + i] = w[i * n_out + o];
+                    // Masking multiplies negative weights by 0, giving -0.0; files hold +0.0 so
+                    // that a bitwise nonzero count agrees with `w != 0`.
+                    let v = w[i * n_out + o];
+                    t[o * n_in + i] = if v == 0.0 { 0.0 } else { v };
                 }
             }
             let b = match &l.bias {
@@ -155,4 +158,48 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
         return Err(fmt("no `layers.0.weight`; not a Lopper model".into()));
     }
     Ok(Mlp::from_weights(layers, activation, device))
+}
+
+/// Writes masks as `<name>_mask` (uint8, 1 = kept) in PyTorch's `[out, in]` layout: the names
+/// and layout `torch.nn.utils.prune.custom_from_mask` expects.
+pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportError> {
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = masks
+        .masks
+        .iter()
+        .map(|(name, m)| {
+            let (shape, bytes) = match m.shape.as_slice() {
+                [n_in, n_out] => {
+                    let mut t = vec![0u8; m.keep.len()];
+                    for i in 0..*n_in {
+                        for o in 0..*n_out {
+                            t[o * n_in + i] = u8::from(m.keep[i * n_out + o]);
+                        }
+                    }
+                    (vec![*n_out, *n_in], t)
+                }
+                _ => (
+                    m.shape.clone(),
+                    m.keep.iter().map(|&k| u8::from(k)).collect(),
+                ),
+            };
+            (format!("{name}_mask"), shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::U8, s.clone(), b).expect("sizes match"),
+            )
+        })
+        .collect();
+    let metadata = HashMap::from([(
+        "layout".to_string(),
+        "pytorch [out_features, in_features]".to_string(),
+    )]);
+    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| ExportError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }

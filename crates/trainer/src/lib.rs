@@ -16,5 +16,6 @@ pub mod head;
 pub mod hooks;
 pub mod model;
 pub mod optim;
+pub mod prune;
 pub mod run_dir;
 pub mod train;

@@ -101,7 +101,15 @@ fn print_summary(config: &trainer::config::Config, r: &RunResult) {
         );
     }
     if matches!(config.data.name, trainer::config::DatasetName::Xor) {
-        let (_, train) = r.evals[0];
+        // Whether training learned XOR: judged before pruning when the run prunes.
+        let before = r
+            .pruning
+            .as_ref()
+            .and_then(|p| p["before_pruning"]["train"]["accuracy"].as_f64());
+        let (_, mut train) = r.evals[0];
+        if let Some(a) = before {
+            train.correct = Some((a * train.n as f64).round() as usize);
+        }
         if train.correct == Some(train.n) {
             println!("XOR learned: all {} points classified correctly.", train.n);
         } else {
@@ -112,5 +120,68 @@ fn print_summary(config: &trainer::config::Config, r: &RunResult) {
             );
         }
     }
+    if let Some(p) = &r.pruning {
+        print_pruning(p);
+    }
     println!("run folder: {}", r.dir.display());
+}
+
+fn print_pruning(p: &serde_json::Value) {
+    println!(
+        "pruning ({} rounds):",
+        p["rounds"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "{:<18} {:>12} {:>10} {:>10} {:>6}",
+        "layer", "shape", "kept", "sparsity", "dead"
+    );
+    for l in p["layers"].as_array().into_iter().flatten() {
+        let shape = format!("{}x{}", l["shape_out_in"][0], l["shape_out_in"][1]);
+        println!(
+            "{:<18} {shape:>12} {:>10} {:>9.2}% {:>6}",
+            l["name"].as_str().unwrap_or(""),
+            format!("{}/{}", l["kept"], l["weights"]),
+            100.0 * l["sparsity"].as_f64().unwrap_or(0.0),
+            l["dead_units"]
+        );
+    }
+    let t = &p["total"];
+    println!(
+        "total sparsity {:.2}%, compression {:.2}x, theoretical speedup {:.2}x",
+        100.0 * t["sparsity"].as_f64().unwrap_or(0.0),
+        t["compression_ratio"].as_f64().unwrap_or(1.0),
+        t["theoretical_speedup"].as_f64().unwrap_or(1.0)
+    );
+    // The split reported: test if there is one, else validation, else train.
+    let split = ["test", "valid", "train"]
+        .into_iter()
+        .find(|s| p["before_pruning"].get(*s).is_some())
+        .unwrap_or("train");
+    let acc = |v: &serde_json::Value| {
+        v[split]["accuracy"]
+            .as_f64()
+            .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a))
+    };
+    let mut line = format!(
+        "{split} accuracy: before pruning {}",
+        acc(&p["before_pruning"])
+    );
+    for r in p["rounds"].as_array().into_iter().flatten() {
+        if r.get("after_pruning").is_some() {
+            line.push_str(&format!(", after pruning {}", acc(&r["after_pruning"])));
+        }
+        if r.get("after_fine_tune").is_some() {
+            line.push_str(&format!(
+                ", after fine-tuning {}",
+                acc(&r["after_fine_tune"])
+            ));
+        }
+        if r.get("after_training").is_some() {
+            line.push_str(&format!(", after training {}", acc(&r["after_training"])));
+        }
+    }
+    for w in p["warnings"].as_array().into_iter().flatten() {
+        println!("warning: {}", w.as_str().unwrap_or(""));
+    }
+    println!("{line}");
 }

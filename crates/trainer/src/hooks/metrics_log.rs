@@ -12,6 +12,8 @@ use crate::model::Mlp;
 /// The `metrics.csv` writer.
 pub struct MetricsLog {
     out: BufWriter<File>,
+    step_offset: usize,
+    epoch_offset: usize,
 }
 
 impl MetricsLog {
@@ -20,7 +22,23 @@ impl MetricsLog {
         let mut out = BufWriter::new(File::create(path)?);
         writeln!(out, "step,epoch,split,metric,value")?;
         out.flush()?;
-        Ok(Self { out })
+        Ok(Self {
+            out,
+            step_offset: 0,
+            epoch_offset: 0,
+        })
+    }
+
+    /// Continues step and epoch numbering after an earlier phase (fine-tuning after pruning
+    /// logs its epoch 1 as the run's next epoch).
+    pub fn set_offset(&mut self, steps: usize, epochs: usize) {
+        self.step_offset = steps;
+        self.epoch_offset = epochs;
+    }
+
+    /// Steps and epochs logged by earlier phases.
+    pub fn offset(&self) -> (usize, usize) {
+        (self.step_offset, self.epoch_offset)
     }
 
     /// Appends one row (also used for metrics measured outside the loop, e.g. final ones).
@@ -48,7 +66,8 @@ impl TrainHook<Mlp> for MetricsLog {
 
     fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
         for (split, metric, value) in &e.metrics {
-            self.row(e.step, e.epoch, split, metric, *value)?;
+            let (step, epoch) = (e.step + self.step_offset, e.epoch + self.epoch_offset);
+            self.row(step, epoch, split, metric, *value)?;
         }
         self.flush()?;
         Ok(())

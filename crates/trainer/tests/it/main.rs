@@ -5,6 +5,7 @@ mod cli;
 mod config_errors;
 mod datasets;
 mod end_to_end;
+mod static_pruning;
 
 use std::path::{Path, PathBuf};
 

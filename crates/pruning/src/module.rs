@@ -1,0 +1,147 @@
+//! Masks on a Burn module: reading parameters to the host, and multiplying them by masks on the
+//! device. With `params.rs`, the only files that call Burn's module APIs (which change between
+//! releases).
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::PruneError;
+use crate::mask::MaskSet;
+use crate::params::{ParamInfo, param_infos};
+
+/// Which parameters are prunable. By default the weights of `Linear` layers; biases only when
+/// asked; `include`/`exclude` take paths or globs with `*` (`layers.*.weight`).
+#[derive(Debug, Clone, Default)]
+pub struct Prunable {
+    /// Paths or globs to prune instead of the default set (empty = default).
+    pub include: Vec<String>,
+    /// Paths or globs never pruned.
+    pub exclude: Vec<String>,
+    /// Also prune `Linear` biases.
+    pub biases: bool,
+}
+
+/// `*` matches any run of characters (dots included).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && glob_match(rest, &tail[i..]))
+        }
+    }
+}
+
+impl Prunable {
+    /// The prunable parameters of `module`, in the module's order. A pattern that matches
+    /// nothing is an error listing the valid paths.
+    pub fn select<M: Module>(&self, module: &M) -> Result<Vec<ParamInfo>, PruneError> {
+        let all = param_infos(module);
+        let valid = || all.iter().map(|p| p.path.clone()).collect::<Vec<_>>();
+        for pat in self.include.iter().chain(&self.exclude) {
+            if !all.iter().any(|p| glob_match(pat, &p.path)) {
+                return Err(PruneError::UnknownParam {
+                    name: pat.clone(),
+                    valid: valid(),
+                });
+            }
+        }
+        Ok(all
+            .into_iter()
+            .filter(|p| {
+                if self.include.is_empty() {
+                    p.owner == "Linear"
+                        && (p.field() == "weight" || (self.biases && p.field() == "bias"))
+                } else {
+                    self.include.iter().any(|g| glob_match(g, &p.path))
+                }
+            })
+            .filter(|p| !self.exclude.iter().any(|g| glob_match(g, &p.path)))
+            .collect())
+    }
+}
+
+/// Host copies of the parameters with the given ids, by id.
+pub fn read_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, Vec<f32>> {
+    struct Reader<'a> {
+        ids: &'a [ParamId],
+        out: BTreeMap<ParamId, Vec<f32>>,
+    }
+    impl ModuleVisitor for Reader<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.ids.contains(&param.id) {
+                let v = param
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 parameters");
+                self.out.insert(param.id, v);
+            }
+        }
+    }
+    let mut r = Reader {
+        ids,
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut r);
+    r.out
+}
+
+/// Multiplies each masked parameter by its mask, keeping its `ParamId` and whether it requires
+/// a gradient (so optimizer state still matches). Masks are checked against `prunable` first.
+pub fn apply_masks<M: Module>(
+    module: M,
+    prunable: &[ParamInfo],
+    masks: &MaskSet,
+) -> Result<M, PruneError> {
+    masks.check(
+        prunable
+            .iter()
+            .map(|p| (p.path.as_str(), p.shape.as_slice())),
+    )?;
+    let by_id: BTreeMap<ParamId, Vec<f32>> = prunable
+        .iter()
+        .map(|p| (p.id, masks.masks[&p.path].to_f32()))
+        .collect();
+    Ok(module.map(&mut MaskMapper { masks: &by_id }))
+}
+
+struct MaskMapper<'a> {
+    masks: &'a BTreeMap<ParamId, Vec<f32>>,
+}
+
+impl ModuleMapper for MaskMapper<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(mask) = self.masks.get(&param.id) else {
+            return param;
+        };
+        param.map(|t| {
+            let require_grad = t.is_require_grad();
+            let m = Tensor::<D>::from_data(TensorData::new(mask.clone(), t.shape()), &t.device());
+            // Detach so the masked value is a fresh leaf, not a node hanging off the old graph.
+            let out = (t * m).detach();
+            if require_grad {
+                out.require_grad()
+            } else {
+                out
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("layers.*.weight", "layers.0.weight"));
+        assert!(glob_match("*", "x"));
+        assert!(!glob_match("layers.*.weight", "layers.0.bias"));
+        assert!(glob_match("layers.1*", "layers.10.bias"));
+    }
+}

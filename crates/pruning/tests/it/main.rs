@@ -1,0 +1,5 @@
+//! Integration tests of the pruning crate: agreement with PyTorch's pruning utilities on the
+//! shared vectors, and properties of selection on random inputs.
+
+mod properties;
+mod pytorch_vectors;

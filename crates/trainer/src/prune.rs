@@ -1,0 +1,276 @@
+//! Static pruning inside the trainer: calibration gradients, scoring, selection, and the report.
+//! The algorithms live in the `pruning` crate; this file maps configs onto them and the
+//! trainer's MLP onto `pruning::LayerInput`s.
+
+use std::collections::BTreeMap;
+
+use burn::module::ParamId;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use pruning::importance::{
+    Fisher, GradMagnitude, GradStats, Importance, Magnitude, RandomScore, ScoreInput, Snip,
+    SquaredMagnitude, Taylor,
+};
+use pruning::{
+    CountOver, LayerInput, MaskSet, ParamInfo, Prunable, PruneError, Rule, ScopeKind, Spec,
+    UnitSide, apply_masks, param_infos, read_params, select_masks,
+};
+use serde_json::json;
+
+use crate::config::{
+    CountOverConfig, CriterionKind, Granularity, NeuronSide, PruningConfig, ScopeConfig,
+};
+use crate::data::Dataset;
+use crate::head::Head;
+use crate::model::Mlp;
+
+/// The criterion a config names.
+pub fn criterion(kind: CriterionKind, seed: u64) -> Box<dyn Importance> {
+    match kind {
+        CriterionKind::L1 => Box::new(Magnitude),
+        CriterionKind::L2 => Box::new(SquaredMagnitude),
+        CriterionKind::Random => Box::new(RandomScore { seed }),
+        CriterionKind::Grad => Box::new(GradMagnitude),
+        CriterionKind::Taylor => Box::new(Taylor),
+        CriterionKind::Fisher => Box::new(Fisher),
+        CriterionKind::Snip => Box::new(Snip),
+    }
+}
+
+/// The selection spec a config describes.
+pub fn spec(cfg: &PruningConfig) -> Spec {
+    let granularity = match cfg.granularity_parsed().expect("validated") {
+        Granularity::Weight => pruning::Granularity::Weight,
+        Granularity::Neuron => pruning::Granularity::Neuron(match cfg.neuron_side {
+            NeuronSide::Incoming => UnitSide::Incoming,
+            NeuronSide::Outgoing => UnitSide::Outgoing,
+            NeuronSide::Both => UnitSide::Both,
+        }),
+        Granularity::NOfM(n, m) => pruning::Granularity::NOfM(n, m),
+    };
+    let rule = match (cfg.sparsity, cfg.threshold, cfg.alpha) {
+        (Some(s), _, _) => Rule::Sparsity(s),
+        (_, Some(t), _) => Rule::Threshold(t),
+        (_, _, Some(a)) => Rule::Relative(a),
+        _ => unreachable!("validated: one rule"),
+    };
+    let mut spec = Spec::new(granularity, rule);
+    spec.scope = match cfg.scope {
+        ScopeConfig::Layer => ScopeKind::Layer,
+        ScopeConfig::Global => ScopeKind::Global,
+        ScopeConfig::Erk => ScopeKind::Erk,
+    };
+    spec.over = match cfg.count_over {
+        CountOverConfig::Remaining => CountOver::Remaining,
+        CountOverConfig::All => CountOver::All,
+    };
+    spec.layer_factor = cfg.layer_factor.clone();
+    spec.allow_empty = cfg.allow_empty;
+    spec
+}
+
+/// The parameters a config prunes, plus (for neuron pruning) the biases masked with them.
+pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>, PruneError> {
+    let prunable = Prunable {
+        include: cfg.include.clone(),
+        exclude: cfg.exclude.clone(),
+        biases: false,
+    }
+    .select(model)?;
+    for name in cfg.layer_factor.keys() {
+        if !prunable.iter().any(|p| &p.path == name) {
+            return Err(PruneError::UnknownParam {
+                name: name.clone(),
+                valid: prunable.iter().map(|p| p.path.clone()).collect(),
+            });
+        }
+    }
+    if !matches!(cfg.granularity_parsed(), Some(Granularity::Neuron)) {
+        return Ok(prunable);
+    }
+    let all = param_infos(model);
+    let mut out = prunable.clone();
+    // Biases of every layer but the last (output units are never pruned).
+    for p in &prunable[..prunable.len().saturating_sub(1)] {
+        let bias = p.path.replace(".weight", ".bias");
+        if let Some(b) = all.iter().find(|q| q.path == bias) {
+            out.push(b.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Gradient statistics over the first `n_batches` training batches (in data order), without
+/// changing the model.
+pub fn calibrate(
+    model: &Mlp,
+    train: &Dataset,
+    head: Head,
+    batch_size: usize,
+    n_batches: usize,
+    params: &[ParamInfo],
+    device: &Device,
+) -> BTreeMap<ParamId, GradStats> {
+    let ids: Vec<ParamId> = params.iter().map(|p| p.id).collect();
+    let weights = read_params(model, &ids);
+    let mut stats: BTreeMap<ParamId, GradStats> = BTreeMap::new();
+    let d = train.n_features;
+    let idx: Vec<usize> = (0..train.len()).collect();
+    for chunk in idx.chunks(batch_size.max(1)).take(n_batches) {
+        let start = chunk[0] * d;
+        let x = Tensor::<2>::from_data(
+            TensorData::new(
+                train.x[start..start + chunk.len() * d].to_vec(),
+                [chunk.len(), d],
+            ),
+            device,
+        );
+        let loss = head.loss(model.forward(x), head.targets(train, chunk, device));
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        for p in params {
+            let g: Option<Vec<f32>> = match p.shape.len() {
+                2 => grads
+                    .get::<2>(p.id)
+                    .map(|g| g.into_data().try_to_vec().expect("f32")),
+                1 => grads
+                    .get::<1>(p.id)
+                    .map(|g| g.into_data().try_to_vec().expect("f32")),
+                _ => None,
+            };
+            if let Some(g) = g {
+                stats.entry(p.id).or_default().add(&weights[&p.id], &g);
+            }
+        }
+    }
+    stats
+}
+
+/// One pruning step: scores the model's current weights, selects new masks (never reviving a
+/// pruned weight), and applies them. Returns the masked model, the masks and any warnings.
+pub fn prune_step(
+    model: Mlp,
+    params: &[ParamInfo],
+    current: &MaskSet,
+    cfg: &PruningConfig,
+    seed: u64,
+    grads: Option<&BTreeMap<ParamId, GradStats>>,
+) -> Result<(Mlp, MaskSet, Vec<String>), PruneError> {
+    let weights_only: Vec<&ParamInfo> = params.iter().filter(|p| p.shape.len() == 2).collect();
+    let ids: Vec<ParamId> = weights_only.iter().map(|p| p.id).collect();
+    let values = read_params(&model, &ids);
+    let crit = criterion(cfg.criterion, seed);
+    if crit.needs_gradients() && grads.is_none() {
+        return Err(PruneError::NeedsGradients {
+            criterion: crit.name().into(),
+        });
+    }
+    let inputs: Vec<ScoreInput<'_>> = weights_only
+        .iter()
+        .map(|p| ScoreInput {
+            name: &p.path,
+            weight: &values[&p.id],
+            grads: grads.and_then(|g| g.get(&p.id)),
+        })
+        .collect();
+    let scores = crit.score_all(&inputs)?;
+    let layers: Vec<LayerInput> = weights_only
+        .iter()
+        .zip(scores)
+        .map(|(p, scores)| {
+            let bias = p.path.replace(".weight", ".bias");
+            LayerInput {
+                name: p.path.clone(),
+                bias: params.iter().any(|q| q.path == bias).then_some(bias),
+                shape: [p.shape[0], p.shape[1]],
+                unit_axis: 1,
+                keep: current.masks[&p.path].keep.clone(),
+                scores,
+            }
+        })
+        .collect();
+    let selection = select_masks(&layers, &spec(cfg))?;
+    // Pruning never revives: combine with the current masks (biases included).
+    let mut masks = current.clone();
+    for (name, m) in selection.masks.masks {
+        let merged = masks.masks[&name].and(&m);
+        masks.masks.insert(name, merged);
+    }
+    let model = apply_masks(model, params, &masks)?;
+    Ok((model, masks, selection.warnings))
+}
+
+/// Per-layer and total counts of a masked MLP, in ShrinkBench's terms: compression ratio =
+/// all parameters / nonzero parameters; theoretical speedup = dense multiply-adds / nonzero
+/// multiply-adds (one multiply-add per weight per sample for dense layers).
+pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
+    let mut layers = Vec::new();
+    let (mut total_w, mut kept_w, mut total_p, mut nonzero_p) = (0usize, 0usize, 0usize, 0usize);
+    let n = model.layers.len();
+    for (i, l) in model.layers.iter().enumerate() {
+        let [n_in, n_out] = l.weight.shape().dims();
+        let w: Vec<f32> = l.weight.val().into_data().try_to_vec().expect("f32");
+        let b: Vec<f32> = l
+            .bias
+            .as_ref()
+            .map(|b| b.val().into_data().try_to_vec().expect("f32"))
+            .unwrap_or_default();
+        let name = format!("layers.{i}.weight");
+        let kept = masks
+            .masks
+            .get(&name)
+            .map_or_else(|| w.iter().filter(|v| **v != 0.0).count(), |m| m.kept());
+        // A hidden unit is dead when it has no incoming weight or no outgoing weight left.
+        let dead = if i + 1 < n {
+            let next: Vec<f32> = model.layers[i + 1]
+                .weight
+                .val()
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
+            let n_next = model.layers[i + 1].weight.shape()[1];
+            (0..n_out)
+                .filter(|&u| {
+                    let no_in = (0..n_in).all(|k| w[k * n_out + u] == 0.0);
+                    let no_out = (0..n_next).all(|o| next[u * n_next + o] == 0.0);
+                    no_in || no_out
+                })
+                .count()
+        } else {
+            0
+        };
+        total_w += w.len();
+        kept_w += kept;
+        total_p += w.len() + b.len();
+        nonzero_p += w.iter().chain(&b).filter(|v| **v != 0.0).count();
+        layers.push(json!({
+            "name": name,
+            "shape_out_in": [n_out, n_in],
+            "weights": w.len(),
+            "kept": kept,
+            "sparsity": 1.0 - kept as f64 / w.len() as f64,
+            "dead_units": dead,
+        }));
+    }
+    let nonzero_w: usize = model
+        .layers
+        .iter()
+        .map(|l| {
+            let w: Vec<f32> = l.weight.val().into_data().try_to_vec().expect("f32");
+            w.iter().filter(|v| **v != 0.0).count()
+        })
+        .sum();
+    json!({
+        "layers": layers,
+        "total": {
+            "weights": total_w,
+            "kept": kept_w,
+            "sparsity": 1.0 - kept_w as f64 / total_w.max(1) as f64,
+            "parameters": total_p,
+            "nonzero_parameters": nonzero_p,
+            "compression_ratio": total_p as f64 / nonzero_p.max(1) as f64,
+            "dense_macs_per_sample": total_w,
+            "nonzero_macs_per_sample": nonzero_w,
+            "theoretical_speedup": total_w as f64 / nonzero_w.max(1) as f64,
+        }
+    })
+}
