@@ -850,7 +850,8 @@ impl Config {
 }
 
 impl PruningConfig {
-    fn validate(&self) -> Result<(), Invalid> {
+    /// Checks ranges and combinations; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
         let rules = [
             self.sparsity.is_some(),
             self.threshold.is_some(),

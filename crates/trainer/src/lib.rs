@@ -17,5 +17,6 @@ pub mod hooks;
 pub mod model;
 pub mod optim;
 pub mod prune;
+pub mod prune_file;
 pub mod run_dir;
 pub mod train;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use trainer::config::{BackendKind, find_config, load_config};
 use trainer::experiment::{RunOptions, RunResult, run_experiment};
 
@@ -13,13 +13,21 @@ use trainer::experiment::{RunOptions, RunResult, run_experiment};
 /// A bare config file name that is not in the current directory is looked up in `configs/`,
 /// so `--config xor.toml` and `--config xor` both find `configs/xor.toml`. Every run writes a
 /// folder under `runs/` (or `--out`) holding the resolved config.toml, metrics.csv,
-/// model.safetensors and summary.json.
+/// model.safetensors and summary.json (and pruning.json, masks.safetensors when it prunes).
 #[derive(Parser, Debug)]
-#[command(name = "trainer", version)]
+#[command(name = "trainer", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
     /// The experiment config (TOML); see configs/README.md for every key.
     #[arg(long, short)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Override a config value, e.g. `--set train.lr=0.01` (repeatable).
     #[arg(long = "set", value_name = "TABLE.KEY=VALUE")]
     set: Vec<String>,
@@ -37,6 +45,56 @@ struct Cli {
     quiet: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Prune a model file (ours, or a PyTorch state_dict saved with safetensors) without
+    /// training; writes the pruned weights and `<name>_mask` tensors.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// The model (.safetensors); every 2-D float32 `*weight` tensor is prunable.
+    model: PathBuf,
+    /// Where to write the pruned model and its masks.
+    #[arg(long)]
+    out: PathBuf,
+    /// Take the `[pruning]` table of this experiment config (flags below override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// l1, l2 or random (gradient criteria need data: use a training config).
+    #[arg(long)]
+    criterion: Option<String>,
+    /// Fraction of weights to prune.
+    #[arg(long)]
+    sparsity: Option<f64>,
+    /// Prune scores below this absolute threshold.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Prune scores below alpha * max(score).
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// layer, global or erk.
+    #[arg(long)]
+    scope: Option<String>,
+    /// weight, neuron (hidden units with their incoming weights, bias and outgoing weights),
+    /// or N:M such as 2:4.
+    #[arg(long)]
+    granularity: Option<String>,
+    /// Neurons: the norm of a unit's weights, 1 or 2 (sets the criterion to l1 or l2).
+    #[arg(long)]
+    norm: Option<u8>,
+    /// The file stores weights in Burn's [in, out] layout instead of PyTorch's [out, in].
+    #[arg(long)]
+    burn_layout: bool,
+    /// Seed for the random criterion.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -49,7 +107,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let path = find_config(&cli.config)?;
+    if let Some(Command::Prune(args)) = &cli.command {
+        return prune_command(args);
+    }
+    let cli = &cli.train;
+    let Some(config) = &cli.config else {
+        anyhow::bail!(
+            "no config given: run `trainer --config configs/xor.toml`, or `trainer --help`"
+        );
+    };
+    let path = find_config(config)?;
     let mut overrides = cli.set.clone();
     if let Some(seed) = cli.seed {
         overrides.push(format!("seed={seed}"));
@@ -184,4 +251,80 @@ fn print_pruning(p: &serde_json::Value) {
         println!("warning: {}", w.as_str().unwrap_or(""));
     }
     println!("{line}");
+}
+
+fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
+    let mut table = match &a.config {
+        Some(c) => {
+            let path = find_config(c)?;
+            let loaded = load_config(&path, &[])?;
+            let p = loaded.config.pruning.with_context(|| {
+                format!(
+                    "{} has no [pruning] table; add one or give the flags",
+                    path.display()
+                )
+            })?;
+            toml::Table::try_from(&p).expect("serializes")
+        }
+        None => toml::Table::new(),
+    };
+    let mut set = |k: &str, v: toml::Value| {
+        table.insert(k.to_string(), v);
+    };
+    if let Some(n) = a.norm {
+        anyhow::ensure!(matches!(n, 1 | 2), "--norm takes 1 or 2 (got {n})");
+        set("criterion", toml::Value::String(format!("l{n}")));
+    }
+    if let Some(c) = &a.criterion {
+        set("criterion", toml::Value::String(c.clone()));
+    }
+    if let Some(g) = &a.granularity {
+        set("granularity", toml::Value::String(g.clone()));
+    }
+    if let Some(s) = &a.scope {
+        set("scope", toml::Value::String(s.clone()));
+    }
+    for (k, v) in [
+        ("sparsity", a.sparsity),
+        ("threshold", a.threshold),
+        ("alpha", a.alpha),
+    ] {
+        if let Some(v) = v {
+            // A flag replaces whichever rule the config had.
+            table.remove("sparsity");
+            table.remove("threshold");
+            table.remove("alpha");
+            table.insert(k.to_string(), toml::Value::Float(v));
+        }
+    }
+    let cfg: trainer::config::PruningConfig = table
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("pruning options: {}", e.message()))?;
+    cfg.validate()
+        .map_err(|(key, msg)| anyhow::anyhow!("`{key}` {msg}"))?;
+    let report = trainer::prune_file::prune_file(&a.model, &a.out, &cfg, a.burn_layout, a.seed)?;
+    if !a.quiet {
+        println!(
+            "{:<24} {:>12} {:>14} {:>10}",
+            "tensor", "shape", "kept", "sparsity"
+        );
+        for l in report["layers"].as_array().into_iter().flatten() {
+            println!(
+                "{:<24} {:>12} {:>14} {:>9.2}%",
+                l["name"].as_str().unwrap_or(""),
+                format!("{}x{}", l["shape"][0], l["shape"][1]),
+                format!("{}/{}", l["kept"], l["weights"]),
+                100.0 * l["sparsity"].as_f64().unwrap_or(0.0)
+            );
+        }
+        for w in report["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or(""));
+        }
+        println!(
+            "total sparsity {:.2}%; wrote {} (pruned weights and <name>_mask tensors)",
+            100.0 * report["total"]["sparsity"].as_f64().unwrap_or(0.0),
+            a.out.display()
+        );
+    }
+    Ok(())
 }

@@ -70,3 +70,61 @@ fn xor_from_the_command_line_reports_success_and_the_run_folder() {
             .contains("is not empty")
     );
 }
+
+#[test]
+fn prune_command_writes_pytorch_identical_masks_and_zeroed_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vectors = crate::repo().join("crates/pruning/tests/it/vectors");
+    let out = tmp.path().join("pruned.safetensors");
+    let run = trainer()
+        .arg("prune")
+        .arg(vectors.join("weights.safetensors"))
+        .args([
+            "--criterion",
+            "l1",
+            "--sparsity",
+            "0.8",
+            "--scope",
+            "global",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ours = std::fs::read(&out).unwrap();
+    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+    let torch = std::fs::read(vectors.join("masks.safetensors")).unwrap();
+    let torch = safetensors::SafeTensors::deserialize(&torch).unwrap();
+    for layer in ["fc1.weight", "fc2.weight", "fc3.weight"] {
+        let mask = ours.tensor(&format!("{layer}_mask")).unwrap();
+        assert_eq!(
+            mask.data(),
+            torch
+                .tensor(&format!("global_l1_a0.8/{layer}"))
+                .unwrap()
+                .data()
+        );
+        let w = ours.tensor(layer).unwrap();
+        for (c, &m) in w.data().chunks_exact(4).zip(mask.data()) {
+            let v = f32::from_le_bytes(c.try_into().unwrap());
+            assert_eq!(m == 0, v == 0.0, "{layer}: weight {v} vs mask {m}");
+        }
+    }
+    // Gradient criteria need data, and the message says so.
+    let run = trainer()
+        .arg("prune")
+        .arg(vectors.join("weights.safetensors"))
+        .args(["--criterion", "taylor", "--sparsity", "0.5", "--out"])
+        .arg(tmp.path().join("x.safetensors"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("needs gradients from data"));
+}

@@ -1,0 +1,216 @@
+//! `trainer prune`: pruning a model given as a safetensors file — ours, or a PyTorch
+//! `state_dict` saved with `safetensors` — without training. Works on host arrays, so any 2-D
+//! float `*weight` tensor is prunable whatever model it came from.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pruning::importance::ScoreInput;
+use pruning::module::glob_match;
+use pruning::{LayerInput, MaskSet, select_masks};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde_json::json;
+
+use crate::config::PruningConfig;
+use crate::prune::{criterion, spec};
+
+/// Errors of `trainer prune`.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneFileError {
+    /// File system failure.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The input is not usable.
+    #[error("{}: {message}", path.display())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Selection failed.
+    #[error(transparent)]
+    Prune(#[from] pruning::PruneError),
+}
+
+/// Natural order: `fc2` before `fc10`, so that layers come in network order.
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut num = String::new();
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            if !num.is_empty() {
+                out.push((std::mem::take(&mut text), num.parse().unwrap_or(u64::MAX)));
+                num.clear();
+            }
+            text.push(c);
+        }
+    }
+    out.push((text, num.parse().unwrap_or(0)));
+    out
+}
+
+/// Prunes the weights in `input` as `cfg` says and writes `output`: every tensor of the input
+/// (pruned weights replaced) plus `<name>_mask` (uint8) for each pruned weight. `burn_layout`
+/// says the weights are `[in, out]` rather than PyTorch's `[out, in]`. Returns the report.
+pub fn prune_file(
+    input: &Path,
+    output: &Path,
+    cfg: &PruningConfig,
+    burn_layout: bool,
+    seed: u64,
+) -> Result<serde_json::Value, PruneFileError> {
+    let bad = |message: String| PruneFileError::Input {
+        path: input.to_path_buf(),
+        message,
+    };
+    let crit = criterion(cfg.criterion, seed);
+    if crit.needs_gradients() {
+        return Err(bad(format!(
+            "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \
+             use l1, l2 or random here, or prune inside a training config (`[pruning]`) where \
+             calibration batches are available",
+            crit.name()
+        )));
+    }
+    let bytes = std::fs::read(input).map_err(|source| PruneFileError::Io {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort_by_key(|n| natural_key(n));
+    let is_candidate = |n: &str| {
+        let t = st.tensor(n).expect("listed");
+        t.dtype() == Dtype::F32 && t.shape().len() == 2 && n.ends_with("weight")
+    };
+    for pat in cfg.include.iter().chain(&cfg.exclude) {
+        if !names.iter().any(|n| glob_match(pat, n)) {
+            return Err(pruning::PruneError::UnknownParam {
+                name: pat.clone(),
+                valid: names.clone(),
+            }
+            .into());
+        }
+    }
+    let prunable: Vec<String> = names
+        .iter()
+        .filter(|n| {
+            if cfg.include.is_empty() {
+                is_candidate(n)
+            } else {
+                cfg.include.iter().any(|g| glob_match(g, n))
+            }
+        })
+        .filter(|n| !cfg.exclude.iter().any(|g| glob_match(g, n)))
+        .cloned()
+        .collect();
+    if prunable.is_empty() {
+        return Err(bad(format!(
+            "no 2-D float32 tensor named `*weight` to prune; tensors: {}",
+            names.join(", ")
+        )));
+    }
+    let read = |n: &str| -> Vec<f32> {
+        st.tensor(n)
+            .expect("listed")
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let weights: Vec<Vec<f32>> = prunable.iter().map(|n| read(n)).collect();
+    let inputs: Vec<ScoreInput<'_>> = prunable
+        .iter()
+        .zip(&weights)
+        .map(|(n, w)| ScoreInput {
+            name: n,
+            weight: w,
+            grads: None,
+        })
+        .collect();
+    let scores = crit.score_all(&inputs)?;
+    let unit_axis = if burn_layout { 1 } else { 0 };
+    let layers: Vec<LayerInput> = prunable
+        .iter()
+        .zip(scores)
+        .map(|(n, scores)| {
+            let shape = st.tensor(n).expect("listed").shape().to_vec();
+            let bias = n.strip_suffix("weight").map(|p| format!("{p}bias"));
+            LayerInput {
+                name: n.clone(),
+                bias: bias.filter(|b| names.contains(b)),
+                shape: [shape[0], shape[1]],
+                unit_axis,
+                keep: vec![true; scores.len()],
+                scores,
+            }
+        })
+        .collect();
+    let selection = select_masks(&layers, &spec(cfg))?;
+    write_output(&st, &names, &selection.masks, output)?;
+    let mut report_layers = Vec::new();
+    for l in &layers {
+        let m = &selection.masks.masks[&l.name];
+        report_layers.push(json!({
+            "name": l.name, "shape": l.shape, "weights": m.len(), "kept": m.kept(), "sparsity": m.sparsity(),
+        }));
+    }
+    let (kept, total) = selection.masks.counts();
+    Ok(json!({
+        "input": input.display().to_string(),
+        "output": output.display().to_string(),
+        "layout": if burn_layout { "burn [in, out]" } else { "pytorch [out, in]" },
+        "criterion": crit.name(),
+        "layers": report_layers,
+        "total": { "weights": total, "kept": kept, "sparsity": 1.0 - kept as f64 / total.max(1) as f64 },
+        "warnings": selection.warnings,
+    }))
+}
+
+fn write_output(
+    st: &SafeTensors<'_>,
+    names: &[String],
+    masks: &MaskSet,
+    output: &Path,
+) -> Result<(), PruneFileError> {
+    let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for n in names {
+        let t = st.tensor(n).expect("listed");
+        let mut data = t.data().to_vec();
+        if let Some(m) = masks.masks.get(n.as_str()) {
+            if t.dtype() == Dtype::F32 {
+                for (chunk, &keep) in data.chunks_exact_mut(4).zip(&m.keep) {
+                    if !keep {
+                        chunk.copy_from_slice(&0f32.to_le_bytes());
+                    }
+                }
+            }
+            let mask: Vec<u8> = m.keep.iter().map(|&k| u8::from(k)).collect();
+            buffers.push((format!("{n}_mask"), Dtype::U8, m.shape.clone(), mask));
+        }
+        buffers.push((n.clone(), t.dtype(), t.shape().to_vec(), data));
+    }
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(*d, s.clone(), b).expect("sizes match"),
+            )
+        })
+        .collect();
+    let meta = HashMap::from([("pruned_by".to_string(), "lopper trainer prune".to_string())]);
+    safetensors::serialize_to_file(views, Some(meta), output).map_err(|e| PruneFileError::Input {
+        path: output.to_path_buf(),
+        message: e.to_string(),
+    })
+}
