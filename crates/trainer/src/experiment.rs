@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
 use crate::data::{self, DataError, Splits};
 use crate::device::{DeviceError, make_device};
 use crate::eval::Evaluation;
-use crate::export::{ExportError, save_masks, save_model};
+use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress};
 use crate::model::Mlp;
@@ -49,6 +49,14 @@ pub enum ExperimentError {
     /// The model file could not be written.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// `--from` cannot be used as asked.
+    #[error("--from {}: {message}", dir.display())]
+    From {
+        /// The earlier run.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Writing the run folder failed.
     #[error("cannot write {}: {source}", path.display())]
     Io {
@@ -68,6 +76,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Show the progress bar (if stderr is a terminal).
     pub progress: bool,
+    /// Start from this earlier run's model (and masks) instead of training: static pruning only.
+    pub from: Option<PathBuf>,
 }
 
 /// What a finished experiment reports.
@@ -136,8 +146,11 @@ fn log_evals(
 /// Training, and pruning where the config asks for it: `static` trains, then prunes and
 /// fine-tunes `rounds` times; `at-init` prunes the initial network, then trains it with its
 /// masks held.
+#[allow(clippy::too_many_arguments)]
 fn run_phases(
     model: Mlp,
+    skip_training: bool,
+    start_masks: Option<pruning::MaskSet>,
     cfg: &Config,
     splits: &Splits,
     head: Head,
@@ -164,6 +177,21 @@ fn run_phases(
     let params = prune::masked_params(&model, p).map_err(prune_err)?;
     let mut masks =
         pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
+    if let Some(earlier) = start_masks {
+        // Masks of an earlier run carry over: what it pruned stays pruned.
+        for (name, m) in earlier.masks {
+            if let Some(slot) = masks.masks.get_mut(&name) {
+                if slot.shape != m.shape {
+                    return Err(prune_err(pruning::PruneError::ShapeMismatch {
+                        name,
+                        expected: slot.shape.clone(),
+                        got: m.shape,
+                    }));
+                }
+                *slot = m;
+            }
+        }
+    }
     let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
     let grads_for = |m: &Mlp| {
         p.criterion.needs_gradients().then(|| {
@@ -197,14 +225,21 @@ fn run_phases(
             (t.model, t.end, before)
         }
         PruningMode::Static => {
-            let t = {
+            let (mut model, mut end) = if skip_training {
+                // --from: the earlier run's model is the trained model.
+                let none = pruning::RunEnd {
+                    epochs_done: 0,
+                    steps_done: 0,
+                    stopped_early: false,
+                };
+                (model, none)
+            } else {
                 let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
-                train(
+                let t = train(
                     model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
-                )?
+                )?;
+                (t.model, t.end)
             };
-            let mut model = t.model;
-            let mut end = t.end;
             metrics.set_offset(end.steps_done, end.epochs_done);
             let before = evaluate_splits(&model, splits, head, device, true);
             log_evals(metrics, &before, "before_pruning")?;
@@ -306,6 +341,38 @@ pub fn run_experiment(
         cfg.seed,
         &ad,
     );
+    let mut start_masks = None;
+    let model = match &opts.from {
+        None => model,
+        Some(from) => {
+            if !cfg
+                .pruning
+                .as_ref()
+                .is_some_and(|p| p.mode == PruningMode::Static)
+            {
+                return Err(ExperimentError::From {
+                    dir: from.clone(),
+                    message: "--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into(),
+                });
+            }
+            let loaded = load_model(&from.join("model.safetensors"), &ad)?;
+            if loaded.widths() != model.widths() {
+                return Err(ExperimentError::From {
+                    dir: from.clone(),
+                    message: format!(
+                        "its network is {:?} but this config and data make {:?}",
+                        loaded.widths(),
+                        model.widths()
+                    ),
+                });
+            }
+            let masks_path = from.join("masks.safetensors");
+            if masks_path.is_file() {
+                start_masks = Some(load_masks(&masks_path)?);
+            }
+            loaded
+        }
+    };
     let widths = model.widths();
     let n_params = model.num_params();
 
@@ -344,7 +411,17 @@ pub fn run_experiment(
         std::fs::write(&summary_path, text + "\n").map_err(io_err(&summary_path))
     };
 
-    let phases = run_phases(model, cfg, &splits, head, &ad, &mut metrics, &mut progress);
+    let phases = run_phases(
+        model,
+        opts.from.is_some(),
+        start_masks,
+        cfg,
+        &splits,
+        head,
+        &ad,
+        &mut metrics,
+        &mut progress,
+    );
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {

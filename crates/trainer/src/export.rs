@@ -203,3 +203,50 @@ pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportErr
         message: e.to_string(),
     })
 }
+
+/// Reads masks written by [`save_masks`] back into Burn's layout (`[in, out]` for matrices).
+pub fn load_masks(path: &Path) -> Result<pruning::MaskSet, ExportError> {
+    let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fmt = |message: String| ExportError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let mut set = pruning::MaskSet::default();
+    for name in st.names() {
+        let Some(param) = name.strip_suffix("_mask") else {
+            continue;
+        };
+        let t = st.tensor(name).map_err(|e| fmt(e.to_string()))?;
+        if t.dtype() != Dtype::U8 {
+            return Err(fmt(format!("`{name}` is {:?}, expected U8", t.dtype())));
+        }
+        if let Some(&v) = t.data().iter().find(|&&v| v > 1) {
+            return Err(fmt(format!("`{name}` holds {v}; masks hold only 0 and 1")));
+        }
+        let mask = match t.shape() {
+            [n_out, n_in] => {
+                let (n_out, n_in) = (*n_out, *n_in);
+                let mut keep = vec![false; n_out * n_in];
+                for o in 0..n_out {
+                    for i in 0..n_in {
+                        keep[i * n_out + o] = t.data()[o * n_in + i] == 1;
+                    }
+                }
+                pruning::Mask {
+                    shape: vec![n_in, n_out],
+                    keep,
+                }
+            }
+            shape => pruning::Mask {
+                shape: shape.to_vec(),
+                keep: t.data().iter().map(|&v| v == 1).collect(),
+            },
+        };
+        set.masks.insert(param.to_string(), mask);
+    }
+    Ok(set)
+}

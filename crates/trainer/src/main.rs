@@ -40,6 +40,9 @@ struct TrainArgs {
     /// Write the run into exactly this folder (must not exist or be empty).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Prune the model of an earlier run folder instead of training (its masks carry over).
+    #[arg(long, value_name = "RUN_DIR")]
+    from: Option<PathBuf>,
     /// No progress bar and no summary table; errors are still printed.
     #[arg(long, short)]
     quiet: bool,
@@ -129,6 +132,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         runs_root: PathBuf::from("runs"),
         out: cli.out.clone(),
         progress: !cli.quiet,
+        from: cli.from.clone(),
     };
     let result = run_experiment(&loaded, &opts)
         .with_context(|| format!("experiment {} failed", path.display()))?;

@@ -14,6 +14,7 @@ fn opts(root: &Path) -> RunOptions {
         runs_root: root.to_path_buf(),
         out: None,
         progress: false,
+        from: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn opts(root: &Path) -> RunOptions {
         runs_root: root.to_path_buf(),
         out: None,
         progress: false,
+        from: None,
     }
 }
 
@@ -202,4 +203,90 @@ fn without_the_mask_hook_momentum_revives_pruned_weights() {
     let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [&mut check];
     let e = train(model, &splits, head, &cfg.train, 0, &device, &mut hooks).unwrap_err();
     assert!(e.to_string().contains("zero-check"), "{e}");
+}
+
+#[test]
+fn pruning_from_an_earlier_run_keeps_its_masks_and_iterative_rounds_compound() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Round one: train, prune 50% layer-wise, two rounds (50% of the remaining each time).
+    let first = run_experiment(
+        &shipped(
+            "digits-static.toml",
+            &[
+                "train.epochs=10",
+                "pruning.scope=\"layer\"",
+                "pruning.sparsity=0.5",
+                "pruning.rounds=2",
+                "pruning.fine_tune_epochs=1",
+            ],
+        ),
+        &opts(tmp.path()),
+    )
+    .unwrap();
+    let p = first.pruning.unwrap();
+    let s1 = p["rounds"][0]["sparsity"].as_f64().unwrap();
+    let s2 = p["rounds"][1]["sparsity"].as_f64().unwrap();
+    assert!(
+        (s1 - 0.5).abs() < 1e-3 && (s2 - 0.75).abs() < 1e-3,
+        "{s1} {s2}"
+    );
+    // Round two, from that run: another 50% of what remains, without training.
+    let mut o = opts(tmp.path());
+    o.from = Some(first.dir.clone());
+    let second = run_experiment(
+        &shipped(
+            "digits-static.toml",
+            &["pruning.scope=\"layer\"", "pruning.sparsity=0.5"],
+        ),
+        &o,
+    )
+    .unwrap();
+    let before = trainer::export::load_masks(&first.dir.join("masks.safetensors")).unwrap();
+    let after = trainer::export::load_masks(&second.dir.join("masks.safetensors")).unwrap();
+    for (name, m) in &after.masks {
+        let earlier = &before.masks[name];
+        assert!(
+            m.keep
+                .iter()
+                .zip(&earlier.keep)
+                .all(|(now, was)| *was || !*now),
+            "{name} revived"
+        );
+    }
+    assert!(
+        (after.sparsity() - 0.875).abs() < 2e-3,
+        "{}",
+        after.sparsity()
+    );
+    let acc0 = second.pruning.unwrap()["before_pruning"]["test"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    let acc_first = first.evals.last().unwrap().1.accuracy().unwrap();
+    assert_eq!(
+        acc0, acc_first,
+        "--from starts from the earlier run's final model"
+    );
+}
+
+#[test]
+fn applying_masks_keeps_param_ids_and_gradient_requirement() {
+    #[allow(deprecated)]
+    let device = Device::ndarray().autodiff();
+    let cfg = shipped("digits-static.toml", &[]).config;
+    let model = Mlp::new(&cfg.model, 64, 10, 0, &device);
+    let before = pruning::param_infos(&model);
+    let p = cfg.pruning.as_ref().unwrap();
+    let params = masked_params(&model, p).unwrap();
+    let ones = pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
+    let (model, _, _) = prune_step(model, &params, &ones, p, 0, None).unwrap();
+    assert_eq!(pruning::param_infos(&model), before);
+    assert!(model.layers[0].weight.val().is_require_grad());
+    // Unknown parameter paths are errors that list the valid ones.
+    let mut bad = p.clone();
+    bad.exclude = vec!["layers.9.weight".into()];
+    let e = masked_params(&model, &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown parameter `layers.9.weight`; prunable: layers.0.weight"),
+        "{e}"
+    );
 }
