@@ -21,12 +21,12 @@ pub enum ConfigError {
         tried: Vec<PathBuf>,
     },
     /// The file exists but cannot be read.
-    #[error("cannot read config {}: {source}", path.display())]
+    #[error("cannot read config {}: {cause}", path.display())]
     Read {
         /// The config file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// TOML syntax, an unknown key, or a value of the wrong type; the message carries the line,
     /// column and a caret from the `toml` crate.
@@ -603,7 +603,7 @@ pub fn find_config_in(root: &Path, name: &Path) -> Result<PathBuf, ConfigError> 
 pub fn load_config(path: &Path, overrides: &[String]) -> Result<LoadedConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     parse_config(&text, path, overrides)
 }

@@ -39,16 +39,24 @@ pub enum ExperimentError {
     #[error(transparent)]
     Device(#[from] DeviceError),
     /// Training stopped abnormally; the run folder keeps what was written.
-    #[error("{source}\nwhat was written so far is in {}", dir.display())]
+    #[error("{cause}\nwhat was written so far is in {}", dir.display())]
     Train {
         /// The failure.
-        source: TrainError,
+        cause: TrainError,
         /// The run folder.
         dir: PathBuf,
     },
     /// The model file could not be written.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// The `[pruning]` table names parameters the model does not have.
+    #[error("in {}: [pruning]: {cause}", path.display())]
+    Pruning {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        cause: pruning::PruneError,
+    },
     /// `--from` cannot be used as asked.
     #[error("--from {}: {message}", dir.display())]
     From {
@@ -58,12 +66,12 @@ pub enum ExperimentError {
         message: String,
     },
     /// Writing the run folder failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -128,7 +136,7 @@ fn log_evals(
     let (step, epoch) = metrics.offset();
     let io = |e: std::io::Error| TrainError::Hook {
         name: "metrics.csv".into(),
-        source: e.into(),
+        cause: e.into(),
     };
     for (split, e) in evals {
         metrics
@@ -170,10 +178,7 @@ fn run_phases(
             pruning: None,
         });
     };
-    let prune_err = |e: pruning::PruneError| TrainError::Hook {
-        name: "pruning".into(),
-        source: e.into(),
-    };
+    let prune_err = TrainError::Prune;
     let params = prune::masked_params(&model, p).map_err(prune_err)?;
     let mut masks =
         pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
@@ -257,7 +262,7 @@ fn run_phases(
                     .row(s, e, "prune", "sparsity", masks.sparsity())
                     .map_err(|e| TrainError::Hook {
                         name: "metrics.csv".into(),
-                        source: e.into(),
+                        cause: e.into(),
                     })?;
                 let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
                 model = m;
@@ -313,7 +318,7 @@ fn run_phases(
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
     move |source| ExperimentError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
 
@@ -373,6 +378,13 @@ pub fn run_experiment(
             loaded
         }
     };
+    if let Some(p) = &cfg.pruning {
+        // Checked before the run folder exists: a typo in a path is a config error.
+        prune::masked_params(&model, p).map_err(|cause| ExperimentError::Pruning {
+            path: loaded.path.clone(),
+            cause,
+        })?;
+    }
     let widths = model.widths();
     let n_params = model.num_params();
 
@@ -430,7 +442,7 @@ pub fn run_experiment(
                 "error": source.to_string(),
                 "wall_time_s": start.elapsed().as_secs_f64(),
             }))?;
-            return Err(ExperimentError::Train { source, dir });
+            return Err(ExperimentError::Train { cause: source, dir });
         }
     };
     if let Some(report) = &trained.pruning {

@@ -18,12 +18,12 @@ use crate::model::Mlp;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// File system failure.
-    #[error("cannot access {}: {source}", path.display())]
+    #[error("cannot access {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not a usable safetensors file.
     #[error("{}: {message}", path.display())]
@@ -66,6 +66,20 @@ pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
         .collect()
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>, ExportError> {
+    std::fs::read(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    })
+}
+
+fn format_error(path: &Path) -> impl Fn(String) -> ExportError + '_ {
+    move |message| ExportError::Format {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
 fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -97,22 +111,14 @@ pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
             activation.as_str().unwrap_or_default().to_string(),
         ),
     ]);
-    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| ExportError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    safetensors::serialize_to_file(views, Some(metadata), path)
+        .map_err(|e| format_error(path)(e.to_string()))
 }
 
 /// Reads a model written by [`save_model`] back onto `device`.
 pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
-    let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let fmt = |message: String| ExportError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bytes = read_file(path)?;
+    let fmt = format_error(path);
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
     let activation: ActivationKind = meta
@@ -198,22 +204,14 @@ pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportErr
         "layout".to_string(),
         "pytorch [out_features, in_features]".to_string(),
     )]);
-    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| ExportError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    safetensors::serialize_to_file(views, Some(metadata), path)
+        .map_err(|e| format_error(path)(e.to_string()))
 }
 
 /// Reads masks written by [`save_masks`] back into Burn's layout (`[in, out]` for matrices).
 pub fn load_masks(path: &Path) -> Result<pruning::MaskSet, ExportError> {
-    let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let fmt = |message: String| ExportError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bytes = read_file(path)?;
+    let fmt = format_error(path);
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
     let mut set = pruning::MaskSet::default();
     for name in st.names() {

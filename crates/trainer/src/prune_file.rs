@@ -18,12 +18,12 @@ use crate::prune::{criterion, spec};
 #[derive(Debug, thiserror::Error)]
 pub enum PruneFileError {
     /// File system failure.
-    #[error("cannot access {}: {source}", path.display())]
+    #[error("cannot access {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The input is not usable.
     #[error("{}: {message}", path.display())]
@@ -83,7 +83,7 @@ pub fn prune_file(
     }
     let bytes = std::fs::read(input).map_err(|source| PruneFileError::Io {
         path: input.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();

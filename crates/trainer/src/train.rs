@@ -34,13 +34,16 @@ pub enum TrainError {
         /// A suggested smaller rate.
         suggest: f64,
     },
+    /// Pruning failed (a bad mask, or a criterion without the data it needs).
+    #[error("pruning: {0}")]
+    Prune(pruning::PruneError),
     /// A hook failed.
-    #[error("hook `{name}` failed: {source}")]
+    #[error("hook `{name}` failed: {cause}")]
     Hook {
         /// The hook's name.
         name: String,
         /// Its error.
-        source: HookError,
+        cause: HookError,
     },
 }
 
@@ -88,7 +91,7 @@ fn metric_rows(evals: &[(&'static str, Evaluation)]) -> Vec<(String, String, f64
 fn hook_err(hook: &dyn TrainHook<Mlp>) -> impl FnOnce(HookError) -> TrainError + '_ {
     move |source| TrainError::Hook {
         name: hook.name().to_string(),
-        source,
+        cause: source,
     }
 }
 

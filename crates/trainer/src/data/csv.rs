@@ -15,7 +15,7 @@ use crate::config::TaskKind;
 pub fn read_csv(path: &Path, target: Option<&str>, task: TaskKind) -> Result<Dataset, DataError> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     parse_csv(&text, path, target, task)
 }

@@ -26,7 +26,7 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let bad = |message: String| DataError::Idx {
         path: path.to_path_buf(),

@@ -23,12 +23,12 @@ use pruning::Rng;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// An I/O failure on a named file.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A CSV row that cannot be used.
     #[error("{}:{line}:{column}: {message}", path.display())]

@@ -5,23 +5,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use safetensors::SafeTensors;
-use trainer::config::{LoadedConfig, load_config, parse_config};
-use trainer::experiment::{BURN_VERSION, RunOptions, run_experiment};
+use trainer::config::{load_config, parse_config};
+use trainer::experiment::{BURN_VERSION, run_experiment};
+
+use crate::{opts, shipped};
 use trainer::export::load_model;
-
-fn opts(root: &Path) -> RunOptions {
-    RunOptions {
-        runs_root: root.to_path_buf(),
-        out: None,
-        progress: false,
-        from: None,
-    }
-}
-
-fn shipped(name: &str, overrides: &[&str]) -> LoadedConfig {
-    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load_config(&crate::repo().join("configs").join(name), &o).unwrap()
-}
 
 #[test]
 fn xor_config_learns_xor_and_writes_the_run_folder() {

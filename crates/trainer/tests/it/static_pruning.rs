@@ -6,27 +6,14 @@ use std::path::Path;
 use burn::tensor::Device;
 use pruning::{HookError, MaskHook, StepInfo, TrainHook};
 use safetensors::SafeTensors;
-use trainer::config::{LoadedConfig, load_config};
 use trainer::data;
-use trainer::experiment::{RunOptions, run_experiment};
+use trainer::experiment::run_experiment;
+
+use crate::{opts, shipped};
 use trainer::head::Head;
 use trainer::model::Mlp;
 use trainer::prune::{masked_params, prune_step};
 use trainer::train::train;
-
-fn shipped(name: &str, overrides: &[&str]) -> LoadedConfig {
-    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load_config(&crate::repo().join("configs").join(name), &o).unwrap()
-}
-
-fn opts(root: &Path) -> RunOptions {
-    RunOptions {
-        runs_root: root.to_path_buf(),
-        out: None,
-        progress: false,
-        from: None,
-    }
-}
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -93,6 +80,39 @@ fn xor_config_applies_the_write_ups_neuron_step() {
     assert_eq!(kept_out, 3 - dead);
 }
 
+/// A freshly initialised digits network pruned by `digits-static.toml` (with overrides).
+struct Pruned {
+    cfg: trainer::config::Config,
+    device: Device,
+    splits: data::Splits,
+    head: Head,
+    model: Mlp,
+    params: Vec<pruning::ParamInfo>,
+    masks: pruning::MaskSet,
+}
+
+fn pruned_digits(overrides: &[&str]) -> Pruned {
+    let cfg = shipped("digits-static.toml", overrides).config;
+    #[allow(deprecated)]
+    let device = Device::ndarray().autodiff();
+    let splits = data::load(&cfg.data, cfg.seed, Path::new(".")).unwrap();
+    let head = Head::for_data(&splits.train);
+    let model = Mlp::new(&cfg.model, 64, head.n_outputs(), 0, &device);
+    let p = cfg.pruning.as_ref().unwrap();
+    let params = masked_params(&model, p).unwrap();
+    let ones = pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
+    let (model, masks, _) = prune_step(model, &params, &ones, p, 0, None).unwrap();
+    Pruned {
+        cfg,
+        device,
+        splits,
+        head,
+        model,
+        params,
+        masks,
+    }
+}
+
 /// Fails the run if any masked weight is nonzero after an optimizer step.
 struct ZeroCheck {
     zero_at: Vec<(usize, Vec<usize>)>,
@@ -140,17 +160,15 @@ fn masked_weights_stay_exactly_zero_after_every_step_with_adam_momentum_and_deca
     for extra in optimizers {
         let mut o = vec!["train.epochs=5", "train.lr=0.05"];
         o.extend(extra.iter().copied());
-        let cfg = shipped("digits-static.toml", &o).config;
-        #[allow(deprecated)]
-        let device = Device::ndarray().autodiff();
-        let splits = data::load(&cfg.data, cfg.seed, Path::new(".")).unwrap();
-        let head = Head::for_data(&splits.train);
-        let model = Mlp::new(&cfg.model, 64, head.n_outputs(), 0, &device);
-        let p = cfg.pruning.as_ref().unwrap();
-        let params = masked_params(&model, p).unwrap();
-        let ones =
-            pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
-        let (model, masks, _) = prune_step(model, &params, &ones, p, 0, None).unwrap();
+        let Pruned {
+            cfg,
+            device,
+            splits,
+            head,
+            model,
+            params,
+            masks,
+        } = pruned_digits(&o);
         let zero_at = masks
             .masks
             .iter()
@@ -176,25 +194,20 @@ fn masked_weights_stay_exactly_zero_after_every_step_with_adam_momentum_and_deca
 #[test]
 fn without_the_mask_hook_momentum_revives_pruned_weights() {
     // The control for the test above: it must be able to fail.
-    let cfg = shipped(
-        "digits-static.toml",
-        &[
-            "train.epochs=1",
-            "train.optimizer=\"sgd\"",
-            "train.momentum=0.9",
-            "train.weight_decay=0.01",
-        ],
-    )
-    .config;
-    #[allow(deprecated)]
-    let device = Device::ndarray().autodiff();
-    let splits = data::load(&cfg.data, cfg.seed, Path::new(".")).unwrap();
-    let head = Head::for_data(&splits.train);
-    let model = Mlp::new(&cfg.model, 64, head.n_outputs(), 0, &device);
-    let p = cfg.pruning.as_ref().unwrap();
-    let params = masked_params(&model, p).unwrap();
-    let ones = pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
-    let (model, masks, _) = prune_step(model, &params, &ones, p, 0, None).unwrap();
+    let Pruned {
+        cfg,
+        device,
+        splits,
+        head,
+        model,
+        masks,
+        ..
+    } = pruned_digits(&[
+        "train.epochs=1",
+        "train.optimizer=\"sgd\"",
+        "train.momentum=0.9",
+        "train.weight_decay=0.01",
+    ]);
     let m = &masks.masks["layers.0.weight"];
     let mut check = ZeroCheck {
         zero_at: vec![(0, (0..m.len()).filter(|&i| !m.keep[i]).collect())],
