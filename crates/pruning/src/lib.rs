@@ -14,6 +14,7 @@ pub mod mask_hook;
 pub mod module;
 pub mod params;
 pub mod rng;
+pub mod schedule;
 pub mod select;
 
 pub use error::PruneError;

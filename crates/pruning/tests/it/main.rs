@@ -3,3 +3,4 @@
 
 mod properties;
 mod pytorch_vectors;
+mod tfmot_schedule;
