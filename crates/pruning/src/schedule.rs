@@ -43,7 +43,7 @@ pub struct Constant {
 
 impl Schedule for Constant {
     fn should_prune(&self, step: usize) -> bool {
-        step % self.frequency.max(1) == 0
+        step.is_multiple_of(self.frequency.max(1))
     }
     fn sparsity(&self, _step: usize) -> f64 {
         self.sparsity
@@ -118,7 +118,9 @@ impl Polynomial {
 
 impl Schedule for Polynomial {
     fn should_prune(&self, step: usize) -> bool {
-        step >= self.begin && step <= self.end && (step - self.begin) % self.frequency.max(1) == 0
+        step >= self.begin
+            && step <= self.end
+            && (step - self.begin).is_multiple_of(self.frequency.max(1))
     }
     fn sparsity(&self, step: usize) -> f64 {
         let span = self.end.saturating_sub(self.begin).max(1) as f64;
