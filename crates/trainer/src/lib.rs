@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod data;
+pub mod denormals;
 pub mod device;
 pub mod early_stop;
 pub mod eval;

@@ -11,6 +11,7 @@ use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
 use crate::config::TrainConfig;
 use crate::data::Splits;
+use crate::denormals::FlushDenormals;
 use crate::early_stop::{EarlyStopping, Verdict};
 use crate::eval::{Evaluation, evaluate};
 use crate::head::Head;
@@ -105,6 +106,8 @@ pub fn train(
     device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
 ) -> Result<Trained, TrainError> {
+    // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
+    let _flush = FlushDenormals::enable();
     let train = &splits.train;
     let n = train.len();
     let d = train.n_features;

@@ -1,0 +1,98 @@
+//! Where the time of one training step goes: 784-300-100-10, batch 128, ReLU, Adam, on the
+//! ndarray backend. Times each phase separately (ndarray runs synchronously, so wall time per
+//! phase is that phase's cost) and prints medians over 200 steps.
+//!
+//!     cargo run -p trainer --release --example step_breakdown
+
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData};
+use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
+use trainer::device::make_device;
+use trainer::head::Head;
+use trainer::model::Mlp;
+use trainer::optim::build_optimizer;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // As `train()` does; NO_FTZ=1 shows the cost of subnormals.
+    let _flush = std::env::var("NO_FTZ")
+        .is_err()
+        .then(trainer::denormals::FlushDenormals::enable);
+    let device = make_device(BackendKind::Ndarray)
+        .expect("ndarray")
+        .autodiff();
+    let cfg = ModelConfig {
+        hidden: vec![300, 100],
+        activation: ActivationKind::Relu,
+        ..ModelConfig::default()
+    };
+    let train: TrainConfig = toml::from_str("lr = 1e-3").expect("config");
+    let mut model = Mlp::new(&cfg, 784, 10, 0, &device);
+    let mut optim = build_optimizer(&train);
+    let head = Head::Multiclass(10);
+    let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();
+    let mut onehot = vec![0f32; 128 * 10];
+    for r in 0..128 {
+        onehot[r * 10 + r % 10] = 1.0;
+    }
+    let names = [
+        "batch",
+        "forward+loss",
+        "backward",
+        "grads",
+        "optimizer",
+        "total",
+    ];
+    let mut t: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for it in 0..250 {
+        let t0 = Instant::now();
+        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
+        let tb = Tensor::<2>::from_data(TensorData::new(onehot.clone(), [128, 10]), &device);
+        let t1 = Instant::now();
+        let loss = head.loss(model.forward(xb), tb);
+        let t2 = Instant::now();
+        let g = loss.backward();
+        let t3 = Instant::now();
+        let grads = GradientsParams::from_grads(g, &model);
+        let t4 = Instant::now();
+        model = optim.step(1e-3, model, grads);
+        let t5 = Instant::now();
+        if it >= 50 {
+            let marks = [t0, t1, t2, t3, t4, t5];
+            for k in 0..5 {
+                t[k].push((marks[k + 1] - marks[k]).as_secs_f64() * 1e3);
+            }
+            t[5].push((t5 - t0).as_secs_f64() * 1e3);
+        }
+    }
+    for (name, v) in names.iter().zip(t) {
+        println!("{name:<14} {:>7.3} ms", median(v));
+    }
+    // Long runs must not slow down: time blocks of 1000 further steps.
+    let blocks: usize = std::env::var("BLOCKS")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0);
+    for b in 0..blocks {
+        let t0 = Instant::now();
+        for _ in 0..1000 {
+            let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
+            let tb = Tensor::<2>::from_data(TensorData::new(onehot.clone(), [128, 10]), &device);
+            let loss = head.loss(model.forward(xb), tb);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+        }
+        println!(
+            "steps {:>5}-{:>5}: {:.3} ms/step",
+            b * 1000,
+            (b + 1) * 1000,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
