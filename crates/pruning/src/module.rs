@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Tensor, TensorData};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::tensor::Tensor;
 
 use crate::error::PruneError;
 use crate::mask::MaskSet;
+use crate::mask_hook::MaskHook;
 use crate::params::{ParamInfo, param_infos};
 
 /// Which parameters are prunable. By default the weights of `Linear` layers; biases only when
@@ -93,44 +94,13 @@ pub fn read_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, 
 
 /// Multiplies each masked parameter by its mask, keeping its `ParamId` and whether it requires
 /// a gradient (so optimizer state still matches). Masks are checked against `prunable` first.
+/// The same multiplication [`MaskHook`] repeats after every optimizer step.
 pub fn apply_masks<M: Module>(
     module: M,
     prunable: &[ParamInfo],
     masks: &MaskSet,
 ) -> Result<M, PruneError> {
-    masks.check(
-        prunable
-            .iter()
-            .map(|p| (p.path.as_str(), p.shape.as_slice())),
-    )?;
-    let by_id: BTreeMap<ParamId, Vec<f32>> = prunable
-        .iter()
-        .map(|p| (p.id, masks.masks[&p.path].to_f32()))
-        .collect();
-    Ok(module.map(&mut MaskMapper { masks: &by_id }))
-}
-
-struct MaskMapper<'a> {
-    masks: &'a BTreeMap<ParamId, Vec<f32>>,
-}
-
-impl ModuleMapper for MaskMapper<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(mask) = self.masks.get(&param.id) else {
-            return param;
-        };
-        param.map(|t| {
-            let require_grad = t.is_require_grad();
-            let m = Tensor::<D>::from_data(TensorData::new(mask.clone(), t.shape()), &t.device());
-            // Detach so the masked value is a fresh leaf, not a node hanging off the old graph.
-            let out = (t * m).detach();
-            if require_grad {
-                out.require_grad()
-            } else {
-                out
-            }
-        })
-    }
+    Ok(MaskHook::new(prunable, masks)?.apply(module))
 }
 
 #[cfg(test)]

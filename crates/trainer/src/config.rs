@@ -914,7 +914,7 @@ impl PruningConfig {
         Ok(())
     }
 
-    /// The granularity: `None` = weights, `Some(None)` = neurons, `Some(Some((n, m)))` = N:M.
+    /// The parsed granularity, or `None` if `granularity` is not a valid spelling.
     pub fn granularity_parsed(&self) -> Option<Granularity> {
         match self.granularity.as_str() {
             "weight" => Some(Granularity::Weight),

@@ -203,45 +203,31 @@ pub fn prune_step(
 /// all parameters / nonzero parameters; theoretical speedup = dense multiply-adds / nonzero
 /// multiply-adds (one multiply-add per weight per sample for dense layers).
 pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
+    // One read of every layer, in PyTorch's [out, in] layout: row u holds unit u's inputs.
+    let host = crate::export::layer_tensors(model);
     let mut layers = Vec::new();
-    let (mut total_w, mut kept_w, mut total_p, mut nonzero_p) = (0usize, 0usize, 0usize, 0usize);
-    let n = model.layers.len();
-    for (i, l) in model.layers.iter().enumerate() {
-        let [n_in, n_out] = l.weight.shape().dims();
-        let w: Vec<f32> = l.weight.val().into_data().try_to_vec().expect("f32");
-        let b: Vec<f32> = l
-            .bias
-            .as_ref()
-            .map(|b| b.val().into_data().try_to_vec().expect("f32"))
-            .unwrap_or_default();
+    let (mut total_w, mut kept_w, mut nonzero_w, mut total_p, mut nonzero_p) = (0, 0, 0, 0, 0);
+    for (i, (w, [n_out, n_in], b)) in host.iter().enumerate() {
+        let (n_out, n_in) = (*n_out, *n_in);
         let name = format!("layers.{i}.weight");
-        let kept = masks
-            .masks
-            .get(&name)
-            .map_or_else(|| w.iter().filter(|v| **v != 0.0).count(), |m| m.kept());
+        let nonzero = w.iter().filter(|v| **v != 0.0).count();
+        let kept = masks.masks.get(&name).map_or(nonzero, |m| m.kept());
         // A hidden unit is dead when it has no incoming weight or no outgoing weight left.
-        let dead = if i + 1 < n {
-            let next: Vec<f32> = model.layers[i + 1]
-                .weight
-                .val()
-                .into_data()
-                .try_to_vec()
-                .expect("f32");
-            let n_next = model.layers[i + 1].weight.shape()[1];
-            (0..n_out)
+        let dead = match host.get(i + 1) {
+            Some((next, [n_next, _], _)) => (0..n_out)
                 .filter(|&u| {
-                    let no_in = (0..n_in).all(|k| w[k * n_out + u] == 0.0);
-                    let no_out = (0..n_next).all(|o| next[u * n_next + o] == 0.0);
+                    let no_in = w[u * n_in..(u + 1) * n_in].iter().all(|v| *v == 0.0);
+                    let no_out = (0..*n_next).all(|o| next[o * n_out + u] == 0.0);
                     no_in || no_out
                 })
-                .count()
-        } else {
-            0
+                .count(),
+            None => 0,
         };
         total_w += w.len();
         kept_w += kept;
+        nonzero_w += nonzero;
         total_p += w.len() + b.len();
-        nonzero_p += w.iter().chain(&b).filter(|v| **v != 0.0).count();
+        nonzero_p += nonzero + b.iter().filter(|v| **v != 0.0).count();
         layers.push(json!({
             "name": name,
             "shape_out_in": [n_out, n_in],
@@ -251,14 +237,6 @@ pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
             "dead_units": dead,
         }));
     }
-    let nonzero_w: usize = model
-        .layers
-        .iter()
-        .map(|l| {
-            let w: Vec<f32> = l.weight.val().into_data().try_to_vec().expect("f32");
-            w.iter().filter(|v| **v != 0.0).count()
-        })
-        .sum();
     json!({
         "layers": layers,
         "total": {

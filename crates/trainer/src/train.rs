@@ -129,7 +129,6 @@ pub fn train(
     let mut best: Option<Mlp> = None;
     let mut stopped_early = false;
     let mut epochs_done = 0;
-    let mut x_buf = Vec::with_capacity(batch_size * d);
     for epoch in 1..=t.epochs {
         if t.shuffle {
             shuffle_rng.shuffle(&mut order);
@@ -137,11 +136,12 @@ pub fn train(
         let mut loss_sum: Option<Tensor<1>> = None;
         for (batch_idx, idx) in order.chunks(batch_size).enumerate() {
             let lr = schedule.at(step);
-            x_buf.clear();
+            // Gathered straight into the Vec the tensor takes over: one copy per batch.
+            let mut x_host = Vec::with_capacity(idx.len() * d);
             for &i in idx {
-                x_buf.extend_from_slice(&train.x[i * d..(i + 1) * d]);
+                x_host.extend_from_slice(&train.x[i * d..(i + 1) * d]);
             }
-            let x = Tensor::<2>::from_data(TensorData::new(x_buf.clone(), [idx.len(), d]), device);
+            let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
             let targets = head.targets(train, idx, device);
             let out = model.forward(x);
             let data_loss = head.loss(out, targets);
