@@ -293,3 +293,21 @@ fn find_in_datasets(name: &str, base: &Path, extra: &[PathBuf]) -> Result<PathBu
         hint,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fashion_mnist_names_every_place_and_both_remedies() {
+        // Without the system path (passed separately by `load_raw`) nothing is found, so this
+        // runs the error path even on machines with the Debian package installed.
+        let tmp = std::env::temp_dir().join("lopper-no-such-base");
+        let e = find_in_datasets("fashion-mnist", &tmp, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apt-get install dataset-fashion-mnist"), "{e}");
+        assert!(e.contains("datasets/fashion-mnist/"), "{e}");
+        assert!(e.contains("lopper-no-such-base"), "{e}");
+    }
+}
