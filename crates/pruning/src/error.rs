@@ -83,4 +83,13 @@ pub enum PruneError {
         /// Its shape.
         shape: Vec<usize>,
     },
+    /// The optimizer's state could not be read or written back.
+    #[error("cannot zero optimizer state of masked weights: {message}")]
+    OptimizerState {
+        /// What failed.
+        message: String,
+    },
+    /// A pruning plan that cannot run as configured.
+    #[error("{0}")]
+    Plan(String),
 }

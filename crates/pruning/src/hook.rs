@@ -4,10 +4,11 @@
 //! `if` to the loop. The points are chosen for pruning: `after_backward` is where gradients can
 //! be read (gradient criteria) or masked, before the optimizer turns them into updates;
 //! `after_step` is where masked weights are re-zeroed, because momentum and weight decay move
-//! them even when their gradient is zero.
+//! them even when their gradient is zero; `edit_optimizer` is where optimizer state of pruned
+//! weights is cleared.
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 
 /// An error raised by a hook; it stops the run and is reported with the hook's name.
 pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -74,9 +75,10 @@ pub trait TrainHook<M: Module> {
     /// A short name used in error messages.
     fn name(&self) -> &str;
 
-    /// Called once before the first step.
-    fn on_run_start(&mut self, _model: &M, _info: &RunStart) -> Result<(), HookError> {
-        Ok(())
+    /// Called once before the first step; returns the model training starts from (a pruner
+    /// applies its initial masks here, so the very first forward pass is already sparse).
+    fn on_run_start(&mut self, model: M, _info: &RunStart) -> Result<M, HookError> {
+        Ok(model)
     }
 
     /// Called with the step's gradients in hand, before the optimizer step. A hook may change
@@ -94,6 +96,17 @@ pub trait TrainHook<M: Module> {
     /// continues with (a pruning hook re-applies its masks here).
     fn after_step(&mut self, model: M, _step: &StepInfo) -> Result<M, HookError> {
         Ok(model)
+    }
+
+    /// Called after `after_step` with the optimizer; returns the optimizer the loop continues
+    /// with. A pruner zeroes the optimizer state of newly masked weights here, so that a weight
+    /// regrown later starts with fresh moments.
+    fn edit_optimizer(
+        &mut self,
+        optim: ModuleOptimizer,
+        _step: &StepInfo,
+    ) -> Result<ModuleOptimizer, HookError> {
+        Ok(optim)
     }
 
     /// Called after each epoch's evaluation.

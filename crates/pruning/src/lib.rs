@@ -6,13 +6,19 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod grad_accum;
 pub mod granularity;
 pub mod hook;
 pub mod importance;
 pub mod mask;
 pub mod mask_hook;
 pub mod module;
+pub mod optim_state;
 pub mod params;
+pub mod prune_once;
+pub mod pruner;
+pub mod regrowth;
+pub mod rewind;
 pub mod rng;
 pub mod schedule;
 pub mod select;
@@ -25,6 +31,11 @@ pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
 pub use mask::{Mask, MaskSet};
 pub use mask_hook::MaskHook;
 pub use module::{Prunable, apply_masks, read_params};
+pub use optim_state::zero_masked_state;
 pub use params::{ParamInfo, param_infos};
+pub use prune_once::{Pruned, prune_once};
+pub use pruner::{Plan, PruneEvent, Pruner};
+pub use regrowth::{Growth, Rewiring};
+pub use rewind::{Snapshot, SnapshotAt};
 pub use rng::Rng;
 pub use select::{CountOver, Rule};

@@ -12,7 +12,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::error::PruneError;
-use crate::hook::{HookError, StepInfo, TrainHook};
+use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
 use crate::mask::MaskSet;
 use crate::params::ParamInfo;
 
@@ -97,9 +97,33 @@ fn mask_grad<const D: usize>(
     }
 }
 
+impl MaskHook {
+    /// Multiplies the gradients of every held parameter by its mask (on the gradients' device).
+    pub fn mask_grads(&mut self, grads: &mut GradientsParams) -> Result<(), PruneError> {
+        for (id, (values, rank)) in &self.masks {
+            match rank {
+                1 => mask_grad::<1>(grads, *id, values, &mut self.grad_masks),
+                2 => mask_grad::<2>(grads, *id, values, &mut self.grad_masks),
+                3 => mask_grad::<3>(grads, *id, values, &mut self.grad_masks),
+                4 => mask_grad::<4>(grads, *id, values, &mut self.grad_masks),
+                r => {
+                    return Err(PruneError::Plan(format!(
+                        "cannot mask a rank-{r} parameter"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<M: Module> TrainHook<M> for MaskHook {
     fn name(&self) -> &str {
         "masks"
+    }
+
+    fn on_run_start(&mut self, model: M, _info: &RunStart) -> Result<M, HookError> {
+        Ok(self.apply(model))
     }
 
     fn after_backward(
@@ -108,16 +132,7 @@ impl<M: Module> TrainHook<M> for MaskHook {
         grads: &mut GradientsParams,
         _step: &StepInfo,
     ) -> Result<(), HookError> {
-        for (id, (values, rank)) in &self.masks {
-            match rank {
-                1 => mask_grad::<1>(grads, *id, values, &mut self.grad_masks),
-                2 => mask_grad::<2>(grads, *id, values, &mut self.grad_masks),
-                3 => mask_grad::<3>(grads, *id, values, &mut self.grad_masks),
-                4 => mask_grad::<4>(grads, *id, values, &mut self.grad_masks),
-                r => return Err(format!("cannot mask a rank-{r} parameter").into()),
-            }
-        }
-        Ok(())
+        Ok(self.mask_grads(grads)?)
     }
 
     fn after_step(&mut self, model: M, _step: &StepInfo) -> Result<M, HookError> {

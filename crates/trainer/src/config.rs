@@ -91,6 +91,36 @@ pub enum PruningMode {
     Static,
     /// Prune the freshly initialised network, then train it with its masks held (SNIP).
     AtInit,
+    /// Prune during training on a schedule (gradual polynomial, linear, one-shot, constant).
+    Gradual,
+    /// Iterative magnitude pruning with rewinding: lottery tickets, with a reinit control.
+    Lottery,
+    /// Dynamic sparse training, growth by dense-gradient magnitude (RigL).
+    Rigl,
+    /// Dynamic sparse training, random growth (SET).
+    Set,
+}
+
+impl PruningMode {
+    /// Whether pruning happens inside the training loop.
+    pub fn is_dynamic(self) -> bool {
+        matches!(self, Self::Gradual | Self::Rigl | Self::Set)
+    }
+}
+
+/// The shape of a gradual schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// Zhu & Gupta: s_t = s_f + (s_i − s_f)(1 − p)^power.
+    #[default]
+    Polynomial,
+    /// The polynomial schedule with power 1.
+    Linear,
+    /// One update at `begin`, straight to `sparsity`.
+    OneShot,
+    /// `sparsity` at every update from `begin` (ranking again each time).
+    Constant,
 }
 
 /// Importance criteria.
@@ -112,12 +142,17 @@ pub enum CriterionKind {
     Fisher,
     /// SNIP, |w·E[g]| normalised (meant for `mode = "at-init"`).
     Snip,
+    /// Movement, −Σ w·g over the steps since the last update (dynamic modes only).
+    Movement,
 }
 
 impl CriterionKind {
     /// Whether the criterion needs gradients from calibration batches.
     pub fn needs_gradients(self) -> bool {
-        matches!(self, Self::Grad | Self::Taylor | Self::Fisher | Self::Snip)
+        matches!(
+            self,
+            Self::Grad | Self::Taylor | Self::Fisher | Self::Snip | Self::Movement
+        )
     }
 }
 
@@ -213,6 +248,54 @@ pub struct PruningConfig {
     /// Per-layer multipliers of the fraction, e.g. `{ "layers.2.weight" = 0.5 }`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub layer_factor: std::collections::BTreeMap<String, f64>,
+    /// Gradual: the schedule's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleKind>,
+    /// Gradual: sparsity at the first update (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_sparsity: Option<f64>,
+    /// Gradual polynomial: the exponent (default 3, Zhu & Gupta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<f64>,
+    /// Gradual: first update, in epochs completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begin_epoch: Option<usize>,
+    /// Gradual: first update, in optimizer steps completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begin_step: Option<usize>,
+    /// Gradual: last update; RigL/SET: no updates from here (default 75% of training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_epoch: Option<usize>,
+    /// As `end_epoch`, in optimizer steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_step: Option<usize>,
+    /// Gradual, RigL, SET: steps between mask updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_steps: Option<usize>,
+    /// As `every_steps`, in epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_epochs: Option<usize>,
+    /// RigL/SET: fraction of active weights dropped (and grown) at the first update (default 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_fraction: Option<f64>,
+    /// Lottery: rewind surviving weights to their values after this many epochs (default 0 = init).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewind_epoch: Option<usize>,
+    /// As `rewind_epoch`, in optimizer steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewind_step: Option<usize>,
+    /// Lottery: also train each level's masks from a fresh random initialisation (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit_control: Option<bool>,
+}
+
+/// A step count given in epochs or in optimizer steps.
+pub fn steps_of(epoch: Option<usize>, step: Option<usize>) -> Option<pruning::schedule::Steps> {
+    match (epoch, step) {
+        (Some(e), _) => Some(pruning::schedule::Steps::Epochs(e)),
+        (_, Some(s)) => Some(pruning::schedule::Steps::Iterations(s)),
+        _ => None,
+    }
 }
 
 fn default_granularity() -> String {
@@ -897,12 +980,7 @@ impl PruningConfig {
         if let Some(lr) = self.fine_tune_lr {
             positive("pruning.fine_tune_lr", lr)?;
         }
-        if self.mode == PruningMode::AtInit && (self.rounds > 1 || self.fine_tune_epochs > 0) {
-            return Err(bad(
-                "pruning.mode",
-                "\"at-init\" prunes once before training; remove rounds and fine_tune_epochs (train.epochs is the training after pruning)",
-            ));
-        }
+        self.validate_mode()?;
         for (k, f) in &self.layer_factor {
             if !(0.0..=10.0).contains(f) {
                 return Err(bad(
@@ -910,6 +988,188 @@ impl PruningConfig {
                     format!("must be in [0, 10] (got {f})"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Keys that belong to one mode are errors in the others; required keys are present.
+    fn validate_mode(&self) -> Result<(), (String, String)> {
+        use PruningMode::*;
+        let mode = self.mode;
+        let set = [
+            ("schedule", self.schedule.is_some(), &[Gradual][..]),
+            (
+                "initial_sparsity",
+                self.initial_sparsity.is_some(),
+                &[Gradual],
+            ),
+            ("power", self.power.is_some(), &[Gradual]),
+            ("begin_epoch", self.begin_epoch.is_some(), &[Gradual]),
+            ("begin_step", self.begin_step.is_some(), &[Gradual]),
+            ("end_epoch", self.end_epoch.is_some(), &[Gradual, Rigl, Set]),
+            ("end_step", self.end_step.is_some(), &[Gradual, Rigl, Set]),
+            (
+                "every_steps",
+                self.every_steps.is_some(),
+                &[Gradual, Rigl, Set],
+            ),
+            (
+                "every_epochs",
+                self.every_epochs.is_some(),
+                &[Gradual, Rigl, Set],
+            ),
+            ("drop_fraction", self.drop_fraction.is_some(), &[Rigl, Set]),
+            ("rewind_epoch", self.rewind_epoch.is_some(), &[Lottery]),
+            ("rewind_step", self.rewind_step.is_some(), &[Lottery]),
+            ("reinit_control", self.reinit_control.is_some(), &[Lottery]),
+            ("fine_tune_epochs", self.fine_tune_epochs > 0, &[Static]),
+            ("fine_tune_lr", self.fine_tune_lr.is_some(), &[Static]),
+            ("rounds", self.rounds > 1, &[Static, Lottery]),
+        ];
+        let mode_name = serde_json::to_value(mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        for (key, is_set, modes) in set {
+            if is_set && !modes.contains(&mode) {
+                let names: Vec<String> = modes
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .filter_map(|v| v.as_str().map(|s| format!("\"{s}\"")))
+                    .collect();
+                return Err(bad(
+                    &format!("pruning.{key}"),
+                    format!(
+                        "does not apply to mode = \"{mode_name}\" (it is for mode {}); remove it",
+                        names.join(" or ")
+                    ),
+                ));
+            }
+        }
+        let pairs = [
+            (
+                "begin_epoch",
+                "begin_step",
+                self.begin_epoch.is_some() && self.begin_step.is_some(),
+            ),
+            (
+                "end_epoch",
+                "end_step",
+                self.end_epoch.is_some() && self.end_step.is_some(),
+            ),
+            (
+                "every_epochs",
+                "every_steps",
+                self.every_epochs.is_some() && self.every_steps.is_some(),
+            ),
+            (
+                "rewind_epoch",
+                "rewind_step",
+                self.rewind_epoch.is_some() && self.rewind_step.is_some(),
+            ),
+        ];
+        for (a, b, both) in pairs {
+            if both {
+                return Err(bad(
+                    &format!("pruning.{b}"),
+                    format!("give pruning.{a} or pruning.{b}, not both"),
+                ));
+            }
+        }
+        if matches!(mode, Gradual | Rigl | Set | Lottery) && self.sparsity.is_none() {
+            return Err(bad(
+                "pruning.sparsity",
+                "this mode needs pruning.sparsity (thresholds and alpha are for static pruning)",
+            ));
+        }
+        if self.every_steps == Some(0) || self.every_epochs == Some(0) {
+            return Err(bad("pruning.every_steps", "must be ≥ 1"));
+        }
+        if mode == Gradual {
+            if self.every_steps.is_none() && self.every_epochs.is_none() {
+                return Err(bad(
+                    "pruning.every_steps",
+                    "mode = \"gradual\" needs how often masks are updated: pruning.every_steps (e.g. 100) or pruning.every_epochs",
+                ));
+            }
+            if self.end_epoch.is_none() && self.end_step.is_none() {
+                return Err(bad(
+                    "pruning.end_epoch",
+                    "mode = \"gradual\" needs when the target is reached: pruning.end_epoch or pruning.end_step",
+                ));
+            }
+            if let Some(s) = self.initial_sparsity
+                && !(0.0..=1.0).contains(&s)
+            {
+                return Err(bad(
+                    "pruning.initial_sparsity",
+                    format!("must be in [0, 1] (got {s})"),
+                ));
+            }
+            if let Some(p) = self.power {
+                positive("pruning.power", p)?;
+            }
+            if self.power.is_some()
+                && !matches!(self.schedule, None | Some(ScheduleKind::Polynomial))
+            {
+                return Err(bad(
+                    "pruning.power",
+                    "applies to schedule = \"polynomial\" only; remove it",
+                ));
+            }
+            let begin = self.begin_epoch.or(self.begin_step).unwrap_or(0);
+            if self.criterion.needs_gradients() && begin == 0 {
+                return Err(bad(
+                    "pruning.begin_step",
+                    "a gradient criterion needs training steps before the first update: set pruning.begin_step ≥ 1 (or begin_epoch ≥ 1)",
+                ));
+            }
+        }
+        if matches!(mode, Rigl | Set) {
+            if self.granularity_parsed() != Some(Granularity::Weight) {
+                return Err(bad(
+                    "pruning.granularity",
+                    "drop-and-grow (rigl, set) moves single weights: use granularity = \"weight\"",
+                ));
+            }
+            if self.scope == ScopeConfig::Global {
+                return Err(bad(
+                    "pruning.scope",
+                    "rigl and set keep each layer's sparsity constant: use scope = \"layer\" (uniform) or \"erk\"",
+                ));
+            }
+            if self.criterion != CriterionKind::L1 {
+                return Err(bad(
+                    "pruning.criterion",
+                    "rigl and set drop the smallest-magnitude weights: remove pruning.criterion (or set \"l1\")",
+                ));
+            }
+            if let Some(f) = self.drop_fraction
+                && !(f > 0.0 && f <= 1.0)
+            {
+                return Err(bad(
+                    "pruning.drop_fraction",
+                    format!("must be in (0, 1] (got {f})"),
+                ));
+            }
+        }
+        if mode == Lottery && self.granularity_parsed() != Some(Granularity::Weight) {
+            return Err(bad(
+                "pruning.granularity",
+                "lottery tickets prune single weights: use granularity = \"weight\"",
+            ));
+        }
+        if mode.is_dynamic() && self.criterion == CriterionKind::Snip {
+            return Err(bad(
+                "pruning.criterion",
+                "snip scores the network at initialisation: use mode = \"at-init\"",
+            ));
+        }
+        if !mode.is_dynamic() && self.criterion == CriterionKind::Movement {
+            return Err(bad(
+                "pruning.criterion",
+                "movement accumulates −w·g over training steps: use it with mode = \"gradual\"",
+            ));
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::device::{DeviceError, make_device};
 use crate::eval::Evaluation;
 use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
-use crate::hooks::{MetricsLog, Progress};
+use crate::hooks::{MetricsLog, Progress, PrunerLog};
 use crate::model::Mlp;
 use crate::prune;
 use crate::run_dir::create_run_dir;
@@ -117,7 +117,7 @@ struct Phased {
     pruning: Option<serde_json::Value>,
 }
 
-fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
+pub(crate) fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     for (split, e) in evals {
         m.insert(
@@ -128,7 +128,7 @@ fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::V
     serde_json::Value::Object(m)
 }
 
-fn log_evals(
+pub(crate) fn log_evals(
     metrics: &mut MetricsLog,
     evals: &[(&'static str, crate::eval::Evaluation)],
     phase: &str,
@@ -213,7 +213,52 @@ fn run_phases(
     };
     let mut rounds = Vec::new();
     let mut warnings_all = Vec::new();
+    let mut extra = serde_json::Map::new();
     let (mut model, end, before) = match p.mode {
+        PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
+            let mut pruner = crate::dynamic::pruner(
+                p,
+                &cfg.train,
+                splits.train.len(),
+                params.clone(),
+                masks.clone(),
+                cfg.seed,
+            )
+            .map_err(prune_err)?;
+            let t = {
+                let mut log = PrunerLog::new(&mut pruner, metrics);
+                let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut log, progress];
+                train(
+                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+                )?
+            };
+            masks = pruner.masks().clone();
+            warnings_all.extend(pruner.warnings().iter().cloned());
+            let events: Vec<serde_json::Value> = pruner
+                .events()
+                .iter()
+                .map(|e| {
+                    json!({
+                        "step": e.step,
+                        "epoch": e.epoch,
+                        "target": e.target,
+                        "sparsity": e.sparsity,
+                        "changed": e.changed,
+                        "layers": e.layers.iter().map(|(n, s)| json!({"name": n, "sparsity": s})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            extra.insert("events".into(), json!(events));
+            (t.model, t.end, None)
+        }
+        PruningMode::Lottery => {
+            let out = crate::lottery::run_lottery(
+                model, &params, cfg, p, splits, head, device, metrics, progress,
+            )?;
+            masks = out.masks;
+            extra.insert("levels".into(), out.levels);
+            (out.model, out.end, None)
+        }
         PruningMode::AtInit => {
             let before = evaluate_splits(&model, splits, head, device, true);
             let grads = grads_for(&model);
@@ -227,7 +272,7 @@ fn run_phases(
             let t = train(m, splits, head, &cfg.train, cfg.seed, device, &mut hooks)?;
             let after = evaluate_splits(&t.model, splits, head, device, true);
             rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_training": eval_json(&after) }));
-            (t.model, t.end, before)
+            (t.model, t.end, Some(before))
         }
         PruningMode::Static => {
             let (mut model, mut end) = if skip_training {
@@ -297,15 +342,20 @@ fn run_phases(
                 }
                 rounds.push(record);
             }
-            (model, end, before)
+            (model, end, Some(before))
         }
     };
     // The saved model is exactly sparse: one last multiplication by the masks.
     model = pruning::apply_masks(model, &params, &masks).map_err(prune_err)?;
     let mut report = prune::layer_report(&model, &masks);
     report["config"] = serde_json::to_value(p).expect("json");
-    report["before_pruning"] = eval_json(&before);
-    report["rounds"] = json!(rounds);
+    if let Some(before) = &before {
+        report["before_pruning"] = eval_json(before);
+        report["rounds"] = json!(rounds);
+    }
+    for (k, v) in extra {
+        report[k] = v;
+    }
     report["warnings"] = json!(warnings_all);
     Ok(Phased {
         model,
@@ -451,6 +501,10 @@ pub fn run_experiment(
         std::fs::write(&path, text).map_err(io_err(&path))?;
         if let Some(masks) = &trained.masks {
             save_masks(masks, &dir.join("masks.safetensors"))?;
+        }
+        if let Some(levels) = report.get("levels") {
+            let path = dir.join("lottery.md");
+            std::fs::write(&path, crate::lottery::table(levels)).map_err(io_err(&path))?;
         }
     }
 

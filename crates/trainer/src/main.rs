@@ -198,10 +198,22 @@ fn print_summary(config: &trainer::config::Config, r: &RunResult) {
 }
 
 fn print_pruning(p: &serde_json::Value) {
-    println!(
-        "pruning ({} rounds):",
-        p["rounds"].as_array().map_or(0, Vec::len)
-    );
+    let mode = p["config"]["mode"].as_str().unwrap_or("static");
+    match (p.get("events"), p.get("levels")) {
+        (Some(ev), _) => println!(
+            "pruning ({mode}, {} mask updates):",
+            ev.as_array().map_or(0, Vec::len)
+        ),
+        (_, Some(levels)) => {
+            println!("lottery tickets (also in lottery.md):");
+            print!("{}", trainer::lottery::table(levels));
+            println!("final ticket:");
+        }
+        _ => println!(
+            "pruning ({} rounds):",
+            p["rounds"].as_array().map_or(0, Vec::len)
+        ),
+    }
     println!(
         "{:<18} {:>12} {:>10} {:>10} {:>6}",
         "layer", "shape", "kept", "sparsity", "dead"
@@ -223,6 +235,14 @@ fn print_pruning(p: &serde_json::Value) {
         t["compression_ratio"].as_f64().unwrap_or(1.0),
         t["theoretical_speedup"].as_f64().unwrap_or(1.0)
     );
+    for w in p["warnings"].as_array().into_iter().flatten() {
+        println!("warning: {}", w.as_str().unwrap_or(""));
+    }
+    if p.get("before_pruning").is_none() {
+        // Dynamic and lottery runs have no separate before/after: the final metrics above are
+        // the pruned network's.
+        return;
+    }
     // The split reported: test if there is one, else validation, else train.
     let split = ["test", "valid", "train"]
         .into_iter()
@@ -250,9 +270,6 @@ fn print_pruning(p: &serde_json::Value) {
         if r.get("after_training").is_some() {
             line.push_str(&format!(", after training {}", acc(&r["after_training"])));
         }
-    }
-    for w in p["warnings"].as_array().into_iter().flatten() {
-        println!("warning: {}", w.as_str().unwrap_or(""));
     }
     println!("{line}");
 }

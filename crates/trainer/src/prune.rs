@@ -8,12 +8,12 @@ use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::importance::{
-    Fisher, GradMagnitude, GradStats, Importance, Magnitude, RandomScore, ScoreInput, Snip,
+    Fisher, GradMagnitude, GradStats, Importance, Magnitude, Movement, RandomScore, Snip,
     SquaredMagnitude, Taylor,
 };
 use pruning::{
-    CountOver, LayerInput, MaskSet, ParamInfo, Prunable, PruneError, Rule, ScopeKind, Spec,
-    UnitSide, apply_masks, param_infos, read_params, select_masks,
+    CountOver, MaskSet, ParamInfo, Prunable, PruneError, Rule, ScopeKind, Spec, UnitSide,
+    param_infos, read_params,
 };
 use serde_json::json;
 
@@ -34,6 +34,7 @@ pub fn criterion(kind: CriterionKind, seed: u64) -> Box<dyn Importance> {
         CriterionKind::Taylor => Box::new(Taylor),
         CriterionKind::Fisher => Box::new(Fisher),
         CriterionKind::Snip => Box::new(Snip),
+        CriterionKind::Movement => Box::new(Movement),
     }
 }
 
@@ -155,48 +156,9 @@ pub fn prune_step(
     seed: u64,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
 ) -> Result<(Mlp, MaskSet, Vec<String>), PruneError> {
-    let weights_only: Vec<&ParamInfo> = params.iter().filter(|p| p.shape.len() == 2).collect();
-    let ids: Vec<ParamId> = weights_only.iter().map(|p| p.id).collect();
-    let values = read_params(&model, &ids);
     let crit = criterion(cfg.criterion, seed);
-    if crit.needs_gradients() && grads.is_none() {
-        return Err(PruneError::NeedsGradients {
-            criterion: crit.name().into(),
-        });
-    }
-    let inputs: Vec<ScoreInput<'_>> = weights_only
-        .iter()
-        .map(|p| ScoreInput {
-            name: &p.path,
-            weight: &values[&p.id],
-            grads: grads.and_then(|g| g.get(&p.id)),
-        })
-        .collect();
-    let scores = crit.score_all(&inputs)?;
-    let layers: Vec<LayerInput> = weights_only
-        .iter()
-        .zip(scores)
-        .map(|(p, scores)| {
-            let bias = p.path.replace(".weight", ".bias");
-            LayerInput {
-                name: p.path.clone(),
-                bias: params.iter().any(|q| q.path == bias).then_some(bias),
-                shape: [p.shape[0], p.shape[1]],
-                unit_axis: 1,
-                keep: current.masks[&p.path].keep.clone(),
-                scores,
-            }
-        })
-        .collect();
-    let selection = select_masks(&layers, &spec(cfg))?;
-    // Pruning never revives: combine with the current masks (biases included).
-    let mut masks = current.clone();
-    for (name, m) in selection.masks.masks {
-        let merged = masks.masks[&name].and(&m);
-        masks.masks.insert(name, merged);
-    }
-    let model = apply_masks(model, params, &masks)?;
-    Ok((model, masks, selection.warnings))
+    let out = pruning::prune_once(model, params, current, crit.as_ref(), &spec(cfg), grads)?;
+    Ok((out.module, out.masks, out.warnings))
 }
 
 /// Per-layer and total counts of a masked MLP, in ShrinkBench's terms: compression ratio =

@@ -122,7 +122,7 @@ pub fn train(
         n_batches,
     };
     for h in hooks.iter_mut() {
-        h.on_run_start(&model, &info).map_err(hook_err(*h))?;
+        model = h.on_run_start(model, &info).map_err(hook_err(*h))?;
     }
     let mut step = 0usize;
     let mut early = t.early_stopping.as_ref().map(EarlyStopping::new);
@@ -165,6 +165,9 @@ pub fn train(
             model = optim.step(lr, model, grads);
             for h in hooks.iter_mut() {
                 model = h.after_step(model, &info).map_err(hook_err(*h))?;
+            }
+            for h in hooks.iter_mut() {
+                optim = h.edit_optimizer(optim, &info).map_err(hook_err(*h))?;
             }
             let weighted = data_loss.detach().mul_scalar(idx.len() as f64);
             loss_sum = Some(match loss_sum {

@@ -5,7 +5,7 @@ mod gradient;
 mod magnitude;
 mod random;
 
-pub use gradient::{Fisher, GradMagnitude, GradStats, Snip, Taylor};
+pub use gradient::{Fisher, GradMagnitude, GradNeeds, GradStats, Movement, Snip, Taylor};
 pub use magnitude::{Magnitude, SquaredMagnitude};
 pub use random::RandomScore;
 
@@ -27,9 +27,14 @@ pub trait Importance {
     /// The criterion's name, as configs spell it.
     fn name(&self) -> &'static str;
 
+    /// Which gradient statistics scores read (none for magnitude criteria).
+    fn grad_needs(&self) -> GradNeeds {
+        GradNeeds::default()
+    }
+
     /// Whether scores need gradient statistics.
     fn needs_gradients(&self) -> bool {
-        false
+        self.grad_needs().any()
     }
 
     /// One score per weight, higher = more important.

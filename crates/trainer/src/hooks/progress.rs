@@ -30,7 +30,7 @@ impl TrainHook<Mlp> for Progress {
         "progress"
     }
 
-    fn on_run_start(&mut self, _model: &Mlp, info: &RunStart) -> Result<(), HookError> {
+    fn on_run_start(&mut self, model: Mlp, info: &RunStart) -> Result<Mlp, HookError> {
         if self.visible {
             self.bar = ProgressBar::with_draw_target(
                 Some(info.n_epochs as u64),
@@ -43,7 +43,7 @@ impl TrainHook<Mlp> for Progress {
                 .progress_chars("=> "),
             );
         }
-        Ok(())
+        Ok(model)
     }
 
     fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {

@@ -1,0 +1,150 @@
+//! Gradient statistics accumulated on the device during training, read to the host only when
+//! masks are updated.
+//!
+//! Gradient criteria inside the training loop (Taylor, Fisher, movement) average over the steps
+//! since the last mask update instead of over separate calibration batches. Each step adds
+//! one or two element-wise products per weight on the device; nothing is copied to the host
+//! until `take`.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+use crate::importance::{GradNeeds, GradStats};
+
+#[derive(Default)]
+struct Sums {
+    g: Option<Tensor<1>>,
+    g2: Option<Tensor<1>>,
+    abs_wg: Option<Tensor<1>>,
+    wg: Option<Tensor<1>>,
+}
+
+fn add(slot: &mut Option<Tensor<1>>, x: Tensor<1>) {
+    *slot = Some(match slot.take() {
+        Some(s) => s + x,
+        None => x,
+    });
+}
+
+fn host(t: Option<Tensor<1>>) -> Vec<f32> {
+    t.map(|t| t.into_data().try_to_vec::<f32>().expect("f32 statistics"))
+        .unwrap_or_default()
+}
+
+/// Running sums of the gradient statistics a criterion needs, for 2-D weights.
+pub struct GradAccumulator {
+    needs: GradNeeds,
+    ids: Vec<ParamId>,
+    sums: BTreeMap<ParamId, Sums>,
+    n: usize,
+}
+
+/// The current values of the parameters `ids`, flattened, without autodiff.
+pub fn flat_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, Tensor<1>> {
+    struct Collect<'a> {
+        ids: &'a [ParamId],
+        out: BTreeMap<ParamId, Tensor<1>>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.ids.contains(&param.id) {
+                let t = param.val().inner();
+                let n = t.shape().num_elements();
+                self.out.insert(param.id, t.reshape([n]));
+            }
+        }
+    }
+    let mut c = Collect {
+        ids,
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut c);
+    c.out
+}
+
+/// The gradient of a 2-D parameter, flattened (a cheap handle; no copy).
+pub fn flat_grad(grads: &GradientsParams, id: ParamId) -> Option<Tensor<1>> {
+    grads.get::<2>(id).map(|g| {
+        let n = g.shape().num_elements();
+        g.reshape([n])
+    })
+}
+
+impl GradAccumulator {
+    /// Accumulates what `needs` asks for, for the 2-D weights `ids`.
+    pub fn new(ids: Vec<ParamId>, needs: GradNeeds) -> Self {
+        Self {
+            needs,
+            ids,
+            sums: BTreeMap::new(),
+            n: 0,
+        }
+    }
+
+    /// Steps accumulated since the last `take`.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether nothing was accumulated since the last `take`.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Adds one step's (unmasked) gradients with the weights they were computed at.
+    pub fn add<M: Module>(&mut self, model: &M, grads: &GradientsParams) {
+        if !self.needs.any() {
+            return;
+        }
+        let weights = if self.needs.abs_wg || self.needs.wg {
+            flat_params(model, &self.ids)
+        } else {
+            BTreeMap::new()
+        };
+        for id in &self.ids {
+            let Some(g) = flat_grad(grads, *id) else {
+                continue;
+            };
+            let s = self.sums.entry(*id).or_default();
+            if self.needs.g {
+                add(&mut s.g, g.clone());
+            }
+            if self.needs.g2 {
+                add(&mut s.g2, g.clone() * g.clone());
+            }
+            if let Some(w) = weights.get(id) {
+                let wg = w.clone() * g;
+                if self.needs.abs_wg {
+                    add(&mut s.abs_wg, wg.clone().abs());
+                }
+                if self.needs.wg {
+                    add(&mut s.wg, wg);
+                }
+            }
+        }
+        self.n += 1;
+    }
+
+    /// The statistics since the last `take`, on the host; starts a new window.
+    pub fn take(&mut self) -> BTreeMap<ParamId, GradStats> {
+        let n = std::mem::take(&mut self.n);
+        std::mem::take(&mut self.sums)
+            .into_iter()
+            .map(|(id, s)| {
+                (
+                    id,
+                    GradStats {
+                        n_batches: n,
+                        sum_g: host(s.g),
+                        sum_g2: host(s.g2),
+                        sum_abs_wg: host(s.abs_wg),
+                        sum_wg: host(s.wg),
+                    },
+                )
+            })
+            .collect()
+    }
+}

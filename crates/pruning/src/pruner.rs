@@ -1,0 +1,357 @@
+//! Dynamic pruning: the hook that prunes during training.
+//!
+//! At every step it masks gradients before the optimizer step and re-zeroes masked weights
+//! after it (as `MaskHook` does). When its plan says so — a schedule's update steps, or every ΔT
+//! steps for drop-and-grow — it scores the current weights, selects new masks, applies them, and
+//! asks the loop (through `edit_optimizer`) to zero the optimizer state of every masked weight.
+//!
+//! Steps are counted as optimizer steps *completed*: an update "at step t" happens after t steps
+//! and before step t + 1, which is when tfmot's `UpdatePruningStep` fires (an update at step 0
+//! happens in `on_run_start`, before any training).
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ParamId};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+
+use crate::error::PruneError;
+use crate::grad_accum::{GradAccumulator, flat_grad};
+use crate::granularity::{Granularity, ScopeKind, Spec};
+use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
+use crate::importance::Importance;
+use crate::mask::MaskSet;
+use crate::mask_hook::MaskHook;
+use crate::module::read_params;
+use crate::optim_state::zero_masked_state;
+use crate::params::ParamInfo;
+use crate::prune_once::prune_once;
+use crate::regrowth::{Growth, Rewiring, random_keep, rewire};
+use crate::rng::Rng;
+use crate::schedule::Schedule;
+use crate::select::{CountOver, Rule, erk_sparsities};
+
+/// What the pruner does over training.
+pub enum Plan {
+    /// Prune at the schedule's update steps to its target sparsity (of all weights, per the
+    /// spec's scope); pruned weights never come back.
+    Prune(Box<dyn Schedule>),
+    /// Keep every layer at `sparsity` (uniform, or ERK when the spec's scope is `Erk`) from a
+    /// random start, and move connections by drop-and-grow.
+    Rewire {
+        /// SET or RigL, and when.
+        rewiring: Rewiring,
+        /// Overall sparsity.
+        sparsity: f64,
+    },
+    /// Only hold the masks given (fine-tuning a pruned model, lottery-ticket retraining).
+    Hold,
+}
+
+/// One mask update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneEvent {
+    /// Optimizer steps completed before the update.
+    pub step: usize,
+    /// The epoch the next step belongs to (from 1; 0 before training).
+    pub epoch: usize,
+    /// The target sparsity of the update.
+    pub target: f64,
+    /// The sparsity reached, over all masked weights.
+    pub sparsity: f64,
+    /// Weights whose mask changed (pruned, or dropped and grown).
+    pub changed: usize,
+    /// Sparsity of each 2-D weight after the update, by path.
+    pub layers: Vec<(String, f64)>,
+}
+
+/// The dynamic-pruning hook. Works on any module; the masked parameters are given as
+/// [`ParamInfo`]s (from [`Prunable::select`](crate::Prunable::select)).
+pub struct Pruner {
+    params: Vec<ParamInfo>,
+    masks: MaskSet,
+    hold: MaskHook,
+    criterion: Box<dyn Importance>,
+    spec: Spec,
+    plan: Plan,
+    accum: GradAccumulator,
+    dense: Option<BTreeMap<ParamId, Vec<f32>>>,
+    reset: Option<BTreeMap<ParamId, Vec<bool>>>,
+    events: Vec<PruneEvent>,
+    warnings: Vec<String>,
+    rng: Rng,
+    steps_per_epoch: usize,
+}
+
+impl Pruner {
+    /// A pruner over `params` starting from `masks` (all ones for a dense start). For
+    /// [`Plan::Rewire`] the initial random masks are drawn here from `seed`.
+    pub fn new(
+        params: Vec<ParamInfo>,
+        masks: MaskSet,
+        criterion: Box<dyn Importance>,
+        spec: Spec,
+        plan: Plan,
+        seed: u64,
+    ) -> Result<Self, PruneError> {
+        let mut rng = Rng::derive(seed, "pruner");
+        let mut masks = masks;
+        if let Plan::Rewire { sparsity, .. } = &plan {
+            if spec.granularity != Granularity::Weight {
+                return Err(PruneError::Plan(
+                    "drop-and-grow (SET, RigL) works on single weights: use granularity \"weight\""
+                        .into(),
+                ));
+            }
+            let weights: Vec<&ParamInfo> = params.iter().filter(|p| p.shape.len() == 2).collect();
+            let shapes: Vec<[usize; 2]> =
+                weights.iter().map(|p| [p.shape[0], p.shape[1]]).collect();
+            let rates = match spec.scope {
+                ScopeKind::Erk => erk_sparsities(&shapes, *sparsity),
+                ScopeKind::Layer => vec![*sparsity; shapes.len()],
+                ScopeKind::Global => {
+                    return Err(PruneError::Plan(
+                        "drop-and-grow keeps each layer's sparsity: use scope \"layer\" (uniform) or \"erk\""
+                            .into(),
+                    ));
+                }
+            };
+            for (p, rate) in weights.iter().zip(rates) {
+                let keep = random_keep(p.numel(), rate, &mut rng);
+                let slot = masks
+                    .masks
+                    .get_mut(&p.path)
+                    .ok_or_else(|| PruneError::MissingMask {
+                        name: p.path.clone(),
+                    })?;
+                for (k, r) in slot.keep.iter_mut().zip(keep) {
+                    *k = *k && r;
+                }
+            }
+        }
+        let hold = MaskHook::new(&params, &masks)?;
+        let weight_ids = params
+            .iter()
+            .filter(|p| p.shape.len() == 2)
+            .map(|p| p.id)
+            .collect();
+        let accum = GradAccumulator::new(weight_ids, criterion.grad_needs());
+        Ok(Self {
+            params,
+            masks,
+            hold,
+            criterion,
+            spec,
+            plan,
+            accum,
+            dense: None,
+            reset: None,
+            events: Vec::new(),
+            warnings: Vec::new(),
+            rng,
+            steps_per_epoch: 1,
+        })
+    }
+
+    /// The current masks.
+    pub fn masks(&self) -> &MaskSet {
+        &self.masks
+    }
+
+    /// The masked parameters.
+    pub fn params(&self) -> &[ParamInfo] {
+        &self.params
+    }
+
+    /// Every mask update so far.
+    pub fn events(&self) -> &[PruneEvent] {
+        &self.events
+    }
+
+    /// Times the keep-one rule stepped in, with the step.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Sparsity of each 2-D masked weight, by path.
+    pub fn layer_sparsity(&self) -> Vec<(String, f64)> {
+        self.params
+            .iter()
+            .filter(|p| p.shape.len() == 2)
+            .map(|p| (p.path.clone(), self.masks.masks[&p.path].sparsity()))
+            .collect()
+    }
+
+    /// Sparsity over all masked 2-D weights.
+    pub fn weight_sparsity(&self) -> f64 {
+        let (mut kept, mut total) = (0, 0);
+        for p in self.params.iter().filter(|p| p.shape.len() == 2) {
+            let m = &self.masks.masks[&p.path];
+            kept += m.kept();
+            total += m.len();
+        }
+        1.0 - kept as f64 / total.max(1) as f64
+    }
+
+    /// `module` multiplied by the current masks.
+    pub fn apply<M: Module>(&mut self, module: M) -> M {
+        self.hold.apply(module)
+    }
+
+    fn due(&self, step: usize) -> bool {
+        match &self.plan {
+            Plan::Prune(s) => s.should_prune(step),
+            Plan::Rewire { rewiring, .. } => rewiring.should_update(step),
+            Plan::Hold => false,
+        }
+    }
+
+    fn update<M: Module>(&mut self, module: M, step: usize) -> Result<M, PruneError> {
+        let before = self.masks.clone();
+        let (module, target) = match &self.plan {
+            Plan::Hold => return Ok(module),
+            Plan::Prune(schedule) => {
+                let target = schedule.sparsity(step);
+                let mut spec = self.spec.clone();
+                spec.rule = Rule::Sparsity(target);
+                spec.over = CountOver::All;
+                let stats = self.accum.take();
+                let grads = (!stats.is_empty()).then_some(&stats);
+                let out = prune_once(
+                    module,
+                    &self.params,
+                    &self.masks,
+                    self.criterion.as_ref(),
+                    &spec,
+                    grads,
+                )?;
+                self.warnings
+                    .extend(out.warnings.iter().map(|w| format!("step {step}: {w}")));
+                self.masks = out.masks;
+                (out.module, target)
+            }
+            Plan::Rewire { rewiring, sparsity } => {
+                let (rewiring, sparsity) = (*rewiring, *sparsity);
+                let weights: Vec<ParamInfo> = self
+                    .params
+                    .iter()
+                    .filter(|p| p.shape.len() == 2)
+                    .cloned()
+                    .collect();
+                let ids: Vec<ParamId> = weights.iter().map(|p| p.id).collect();
+                let values = read_params(&module, &ids);
+                let fraction = rewiring.fraction(step);
+                for p in &weights {
+                    let w = &values[&p.id];
+                    let grow: Vec<f32> = match rewiring.growth {
+                        Growth::Random => {
+                            (0..w.len()).map(|_| self.rng.next_f64() as f32).collect()
+                        }
+                        Growth::Gradient => {
+                            let dense = self.dense.as_ref().and_then(|d| d.get(&p.id)).ok_or_else(
+                                || {
+                                    PruneError::Plan(format!(
+                                        "no dense gradient of `{}` at step {step}",
+                                        p.path
+                                    ))
+                                },
+                            )?;
+                            dense.iter().map(|g| g.abs()).collect()
+                        }
+                    };
+                    let slot = self.masks.masks.get_mut(&p.path).expect("checked in new");
+                    slot.keep = rewire(w, &slot.keep, &grow, fraction);
+                }
+                self.dense = None;
+                (module, sparsity)
+            }
+        };
+        self.hold = MaskHook::new(&self.params, &self.masks)?;
+        let module = self.hold.apply(module);
+        let changed = self
+            .masks
+            .masks
+            .iter()
+            .map(|(name, m)| {
+                m.keep
+                    .iter()
+                    .zip(&before.masks[name].keep)
+                    .filter(|(a, b)| a != b)
+                    .count()
+            })
+            .sum();
+        self.reset = Some(
+            self.params
+                .iter()
+                .map(|p| (p.id, self.masks.masks[&p.path].keep.clone()))
+                .collect(),
+        );
+        self.events.push(PruneEvent {
+            step,
+            epoch: step / self.steps_per_epoch.max(1) + 1,
+            target,
+            sparsity: self.weight_sparsity(),
+            changed,
+            layers: self.layer_sparsity(),
+        });
+        Ok(module)
+    }
+}
+
+impl<M: Module> TrainHook<M> for Pruner {
+    fn name(&self) -> &str {
+        "pruner"
+    }
+
+    fn on_run_start(&mut self, model: M, info: &RunStart) -> Result<M, HookError> {
+        self.steps_per_epoch = info.n_batches;
+        let model = self.hold.apply(model);
+        if self.due(0) {
+            return Ok(self.update(model, 0)?);
+        }
+        Ok(model)
+    }
+
+    fn after_backward(
+        &mut self,
+        model: &M,
+        grads: &mut GradientsParams,
+        step: &StepInfo,
+    ) -> Result<(), HookError> {
+        // Statistics and RigL's growth read the dense gradient, before it is masked.
+        self.accum.add(model, grads);
+        let next = step.step + 1;
+        if let Plan::Rewire { rewiring, .. } = &self.plan
+            && rewiring.growth == Growth::Gradient
+            && rewiring.should_update(next)
+        {
+            let mut dense = BTreeMap::new();
+            for p in self.params.iter().filter(|p| p.shape.len() == 2) {
+                if let Some(g) = flat_grad(grads, p.id) {
+                    dense.insert(p.id, g.into_data().try_to_vec::<f32>().expect("f32"));
+                }
+            }
+            self.dense = Some(dense);
+        }
+        Ok(self.hold.mask_grads(grads)?)
+    }
+
+    fn after_step(&mut self, model: M, step: &StepInfo) -> Result<M, HookError> {
+        let model = self.hold.apply(model);
+        let done = step.step + 1;
+        if self.due(done) {
+            return Ok(self.update(model, done)?);
+        }
+        Ok(model)
+    }
+
+    fn edit_optimizer(
+        &mut self,
+        optim: ModuleOptimizer,
+        _step: &StepInfo,
+    ) -> Result<ModuleOptimizer, HookError> {
+        match self.reset.take() {
+            Some(keep) => Ok(zero_masked_state(optim, &keep)?.0),
+            None => Ok(optim),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Pruning inside the training loop: gradual schedules, RigL and SET. Maps `[pruning]` onto a
+//! `pruning::Pruner` and trains with it; the algorithms live in the `pruning` crate.
+
+use pruning::schedule::{Constant, OneShot, Polynomial, Schedule, Steps};
+use pruning::{Growth, MaskSet, ParamInfo, Plan, PruneError, Pruner, Rewiring};
+
+use crate::config::{PruningConfig, PruningMode, ScheduleKind, TrainConfig, steps_of};
+use crate::prune::{criterion, spec};
+
+/// Optimizer steps per epoch for `t` on `n` training samples (as `train` batches them).
+pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
+    let batch = t.batch_size.unwrap_or(n).min(n).max(1);
+    n.div_ceil(batch)
+}
+
+/// The schedule of `mode = "gradual"`, in optimizer steps.
+pub fn schedule(p: &PruningConfig, spe: usize) -> Box<dyn Schedule> {
+    let to = |s: Option<Steps>| s.map_or(0, |s| s.to_steps(spe));
+    let begin = to(steps_of(p.begin_epoch, p.begin_step));
+    let end = to(steps_of(p.end_epoch, p.end_step)).max(begin);
+    let every = to(steps_of(p.every_epochs, p.every_steps)).max(1);
+    let target = p.sparsity.expect("validated");
+    let initial = p.initial_sparsity.unwrap_or(0.0);
+    match p.schedule.unwrap_or_default() {
+        ScheduleKind::Polynomial | ScheduleKind::Linear if end == begin => Box::new(OneShot {
+            step: begin,
+            sparsity: target,
+        }),
+        ScheduleKind::Polynomial => Box::new(Polynomial {
+            initial,
+            target,
+            begin,
+            end,
+            power: p.power.unwrap_or(3.0),
+            frequency: every,
+        }),
+        ScheduleKind::Linear => Box::new(Polynomial::linear(initial, target, begin, end, every)),
+        ScheduleKind::OneShot => Box::new(OneShot {
+            step: begin,
+            sparsity: target,
+        }),
+        ScheduleKind::Constant => Box::new(Offset {
+            inner: Constant {
+                sparsity: target,
+                frequency: every,
+            },
+            begin,
+            end,
+        }),
+    }
+}
+
+/// A constant schedule active on `[begin, end]` only.
+struct Offset {
+    inner: Constant,
+    begin: usize,
+    end: usize,
+}
+
+impl Schedule for Offset {
+    fn should_prune(&self, step: usize) -> bool {
+        step >= self.begin && step <= self.end && self.inner.should_prune(step - self.begin)
+    }
+    fn sparsity(&self, step: usize) -> f64 {
+        self.inner.sparsity(step)
+    }
+}
+
+/// The pruner for a dynamic mode.
+pub fn pruner(
+    p: &PruningConfig,
+    train: &TrainConfig,
+    n_train: usize,
+    params: Vec<ParamInfo>,
+    masks: MaskSet,
+    seed: u64,
+) -> Result<Pruner, PruneError> {
+    let spe = steps_per_epoch(train, n_train);
+    let total = train.epochs * spe;
+    let plan = match p.mode {
+        PruningMode::Gradual => Plan::Prune(schedule(p, spe)),
+        PruningMode::Rigl | PruningMode::Set => {
+            let end = steps_of(p.end_epoch, p.end_step).map_or(total * 3 / 4, |s| s.to_steps(spe));
+            let every = steps_of(p.every_epochs, p.every_steps).map_or(100, |s| s.to_steps(spe));
+            Plan::Rewire {
+                rewiring: Rewiring {
+                    growth: if p.mode == PruningMode::Rigl {
+                        Growth::Gradient
+                    } else {
+                        Growth::Random
+                    },
+                    drop_fraction: p.drop_fraction.unwrap_or(0.3),
+                    every,
+                    end,
+                },
+                sparsity: p.sparsity.expect("validated"),
+            }
+        }
+        _ => Plan::Hold,
+    };
+    Pruner::new(
+        params,
+        masks,
+        criterion(p.criterion, seed),
+        spec(p),
+        plan,
+        seed,
+    )
+}

@@ -1,0 +1,92 @@
+//! The pruner inside the loop, with its sparsity written to `metrics.csv`: every mask update as
+//! an event (`prune` rows at the update's step) and the sparsity of every layer at every epoch
+//! (`sparsity` rows), so curves of accuracy against sparsity can be drawn from one file.
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use pruning::{EpochEnd, HookError, Pruner, RunEnd, RunStart, StepInfo, TrainHook};
+
+use crate::hooks::MetricsLog;
+use crate::model::Mlp;
+
+/// Delegates every point to the pruner, and logs after the metrics of each epoch.
+pub struct PrunerLog<'a> {
+    /// The pruner.
+    pub pruner: &'a mut Pruner,
+    /// Where rows go (it also logs the epoch's own metrics).
+    pub metrics: &'a mut MetricsLog,
+    logged: usize,
+}
+
+impl<'a> PrunerLog<'a> {
+    /// Wraps `pruner`, logging to `metrics`.
+    pub fn new(pruner: &'a mut Pruner, metrics: &'a mut MetricsLog) -> Self {
+        let logged = pruner.events().len();
+        Self {
+            pruner,
+            metrics,
+            logged,
+        }
+    }
+
+    fn log_events(&mut self) -> std::io::Result<()> {
+        let (s0, e0) = self.metrics.offset();
+        for ev in &self.pruner.events()[self.logged..] {
+            let (s, e) = (ev.step + s0, ev.epoch + e0);
+            self.metrics.row(s, e, "prune", "target", ev.target)?;
+            self.metrics.row(s, e, "prune", "sparsity", ev.sparsity)?;
+            self.metrics
+                .row(s, e, "prune", "changed", ev.changed as f64)?;
+        }
+        self.logged = self.pruner.events().len();
+        Ok(())
+    }
+}
+
+impl TrainHook<Mlp> for PrunerLog<'_> {
+    fn name(&self) -> &str {
+        "pruner"
+    }
+
+    fn on_run_start(&mut self, model: Mlp, info: &RunStart) -> Result<Mlp, HookError> {
+        self.pruner.on_run_start(model, info)
+    }
+
+    fn after_backward(
+        &mut self,
+        model: &Mlp,
+        grads: &mut GradientsParams,
+        step: &StepInfo,
+    ) -> Result<(), HookError> {
+        self.pruner.after_backward(model, grads, step)
+    }
+
+    fn after_step(&mut self, model: Mlp, step: &StepInfo) -> Result<Mlp, HookError> {
+        self.pruner.after_step(model, step)
+    }
+
+    fn edit_optimizer(
+        &mut self,
+        optim: ModuleOptimizer,
+        step: &StepInfo,
+    ) -> Result<ModuleOptimizer, HookError> {
+        TrainHook::<Mlp>::edit_optimizer(self.pruner, optim, step)
+    }
+
+    fn on_epoch_end(&mut self, model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
+        self.log_events()?;
+        let (s0, e0) = self.metrics.offset();
+        let (s, ep) = (e.step + s0, e.epoch + e0);
+        self.metrics
+            .row(s, ep, "sparsity", "total", self.pruner.weight_sparsity())?;
+        for (name, v) in self.pruner.layer_sparsity() {
+            self.metrics.row(s, ep, "sparsity", &name, v)?;
+        }
+        self.metrics.on_epoch_end(model, e)
+    }
+
+    fn on_run_end(&mut self, model: &Mlp, end: &RunEnd) -> Result<(), HookError> {
+        self.log_events()?;
+        self.metrics.flush()?;
+        self.pruner.on_run_end(model, end)
+    }
+}
