@@ -4,6 +4,7 @@
 mod cli;
 mod config_errors;
 mod datasets;
+mod dynamic_pruning;
 mod end_to_end;
 mod static_pruning;
 
