@@ -1,0 +1,139 @@
+//! What dynamic pruning costs per training step: the step of `train_step.rs` (784-300-100-10,
+//! batch 128, ReLU, Adam, ndarray) without pruning, and with a `Pruner` doing its per-step work
+//! (gradient masking, re-zeroing weights) plus a mask update (magnitude scoring, selection,
+//! optimizer-state zeroing) every 100 steps. Run side by side in one process; the ratio is the
+//! overhead.
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use criterion::{Criterion, criterion_group, criterion_main};
+use pruning::importance::Magnitude;
+use pruning::schedule::Polynomial;
+use pruning::{
+    Granularity, MaskSet, Plan, Prunable, Pruner, Rule, RunStart, Spec, StepInfo, TrainHook,
+};
+use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
+use trainer::device::make_device;
+use trainer::head::Head;
+use trainer::model::Mlp;
+use trainer::optim::build_optimizer;
+
+struct Setup {
+    device: Device,
+    x: Vec<f32>,
+    onehot: Vec<f32>,
+}
+
+fn model(device: &Device) -> (Mlp, ModuleOptimizer) {
+    let cfg = ModelConfig {
+        hidden: vec![300, 100],
+        activation: ActivationKind::Relu,
+        ..ModelConfig::default()
+    };
+    let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
+    (Mlp::new(&cfg, 784, 10, 0, device), build_optimizer(&train))
+}
+
+fn pruner(model: &Mlp) -> Pruner {
+    let params = Prunable::default().select(model).unwrap();
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    // Updates every 100 steps, ramping to 90% over 20,000 steps: every update does real work.
+    let schedule = Polynomial {
+        initial: 0.0,
+        target: 0.9,
+        begin: 0,
+        end: 20_000,
+        power: 3.0,
+        frequency: 100,
+    };
+    Pruner::new(
+        params,
+        masks,
+        Box::new(Magnitude),
+        Spec::new(Granularity::Weight, Rule::Sparsity(0.9)),
+        Plan::Prune(Box::new(schedule)),
+        0,
+    )
+    .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let _flush = trainer::denormals::FlushDenormals::enable();
+    let device: Device = make_device(BackendKind::Ndarray).unwrap().autodiff();
+    let mut onehot = vec![0f32; 128 * 10];
+    for r in 0..128 {
+        onehot[r * 10 + r % 10] = 1.0;
+    }
+    let s = Setup {
+        x: (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect(),
+        onehot,
+        device,
+    };
+    let head = Head::Multiclass(10);
+    let mut group = c.benchmark_group("pruning_overhead_784-300-100-10_b128");
+    for with_pruning in [false, true] {
+        let (m, optim) = model(&s.device);
+        // In Options so each step can move them, as the training loop does.
+        let mut optim = Some(optim);
+        let mut pruner = pruner(&m);
+        let info0 = RunStart {
+            n_epochs: 1,
+            n_batches: 1,
+        };
+        let mut model = Some(if with_pruning {
+            pruner.on_run_start(m, &info0).unwrap()
+        } else {
+            m
+        });
+        let mut step = 0usize;
+        let name = if with_pruning {
+            "gradual_magnitude_update_every_100"
+        } else {
+            "no_pruning"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let xb =
+                    Tensor::<2>::from_data(TensorData::new(s.x.clone(), [128, 784]), &s.device);
+                let tb =
+                    Tensor::<2>::from_data(TensorData::new(s.onehot.clone(), [128, 10]), &s.device);
+                let m = model.take().unwrap();
+                let loss = head.loss(m.forward(xb), tb);
+                let mut grads = GradientsParams::from_grads(loss.backward(), &m);
+                let info = StepInfo {
+                    step,
+                    epoch: 1,
+                    batch_idx: 0,
+                    n_batches: 1,
+                    lr: 1e-3,
+                };
+                let mut o = optim.take().unwrap();
+                let m = if with_pruning {
+                    pruner.after_backward(&m, &mut grads, &info).unwrap();
+                    let m = o.step(1e-3, m, grads);
+                    let m = pruner.after_step(m, &info).unwrap();
+                    o = TrainHook::<Mlp>::edit_optimizer(&mut pruner, o, &info).unwrap();
+                    m
+                } else {
+                    o.step(1e-3, m, grads)
+                };
+                optim = Some(o);
+                model = Some(m);
+                step += 1;
+                let _: f32 = loss.into_scalar();
+            })
+        });
+        if with_pruning {
+            eprintln!(
+                "{name}: {} steps, {} mask updates, sparsity {:.3}",
+                step,
+                pruner.events().len(),
+                pruner.weight_sparsity()
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
