@@ -17,6 +17,7 @@ use crate::eval::Evaluation;
 use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress, PrunerLog};
+use crate::inference::{CsrMlp, HostMlp, Sizes, compact};
 use crate::model::Mlp;
 use crate::prune;
 use crate::run_dir::create_run_dir;
@@ -115,6 +116,8 @@ struct Phased {
     end: pruning::RunEnd,
     masks: Option<pruning::MaskSet>,
     pruning: Option<serde_json::Value>,
+    /// The compacted network, for runs that prune whole neurons.
+    compact: Option<HostMlp>,
 }
 
 pub(crate) fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
@@ -176,6 +179,7 @@ fn run_phases(
             end: t.end,
             masks: None,
             pruning: None,
+            compact: None,
         });
     };
     let prune_err = TrainError::Prune;
@@ -356,12 +360,34 @@ fn run_phases(
     for (k, v) in extra {
         report[k] = v;
     }
+    // What pruning buys: bytes in each storage format, and the compacted network.
+    let host = HostMlp::from_mlp(&model);
+    let compacted = compact(&host);
+    let sizes = Sizes::of(&host, &CsrMlp::from_host(&host), &compacted);
+    report["sizes"] = serde_json::to_value(sizes).expect("json");
+    report["compact"] = json!({
+        "widths": compacted.model.widths(),
+        "dense_macs_per_sample": host.macs(),
+        "compact_macs_per_sample": compacted.model.macs(),
+    });
+    let compact_model = if matches!(
+        p.granularity_parsed(),
+        Some(crate::config::Granularity::Neuron)
+    ) {
+        let small = compacted.model.to_mlp(device);
+        let evals = evaluate_splits(&small, splits, head, device, true);
+        report["compact"]["final"] = eval_json(&evals);
+        Some(compacted.model)
+    } else {
+        None
+    };
     report["warnings"] = json!(warnings_all);
     Ok(Phased {
         model,
         end,
         masks: Some(masks),
         pruning: Some(report),
+        compact: compact_model,
     })
 }
 
@@ -501,6 +527,9 @@ pub fn run_experiment(
         std::fs::write(&path, text).map_err(io_err(&path))?;
         if let Some(masks) = &trained.masks {
             save_masks(masks, &dir.join("masks.safetensors"))?;
+        }
+        if let Some(small) = &trained.compact {
+            small.save(&dir.join("compact.safetensors"))?;
         }
         if let Some(levels) = report.get("levels") {
             let path = dir.join("lottery.md");

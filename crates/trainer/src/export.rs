@@ -86,7 +86,16 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Writes `model` to `path` in PyTorch's `[out, in]` layout.
 pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
-    let layers = layer_tensors(model);
+    save_layers(&layer_tensors(model), model.activation, path)
+}
+
+/// Writes layers given in PyTorch's layout (`[out, in]` weights and biases), e.g. a compacted
+/// network, in the same format as [`save_model`].
+pub fn save_layers(
+    layers: &[(Vec<f32>, [usize; 2], Vec<f32>)],
+    activation: ActivationKind,
+    path: &Path,
+) -> Result<(), ExportError> {
     let mut buffers = Vec::new();
     for (i, (w, shape, b)) in layers.iter().enumerate() {
         buffers.push((format!("layers.{i}.weight"), shape.to_vec(), le_bytes(w)));
@@ -99,7 +108,7 @@ pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
             (name.clone(), view)
         })
         .collect();
-    let activation = serde_json::to_value(model.activation).expect("serializable");
+    let activation = serde_json::to_value(activation).expect("serializable");
     let metadata = HashMap::from([
         ("format".to_string(), "lopper-mlp".to_string()),
         (

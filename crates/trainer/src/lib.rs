@@ -16,6 +16,7 @@ pub mod experiment;
 pub mod export;
 pub mod head;
 pub mod hooks;
+pub mod inference;
 pub mod lottery;
 pub mod model;
 pub mod optim;

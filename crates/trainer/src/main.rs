@@ -53,6 +53,27 @@ enum Command {
     /// Prune a model file (ours, or a PyTorch state_dict saved with safetensors) without
     /// training; writes the pruned weights and `<name>_mask` tensors.
     Prune(PruneArgs),
+    /// Remove the dead hidden units of a finished run's model (no incoming or no outgoing weight
+    /// left), folding constant units into the next bias; writes RUN_DIR/compact.safetensors and
+    /// checks it against the original on the run's test data.
+    Compact {
+        /// The run folder.
+        run_dir: PathBuf,
+    },
+    /// Evaluate a finished run's model without Burn, dense, in CSR or compacted, and time it.
+    Infer {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// dense, csr or compact.
+        #[arg(long, value_enum, default_value = "csr")]
+        format: trainer::inference::run_folder::Format,
+        /// Samples per forward pass.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Passes over the data; the median time is reported.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -110,8 +131,46 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    if let Some(Command::Prune(args)) = &cli.command {
-        return prune_command(args);
+    match &cli.command {
+        Some(Command::Prune(args)) => return prune_command(args),
+        Some(Command::Compact { run_dir }) => {
+            let r = trainer::inference::run_folder::compact_run(run_dir)?;
+            let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+            println!(
+                "compacted {} -> {}",
+                join(&r.widths_before),
+                join(&r.widths_after)
+            );
+            println!(
+                "{} accuracy: {} before, {} after; largest output difference {:.2e}",
+                r.split,
+                pct(r.accuracy_before),
+                pct(r.accuracy_after),
+                r.max_abs_diff
+            );
+            println!("wrote {}", run_dir.join("compact.safetensors").display());
+            return Ok(());
+        }
+        Some(Command::Infer {
+            run_dir,
+            format,
+            batch,
+            repeats,
+        }) => {
+            let r = trainer::inference::run_folder::infer_run(run_dir, *format, *batch, *repeats)?;
+            println!(
+                "{:?}: {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
+                r.format,
+                r.samples,
+                r.split,
+                r.batch,
+                r.accuracy
+                    .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+                r.us_per_sample
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let cli = &cli.train;
     let Some(config) = &cli.config else {
@@ -197,6 +256,14 @@ fn print_summary(config: &trainer::config::Config, r: &RunResult) {
     println!("run folder: {}", r.dir.display());
 }
 
+fn join(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 fn print_pruning(p: &serde_json::Value) {
     let mode = p["config"]["mode"].as_str().unwrap_or("static");
     match (p.get("events"), p.get("levels")) {
@@ -235,6 +302,25 @@ fn print_pruning(p: &serde_json::Value) {
         t["compression_ratio"].as_f64().unwrap_or(1.0),
         t["theoretical_speedup"].as_f64().unwrap_or(1.0)
     );
+    let kb = |k: &str| p["sizes"][k].as_f64().unwrap_or(0.0) / 1024.0;
+    println!(
+        "storage: dense {:.1} KiB, CSR {:.1} KiB, bitmask+values {:.1} KiB, compacted {:.1} KiB",
+        kb("dense_bytes"),
+        kb("csr_bytes"),
+        kb("bitmask_bytes"),
+        kb("compact_bytes")
+    );
+    if let Some(w) = p["compact"]["widths"].as_array() {
+        let w: Vec<usize> = w
+            .iter()
+            .filter_map(|v| v.as_u64())
+            .map(|v| v as usize)
+            .collect();
+        let saved = p["compact"].get("final").map_or(String::new(), |_| {
+            " (saved as compact.safetensors)".to_string()
+        });
+        println!("compacted network: {}{saved}", join(&w));
+    }
     for w in p["warnings"].as_array().into_iter().flatten() {
         println!("warning: {}", w.as_str().unwrap_or(""));
     }

@@ -6,6 +6,7 @@ mod config_errors;
 mod datasets;
 mod dynamic_pruning;
 mod end_to_end;
+mod payoff;
 mod static_pruning;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,123 @@
+//! Compressed sparse row weights and the sparse forward pass.
+//!
+//! Written here rather than taken from a crate: the kernel is twenty lines, and `sprs` or
+//! `nalgebra-sparse` would bring their own matrix types and conversions for one product. Rows
+//! are output units (PyTorch's `[out, in]` layout), so one row's nonzeros are one unit's
+//! incoming weights and a sample's output is a gather-dot per row.
+
+use super::host::{HostMlp, activate};
+use crate::config::ActivationKind;
+
+/// One layer in CSR: `row_ptr[o]..row_ptr[o + 1]` index the nonzeros of output unit `o`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    /// Output units.
+    pub n_out: usize,
+    /// Inputs.
+    pub n_in: usize,
+    /// Row starts, `n_out + 1` entries.
+    pub row_ptr: Vec<u32>,
+    /// Input index of each nonzero.
+    pub col: Vec<u32>,
+    /// Value of each nonzero.
+    pub val: Vec<f32>,
+    /// Bias.
+    pub b: Vec<f32>,
+}
+
+impl Csr {
+    /// The nonzeros of `w` (`[n_out, n_in]`).
+    pub fn from_dense(w: &[f32], n_out: usize, n_in: usize, b: &[f32]) -> Self {
+        let mut row_ptr = Vec::with_capacity(n_out + 1);
+        let (mut col, mut val) = (Vec::new(), Vec::new());
+        row_ptr.push(0);
+        for o in 0..n_out {
+            for (i, &v) in w[o * n_in..(o + 1) * n_in].iter().enumerate() {
+                if v != 0.0 {
+                    col.push(i as u32);
+                    val.push(v);
+                }
+            }
+            row_ptr.push(col.len() as u32);
+        }
+        Self {
+            n_out,
+            n_in,
+            row_ptr,
+            col,
+            val,
+            b: b.to_vec(),
+        }
+    }
+
+    /// Nonzero weights.
+    pub fn nnz(&self) -> usize {
+        self.val.len()
+    }
+
+    /// `y = W·x + b` for one sample.
+    #[inline]
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
+        for (o, yo) in y.iter_mut().enumerate() {
+            let (s, e) = (self.row_ptr[o] as usize, self.row_ptr[o + 1] as usize);
+            let mut acc = [0f32; 4];
+            let (cols, vals) = (&self.col[s..e], &self.val[s..e]);
+            let mut k = 0;
+            while k + 4 <= vals.len() {
+                for j in 0..4 {
+                    acc[j] += vals[k + j] * x[cols[k + j] as usize];
+                }
+                k += 4;
+            }
+            let mut sum = acc[0] + acc[1] + acc[2] + acc[3];
+            while k < vals.len() {
+                sum += vals[k] * x[cols[k] as usize];
+                k += 1;
+            }
+            *yo = self.b[o] + sum;
+        }
+    }
+}
+
+/// An MLP whose layers are CSR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMlp {
+    /// Layers, input side first.
+    pub layers: Vec<Csr>,
+    /// Hidden activation.
+    pub activation: ActivationKind,
+}
+
+impl CsrMlp {
+    /// The CSR form of a host network (zeros dropped).
+    pub fn from_host(m: &HostMlp) -> Self {
+        Self {
+            layers: m
+                .layers
+                .iter()
+                .map(|l| Csr::from_dense(&l.w, l.n_out, l.n_in, &l.b))
+                .collect(),
+            activation: m.activation,
+        }
+    }
+
+    /// Outputs `[batch, n_out]` for inputs `[batch, n_in]`.
+    pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let last = self.layers.len() - 1;
+        let mut h = x.to_vec();
+        for (li, l) in self.layers.iter().enumerate() {
+            let mut out = vec![0f32; batch * l.n_out];
+            for s in 0..batch {
+                l.matvec(
+                    &h[s * l.n_in..(s + 1) * l.n_in],
+                    &mut out[s * l.n_out..(s + 1) * l.n_out],
+                );
+            }
+            if li < last {
+                activate(self.activation, &mut out);
+            }
+            h = out;
+        }
+        h
+    }
+}

@@ -1,0 +1,140 @@
+//! The network as host arrays, and a dense forward pass over them.
+
+use burn::tensor::Device;
+
+use crate::config::ActivationKind;
+use crate::export::layer_tensors;
+use crate::model::Mlp;
+
+/// One dense layer: `w` is `[n_out, n_in]` row-major (row o = unit o's incoming weights).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLayer {
+    /// Weights, `[n_out, n_in]`.
+    pub w: Vec<f32>,
+    /// Output units.
+    pub n_out: usize,
+    /// Inputs.
+    pub n_in: usize,
+    /// Bias, one per output unit.
+    pub b: Vec<f32>,
+}
+
+/// A whole MLP on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMlp {
+    /// Layers, input side first.
+    pub layers: Vec<HostLayer>,
+    /// Hidden activation (the last layer has none).
+    pub activation: ActivationKind,
+}
+
+/// The hidden activation applied in place.
+pub fn activate(kind: ActivationKind, h: &mut [f32]) {
+    match kind {
+        ActivationKind::Relu => h.iter_mut().for_each(|v| *v = v.max(0.0)),
+        ActivationKind::Sigmoid => h.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+        ActivationKind::Tanh => h.iter_mut().for_each(|v| *v = v.tanh()),
+    }
+}
+
+/// The activation of one value.
+pub fn activate_one(kind: ActivationKind, v: f32) -> f32 {
+    let mut x = [v];
+    activate(kind, &mut x);
+    x[0]
+}
+
+/// Dot product with eight independent accumulators, so the compiler can vectorise it (a single
+/// float accumulator forces a sequential chain).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+impl HostMlp {
+    /// Copies a trained model to the host.
+    pub fn from_mlp(model: &Mlp) -> Self {
+        Self {
+            layers: layer_tensors(model)
+                .into_iter()
+                .map(|(w, [n_out, n_in], b)| HostLayer { w, n_out, n_in, b })
+                .collect(),
+            activation: model.activation,
+        }
+    }
+
+    /// A Burn model with these weights on `device`.
+    pub fn to_mlp(&self, device: &Device) -> Mlp {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut w = vec![0f32; l.w.len()];
+                for o in 0..l.n_out {
+                    for i in 0..l.n_in {
+                        w[i * l.n_out + o] = l.w[o * l.n_in + i];
+                    }
+                }
+                (w, [l.n_in, l.n_out], l.b.clone())
+            })
+            .collect();
+        Mlp::from_weights(layers, self.activation, device)
+    }
+
+    /// Layer widths, input first.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.layers[0].n_in];
+        w.extend(self.layers.iter().map(|l| l.n_out));
+        w
+    }
+
+    /// Multiply-adds per sample of a dense forward pass.
+    pub fn macs(&self) -> usize {
+        self.layers.iter().map(|l| l.n_out * l.n_in).sum()
+    }
+
+    /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense.
+    pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let last = self.layers.len() - 1;
+        let mut h = x.to_vec();
+        for (li, l) in self.layers.iter().enumerate() {
+            let mut out = vec![0f32; batch * l.n_out];
+            for s in 0..batch {
+                let xs = &h[s * l.n_in..(s + 1) * l.n_in];
+                let ys = &mut out[s * l.n_out..(s + 1) * l.n_out];
+                for (o, y) in ys.iter_mut().enumerate() {
+                    *y = l.b[o] + dot(&l.w[o * l.n_in..(o + 1) * l.n_in], xs);
+                }
+            }
+            if li < last {
+                activate(self.activation, &mut out);
+            }
+            h = out;
+        }
+        h
+    }
+}
+
+impl HostMlp {
+    /// Writes the network like `model.safetensors` (PyTorch layout, activation in metadata).
+    pub fn save(&self, path: &std::path::Path) -> Result<(), crate::export::ExportError> {
+        let layers: Vec<(Vec<f32>, [usize; 2], Vec<f32>)> = self
+            .layers
+            .iter()
+            .map(|l| (l.w.clone(), [l.n_out, l.n_in], l.b.clone()))
+            .collect();
+        crate::export::save_layers(&layers, self.activation, path)
+    }
+}
