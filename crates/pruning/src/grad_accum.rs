@@ -13,6 +13,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use crate::importance::{GradNeeds, GradStats};
+use crate::module::host_values;
 
 #[derive(Default)]
 struct Sums {
@@ -30,8 +31,7 @@ fn add(slot: &mut Option<Tensor<1>>, x: Tensor<1>) {
 }
 
 fn host(t: Option<Tensor<1>>) -> Vec<f32> {
-    t.map(|t| t.into_data().try_to_vec::<f32>().expect("f32 statistics"))
-        .unwrap_or_default()
+    t.map(host_values).unwrap_or_default()
 }
 
 /// Running sums of the gradient statistics a criterion needs, for 2-D weights.

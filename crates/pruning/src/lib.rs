@@ -30,11 +30,11 @@ pub use granularity::{
 pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
 pub use mask::{Mask, MaskSet};
 pub use mask_hook::MaskHook;
-pub use module::{Prunable, apply_masks, read_params};
+pub use module::{Prunable, apply_masks, host_values, read_params};
 pub use optim_state::zero_masked_state;
 pub use params::{ParamInfo, param_infos};
 pub use prune_once::{Pruned, prune_once};
-pub use pruner::{Plan, PruneEvent, Pruner};
+pub use pruner::{ClearState, Plan, PruneEvent, Pruner};
 pub use regrowth::{Growth, Rewiring};
 pub use rewind::{Snapshot, SnapshotAt};
 pub use rng::Rng;

@@ -32,8 +32,10 @@ impl MaskHook {
                 .map(|p| (p.path.as_str(), p.shape.as_slice())),
         )?;
         Ok(Self {
+            // A mask that keeps everything changes nothing: it is not held (no per-step work).
             masks: prunable
                 .iter()
+                .filter(|p| masks.masks[&p.path].kept() < masks.masks[&p.path].len())
                 .map(|p| (p.id, (masks.masks[&p.path].to_f32(), p.shape.len())))
                 .collect(),
             weight_masks: BTreeMap::new(),

@@ -66,6 +66,20 @@ impl Prunable {
     }
 }
 
+/// A tensor's values on the host, row-major.
+///
+/// Burn's ndarray backend may hold a tensor in a strided layout (optimizer updates leave
+/// `Linear` weights that way), and copying such a tensor out walks it element by element: 6.8 ms
+/// for a 784×300 weight, against 0.08 ms for a contiguous one. Multiplying by one first makes a
+/// contiguous copy, and is exact for every float (−0.0 and NaN included).
+pub fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.inner()
+        .mul_scalar(1.0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 tensor")
+}
+
 /// Host copies of the parameters with the given ids, by id.
 pub fn read_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, Vec<f32>> {
     struct Reader<'a> {
@@ -75,11 +89,7 @@ pub fn read_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, 
     impl ModuleVisitor for Reader<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if self.ids.contains(&param.id) {
-                let v = param
-                    .val()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .expect("f32 parameters");
+                let v = host_values(param.val());
                 self.out.insert(param.id, v);
             }
         }

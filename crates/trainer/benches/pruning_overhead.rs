@@ -1,8 +1,8 @@
 //! What dynamic pruning costs per training step: the step of `train_step.rs` (784-300-100-10,
 //! batch 128, ReLU, Adam, ndarray) without pruning, and with a `Pruner` doing its per-step work
-//! (gradient masking, re-zeroing weights) plus a mask update (magnitude scoring, selection,
-//! optimizer-state zeroing) every 100 steps. Run side by side in one process; the ratio is the
-//! overhead.
+//! (gradient masking, re-zeroing weights), then plus a mask update (magnitude scoring, selection)
+//! every 100 steps, then plus zeroing the optimizer state of masked weights at every update.
+//! Run side by side in one process; the ratios are the overheads.
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -10,7 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use pruning::importance::Magnitude;
 use pruning::schedule::Polynomial;
 use pruning::{
-    Granularity, MaskSet, Plan, Prunable, Pruner, Rule, RunStart, Spec, StepInfo, TrainHook,
+    ClearState, Granularity, MaskSet, Plan, Prunable, Pruner, Rule, RunStart, Spec, StepInfo,
+    TrainHook,
 };
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
@@ -34,9 +35,28 @@ fn model(device: &Device) -> (Mlp, ModuleOptimizer) {
     (Mlp::new(&cfg, 784, 10, 0, device), build_optimizer(&train))
 }
 
-fn pruner(model: &Mlp) -> Pruner {
+fn pruner(model: &Mlp, updates: bool, clear_every_update: bool) -> Pruner {
     let params = Prunable::default().select(model).unwrap();
     let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    if !updates {
+        // Per-step work only: 90% random masks held, never updated.
+        let mut rng = pruning::Rng::new(1);
+        let mut held = masks.clone();
+        for m in held.masks.values_mut() {
+            for k in &mut m.keep {
+                *k = rng.next_f64() >= 0.9;
+            }
+        }
+        return Pruner::new(
+            params,
+            held,
+            Box::new(Magnitude),
+            Spec::new(Granularity::Weight, Rule::Sparsity(0.9)),
+            Plan::Hold,
+            0,
+        )
+        .unwrap();
+    }
     // Updates every 100 steps, ramping to 90% over 20,000 steps: every update does real work.
     let schedule = Polynomial {
         initial: 0.0,
@@ -55,6 +75,11 @@ fn pruner(model: &Mlp) -> Pruner {
         0,
     )
     .unwrap()
+    .with_clear_state(if clear_every_update {
+        ClearState::EveryUpdate
+    } else {
+        ClearState::OnGrowth
+    })
 }
 
 fn bench(c: &mut Criterion) {
@@ -71,11 +96,16 @@ fn bench(c: &mut Criterion) {
     };
     let head = Head::Multiclass(10);
     let mut group = c.benchmark_group("pruning_overhead_784-300-100-10_b128");
-    for with_pruning in [false, true] {
+    for (with_pruning, updates, clear) in [
+        (false, false, false),
+        (true, false, false),
+        (true, true, false),
+        (true, true, true),
+    ] {
         let (m, optim) = model(&s.device);
         // In Options so each step can move them, as the training loop does.
         let mut optim = Some(optim);
-        let mut pruner = pruner(&m);
+        let mut pruner = pruner(&m, updates, clear);
         let info0 = RunStart {
             n_epochs: 1,
             n_batches: 1,
@@ -86,10 +116,11 @@ fn bench(c: &mut Criterion) {
             m
         });
         let mut step = 0usize;
-        let name = if with_pruning {
-            "gradual_magnitude_update_every_100"
-        } else {
-            "no_pruning"
+        let name = match (with_pruning, updates, clear) {
+            (false, _, _) => "no_pruning",
+            (true, false, _) => "masks_held_no_updates",
+            (true, true, false) => "gradual_magnitude_update_every_100",
+            (true, true, true) => "gradual_update_every_100_optimizer_state_zeroed",
         };
         group.bench_function(name, |b| {
             b.iter(|| {

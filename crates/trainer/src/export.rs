@@ -42,12 +42,7 @@ pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
         .iter()
         .map(|l| {
             let [n_in, n_out] = l.weight.shape().dims();
-            let w = l
-                .weight
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .expect("f32 weights");
+            let w = pruning::host_values(l.weight.val());
             let mut t = vec![0f32; w.len()];
             for i in 0..n_in {
                 for o in 0..n_out {
@@ -58,7 +53,7 @@ pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
                 }
             }
             let b = match &l.bias {
-                Some(b) => b.val().into_data().try_to_vec::<f32>().expect("f32 bias"),
+                Some(b) => pruning::host_values(b.val()),
                 None => vec![0.0; n_out],
             };
             (t, [n_out, n_in], b)

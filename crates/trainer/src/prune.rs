@@ -130,12 +130,8 @@ pub fn calibrate(
         let grads = GradientsParams::from_grads(loss.backward(), model);
         for p in params {
             let g: Option<Vec<f32>> = match p.shape.len() {
-                2 => grads
-                    .get::<2>(p.id)
-                    .map(|g| g.into_data().try_to_vec().expect("f32")),
-                1 => grads
-                    .get::<1>(p.id)
-                    .map(|g| g.into_data().try_to_vec().expect("f32")),
+                2 => grads.get::<2>(p.id).map(pruning::host_values),
+                1 => grads.get::<1>(p.id).map(pruning::host_values),
                 _ => None,
             };
             if let Some(g) = g {

@@ -90,7 +90,7 @@ fn run(
     steps: usize,
     device: &Device,
     mut check: impl FnMut(&Net, &Pruner, usize),
-) -> Net {
+) -> (Net, ModuleOptimizer) {
     net = pruner
         .on_run_start(
             net,
@@ -115,7 +115,7 @@ fn run(
         optim = TrainHook::<Net>::edit_optimizer(pruner, optim, &info).unwrap();
         check(&net, pruner, step + 1);
     }
-    net
+    (net, optim)
 }
 
 fn gradual() -> Polynomial {
@@ -173,7 +173,7 @@ fn gradual_pruning_follows_the_schedule_and_masked_weights_stay_zero_with_every_
             0,
         )
         .unwrap();
-        let net = run(net, &mut pruner, optim, 40, &device, |net, pruner, step| {
+        let (net, _) = run(net, &mut pruner, optim, 40, &device, |net, pruner, step| {
             assert_masked_zero(net, pruner, &format!("{name}, after step {step}"));
         });
         // Updates at 5, 10, …, 25, each to the schedule's target, per layer, to the weight.
@@ -215,7 +215,8 @@ fn optimizer_state_of_pruned_weights_is_cleared_so_they_cannot_move() {
             })),
             0,
         )
-        .unwrap();
+        .unwrap()
+        .with_clear_state(pruning::ClearState::EveryUpdate);
         let mut optim: ModuleOptimizer = AdamConfig::new().init();
         let mut net = pruner
             .on_run_start(
@@ -317,11 +318,11 @@ fn rigl_and_set_keep_each_layers_sparsity_and_grow_from_zero() {
             &device,
             |net, pruner, step| {
                 assert_masked_zero(net, pruner, &format!("{growth:?} after step {step}"));
+                let ids: Vec<ParamId> = params.iter().map(|p| p.id).collect();
+                let values = read_params(net, &ids);
                 if pruner.events().len() > events_seen {
                     events_seen = pruner.events().len();
                     // Grown weights (newly kept) start at exactly zero.
-                    let ids: Vec<ParamId> = params.iter().map(|p| p.id).collect();
-                    let values = read_params(net, &ids);
                     for p in &params {
                         let (old, new) = (&last.masks[&p.path], &pruner.masks().masks[&p.path]);
                         assert_eq!(new.kept(), kept[&p.path], "{growth:?}: sparsity changed");
@@ -343,6 +344,81 @@ fn rigl_and_set_keep_each_layers_sparsity_and_grow_from_zero() {
         // The cosine decay: fewer changes at the last update than at the first.
         assert!(pruner.events()[4].changed < pruner.events()[0].changed);
     }
+}
+
+#[test]
+fn weights_grown_back_start_with_fresh_optimizer_state() {
+    // SET from random masks, updates at steps 5 and 10. Weights active at the start, dropped at
+    // step 5 and grown back at step 10 carry Adam moments from their active steps unless the
+    // pruner cleared them; one more step with all-zero gradients shows which: a weight with
+    // zero moments and zero gradient does not move.
+    let device = device();
+    let net = Net::new(&device);
+    let params = weights(&net);
+    let mut pruner = Pruner::new(
+        params.clone(),
+        ones(&params),
+        Box::new(Magnitude),
+        Spec::new(Granularity::Weight, Rule::Sparsity(0.5)),
+        Plan::Rewire {
+            rewiring: Rewiring {
+                growth: Growth::Random,
+                drop_fraction: 0.5,
+                every: 5,
+                end: 100,
+            },
+            sparsity: 0.5,
+        },
+        3,
+    )
+    .unwrap();
+    let mut history = vec![pruner.masks().clone()];
+    let (net, mut optim) = run(
+        net,
+        &mut pruner,
+        AdamConfig::new().init(),
+        10,
+        &device,
+        |_, p, _| {
+            if p.events().len() >= history.len() {
+                history.push(p.masks().clone());
+            }
+        },
+    );
+    assert_eq!(history.len(), 3);
+    let mut grads = grads_of(&net, &device, 99);
+    for p in &params {
+        let g = grads.remove::<2>(p.id).unwrap();
+        grads.register(p.id, g.mul_scalar(0.0));
+    }
+    let before = read_params(&net, &params.iter().map(|p| p.id).collect::<Vec<_>>());
+    let net = optim.step(0.01, net, grads);
+    let after = read_params(&net, &params.iter().map(|p| p.id).collect::<Vec<_>>());
+    let (mut regrown, mut moved_active) = (0, 0);
+    for p in &params {
+        let [k0, k1, k2] = [0, 1, 2].map(|i| &history[i].masks[&p.path].keep);
+        for i in 0..k2.len() {
+            if k0[i] && !k1[i] && k2[i] {
+                regrown += 1;
+                assert_eq!(
+                    after[&p.id][i], 0.0,
+                    "{}[{i}] regrown with stale moments",
+                    p.path
+                );
+            }
+            if k0[i] && k1[i] && k2[i] && after[&p.id][i] != before[&p.id][i] {
+                moved_active += 1;
+            }
+        }
+    }
+    assert!(
+        regrown > 0,
+        "no weight was dropped and grown back; the test shows nothing"
+    );
+    assert!(
+        moved_active > 0,
+        "momentum should move weights active throughout"
+    );
 }
 
 #[test]
@@ -473,7 +549,7 @@ fn rewinding_restores_initial_values_and_keeps_parameter_ids() {
         0,
     )
     .unwrap();
-    let trained = run(
+    let (trained, _) = run(
         net,
         &mut pruner,
         AdamConfig::new().init(),

@@ -79,6 +79,41 @@ impl Csr {
     }
 }
 
+impl Csr {
+    /// `Yᵀ = W·Xᵀ + b` for a batch held transposed (`xt` is `[n_in, batch]`, `yt` is
+    /// `[n_out, batch]`): each nonzero scales one contiguous row of `xt`, a loop the compiler
+    /// vectorises across the batch, and every weight is read once per batch.
+    pub fn matmat_t(&self, xt: &[f32], batch: usize, yt: &mut [f32]) {
+        for o in 0..self.n_out {
+            let y = &mut yt[o * batch..(o + 1) * batch];
+            y.fill(self.b[o]);
+            let (s, e) = (self.row_ptr[o] as usize, self.row_ptr[o + 1] as usize);
+            for k in s..e {
+                let v = self.val[k];
+                let c = self.col[k] as usize;
+                let xr = &xt[c * batch..(c + 1) * batch];
+                for (yi, xi) in y.iter_mut().zip(xr) {
+                    *yi += v * xi;
+                }
+            }
+        }
+    }
+}
+
+/// `x` `[rows, cols]` → `[cols, rows]`.
+pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; x.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = x[r * cols + c];
+        }
+    }
+    t
+}
+
+/// Batches at least this large use the transposed kernel.
+const BATCHED: usize = 8;
+
 /// An MLP whose layers are CSR.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsrMlp {
@@ -104,6 +139,18 @@ impl CsrMlp {
     /// Outputs `[batch, n_out]` for inputs `[batch, n_in]`.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
+        if batch >= BATCHED {
+            let mut h = transpose(x, batch, self.layers[0].n_in);
+            for (li, l) in self.layers.iter().enumerate() {
+                let mut out = vec![0f32; l.n_out * batch];
+                l.matmat_t(&h, batch, &mut out);
+                if li < last {
+                    activate(self.activation, &mut out);
+                }
+                h = out;
+            }
+            return transpose(&h, self.layers[last].n_out, batch);
+        }
         let mut h = x.to_vec();
         for (li, l) in self.layers.iter().enumerate() {
             let mut out = vec![0f32; batch * l.n_out];

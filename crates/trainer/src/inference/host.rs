@@ -105,9 +105,31 @@ impl HostMlp {
         self.layers.iter().map(|l| l.n_out * l.n_in).sum()
     }
 
-    /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense.
+    /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense. Batches of 8 or more
+    /// run transposed, the same loop as the CSR kernel over every weight (so the two differ only
+    /// in which weights they visit).
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
+        if batch >= 8 {
+            let mut h = super::csr::transpose(x, batch, self.layers[0].n_in);
+            for (li, l) in self.layers.iter().enumerate() {
+                let mut out = vec![0f32; l.n_out * batch];
+                for o in 0..l.n_out {
+                    let y = &mut out[o * batch..(o + 1) * batch];
+                    y.fill(l.b[o]);
+                    for (i, &v) in l.w[o * l.n_in..(o + 1) * l.n_in].iter().enumerate() {
+                        for (yi, xi) in y.iter_mut().zip(&h[i * batch..(i + 1) * batch]) {
+                            *yi += v * xi;
+                        }
+                    }
+                }
+                if li < last {
+                    activate(self.activation, &mut out);
+                }
+                h = out;
+            }
+            return super::csr::transpose(&h, self.layers[last].n_out, batch);
+        }
         let mut h = x.to_vec();
         for (li, l) in self.layers.iter().enumerate() {
             let mut out = vec![0f32; batch * l.n_out];

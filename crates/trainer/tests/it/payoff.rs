@@ -100,6 +100,24 @@ fn compaction_keeps_every_output_for_sigmoid_tanh_and_relu() {
                 .fold(0.0, f32::max);
             assert!(diff <= 1e-5, "{activation:?} {name}: max |diff| {diff}");
         }
+        // One sample at a time (the batch-1 kernels) gives the same outputs as a batch.
+        let csr = CsrMlp::from_host(&m);
+        for s in 0..20 {
+            let xs = &x[s * 8..(s + 1) * 8];
+            for (a, b) in m.forward(xs, 1).iter().zip(csr.forward(xs, 1)) {
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "{activation:?} sample {s}: dense {a} csr {b}"
+                );
+            }
+            let one = m.forward(xs, 1);
+            for (a, b) in one.iter().zip(&burn_out[s * 3..(s + 1) * 3]) {
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "{activation:?} sample {s}: {a} vs Burn {b}"
+                );
+            }
+        }
     }
 }
 
