@@ -32,7 +32,8 @@ fn lint() -> Result<()> {
 const USAGE: &str = "usage: cargo xtask <ci|lint|bench>
   ci     lint, then all tests: what .ci/run does
   lint   fmt check, and clippy with warnings denied
-  bench  the training-step benchmark, ndarray against flex";
+  bench  the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
+         sparse inference (dense / CSR / compacted)";
 
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
@@ -42,7 +43,12 @@ fn main() -> Result<()> {
             // The README's test command, word for word.
             cargo(&["test", "--workspace"])
         }
-        Some("bench") => cargo(&["bench", "-p", "trainer", "--bench", "train_step"]),
+        Some("bench") => {
+            for bench in ["train_step", "pruning_overhead", "sparse_inference"] {
+                cargo(&["bench", "-p", "trainer", "--bench", bench])?;
+            }
+            Ok(())
+        }
         _ => bail!("{USAGE}"),
     }
 }

@@ -118,6 +118,8 @@ struct Phased {
     pruning: Option<serde_json::Value>,
     /// The compacted network, for runs that prune whole neurons.
     compact: Option<HostMlp>,
+    /// The weights pruning started from (trained for static pruning, initial otherwise).
+    before_weights: Option<HostMlp>,
 }
 
 pub(crate) fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
@@ -180,6 +182,7 @@ fn run_phases(
             masks: None,
             pruning: None,
             compact: None,
+            before_weights: None,
         });
     };
     let prune_err = TrainError::Prune;
@@ -218,6 +221,7 @@ fn run_phases(
     let mut rounds = Vec::new();
     let mut warnings_all = Vec::new();
     let mut extra = serde_json::Map::new();
+    let mut before_weights = HostMlp::from_mlp(&model);
     let (mut model, end, before) = match p.mode {
         PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
             let mut pruner = crate::dynamic::pruner(
@@ -295,6 +299,7 @@ fn run_phases(
                 (t.model, t.end)
             };
             metrics.set_offset(end.steps_done, end.epochs_done);
+            before_weights = HostMlp::from_mlp(&model);
             let before = evaluate_splits(&model, splits, head, device, true);
             log_evals(metrics, &before, "before_pruning")?;
             for round in 1..=p.rounds {
@@ -388,6 +393,7 @@ fn run_phases(
         masks: Some(masks),
         pruning: Some(report),
         compact: compact_model,
+        before_weights: Some(before_weights),
     })
 }
 
@@ -510,6 +516,8 @@ pub fn run_experiment(
         &mut metrics,
         &mut progress,
     );
+    // Everything logged reaches the disk before anything reads metrics.csv back.
+    metrics.flush().map_err(io_err(&metrics_path))?;
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {
@@ -548,14 +556,32 @@ pub fn run_experiment(
             json!({ "n": e.n, "loss": e.loss, "accuracy": e.accuracy(), "correct": e.correct }),
         );
     }
-    write_summary(json!({
+    let ok = json!({
         "status": "ok",
         "epochs": trained.end.epochs_done,
         "steps": trained.end.steps_done,
         "stopped_early": trained.end.stopped_early,
         "final": final_metrics,
         "wall_time_s": wall_s,
-    }))?;
+    });
+    write_summary(ok.clone())?;
+    // Pictures last: everything measured is on disk before, so a plotting failure (say, no
+    // fonts) costs only the pictures, and says so.
+    let after = HostMlp::from_mlp(&trained.model);
+    let mut summary = base_summary.clone();
+    if let (Some(s), Some(e)) = (summary.as_object_mut(), ok.as_object()) {
+        s.extend(e.clone());
+    }
+    let plotted = crate::plots::write_all(
+        &dir,
+        trained.before_weights.as_ref(),
+        &after,
+        trained.pruning.as_ref(),
+    )
+    .and_then(|plots| crate::plots::write_index(&dir, &summary, trained.pruning.as_ref(), &plots));
+    if let Err(e) = plotted {
+        eprintln!("warning: plots not written: {e}");
+    }
     Ok(RunResult {
         pruning: trained.pruning,
         dir,

@@ -20,6 +20,7 @@ pub mod inference;
 pub mod lottery;
 pub mod model;
 pub mod optim;
+pub mod plots;
 pub mod prune;
 pub mod prune_file;
 pub mod run_dir;

@@ -183,3 +183,44 @@ fn a_neuron_pruned_run_is_compacted_with_the_same_accuracy_and_the_commands_agre
         "{e}"
     );
 }
+
+#[test]
+fn run_folders_get_plots_and_an_index_page_that_shows_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run_experiment(&shipped("xor.toml", &[]), &opts(tmp.path())).unwrap();
+    let html = std::fs::read_to_string(r.dir.join("index.html")).unwrap();
+    let stems = [
+        "training",
+        "sparsity",
+        "accuracy_vs_sparsity",
+        "weights_layers.0.weight",
+        "weights_layers.1.weight",
+    ];
+    for stem in stems {
+        let png = std::fs::read(r.dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
+        let svg = std::fs::read_to_string(r.dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{stem}.svg");
+        assert!(
+            html.contains(&format!("src=\"{stem}.png\"")),
+            "index.html lacks {stem}"
+        );
+    }
+    // Text is rendered (axis titles, captions) and the pruning event is drawn.
+    let svg = std::fs::read_to_string(r.dir.join("training.svg")).unwrap();
+    assert!(
+        svg.contains("epoch") && svg.contains("pruning event"),
+        "{}",
+        &svg[..200]
+    );
+    assert!(html.contains("layers.0.weight") && html.contains("33.33%"));
+    // A run without pruning gets curves and weight pictures, no sparsity plots.
+    let plain = run_experiment(
+        &shipped("digits.toml", &["train.epochs=3"]),
+        &opts(tmp.path()),
+    )
+    .unwrap();
+    assert!(plain.dir.join("training.png").is_file());
+    assert!(plain.dir.join("weights_layers.0.weight.png").is_file());
+    assert!(!plain.dir.join("sparsity.png").exists());
+}

@@ -1,0 +1,43 @@
+//! Pictures in the run folder: each layer's weights before and after pruning, per-layer
+//! sparsity, training curves with pruning events, accuracy against sparsity, and an
+//! `index.html` that shows them with the summary table. Every plot is written as PNG and SVG.
+
+mod curves;
+mod draw;
+mod heatmap;
+mod html;
+mod sparsity;
+
+use std::path::{Path, PathBuf};
+
+pub use html::write_index;
+
+use crate::inference::HostMlp;
+
+/// A plot that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {}: {message}", path.display())]
+pub struct PlotError {
+    /// The file.
+    pub path: PathBuf,
+    /// What failed.
+    pub message: String,
+}
+
+/// Writes every plot that applies to the run in `dir`; returns the file stems written (each as
+/// `.png` and `.svg`), in display order, with a caption.
+pub fn write_all(
+    dir: &Path,
+    before: Option<&HostMlp>,
+    after: &HostMlp,
+    pruning: Option<&serde_json::Value>,
+) -> Result<Vec<(String, String)>, PlotError> {
+    let mut written = Vec::new();
+    written.extend(curves::training_curves(dir)?);
+    if let Some(p) = pruning {
+        written.extend(sparsity::layer_bars(dir, p)?);
+        written.extend(sparsity::accuracy_vs_sparsity(dir, p)?);
+    }
+    written.extend(heatmap::weight_maps(dir, before, after)?);
+    Ok(written)
+}
