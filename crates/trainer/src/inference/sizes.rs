@@ -24,12 +24,7 @@ impl Sizes {
     pub fn of(m: &HostMlp, csr: &CsrMlp, compact: &Compacted) -> Self {
         let biases: usize = m.layers.iter().map(|l| l.b.len()).sum();
         let dense = m.layers.iter().map(|l| l.w.len()).sum::<usize>() + biases;
-        let csr_bytes = csr
-            .layers
-            .iter()
-            .map(|l| 4 * l.nnz() + 4 * l.nnz() + 4 * l.row_ptr.len())
-            .sum::<usize>()
-            + 4 * biases;
+        let csr_bytes = csr.layers.iter().map(|l| l.bytes()).sum::<usize>() + 4 * biases;
         let bitmask_bytes = m
             .layers
             .iter()
