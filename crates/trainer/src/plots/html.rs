@@ -48,7 +48,7 @@ img{{max-width:100%;border:1px solid #ddd}}figcaption{{color:#555;margin-top:0.3
         .collect();
     let _ = writeln!(
         h,
-        "<p>Network {} ({} parameters), seed {}, {} epochs, {:.1} s, status {}.</p>",
+        "<p>Network {} ({} parameters), seed {}, {} epochs in the last training phase, {:.1} s in all, status {}.</p>",
         widths.join("-"),
         summary["parameters"],
         summary["seed"],
