@@ -24,4 +24,5 @@ pub mod plots;
 pub mod prune;
 pub mod prune_file;
 pub mod run_dir;
+pub mod sensitivity;
 pub mod train;

@@ -60,6 +60,19 @@ enum Command {
         /// The run folder.
         run_dir: PathBuf,
     },
+    /// Prune each layer of a finished run's model alone, by magnitude, at several sparsities;
+    /// record the validation metric; write sensitivity.{csv,md,png,svg} and suggested per-layer
+    /// targets (sensitivity_targets.toml) into RUN_DIR.
+    Sensitivity {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Sparsities to probe, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0.5,0.8,0.9,0.95,0.98")]
+        sparsities: Vec<f64>,
+        /// Largest acceptable drop of the metric (accuracy as a fraction: 0.01 = one point).
+        #[arg(long, default_value_t = 0.01)]
+        tolerance: f64,
+    },
     /// Evaluate a finished run's model without Burn, dense, in CSR or compacted, and time it.
     Infer {
         /// The run folder.
@@ -167,6 +180,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 r.accuracy
                     .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
                 r.us_per_sample
+            );
+            return Ok(());
+        }
+        Some(Command::Sensitivity {
+            run_dir,
+            sparsities,
+            tolerance,
+        }) => {
+            if let Some(bad) = sparsities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
+                anyhow::bail!("--sparsities: {bad} is not a fraction in [0, 1]");
+            }
+            let r = trainer::sensitivity::sensitivity(run_dir, sparsities, *tolerance)?;
+            print!("{}", trainer::sensitivity::table(&r, sparsities));
+            println!(
+                "wrote sensitivity.csv, sensitivity.md, sensitivity.png/svg and sensitivity_targets.toml in {}",
+                run_dir.display()
             );
             return Ok(());
         }

@@ -48,8 +48,13 @@ pub struct RunFolder {
     pub head: Head,
 }
 
-/// Loads `dir/model.safetensors` and the data of `dir/config.toml`.
+/// Loads `dir/model.safetensors` and the data of `dir/config.toml`; evaluates on the test split.
 pub fn open_run(dir: &Path) -> Result<RunFolder, RunFolderError> {
+    open_run_on(dir, &["test", "valid", "train"])
+}
+
+/// As [`open_run`], evaluating on the first of `prefer` that the run's config has.
+pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, RunFolderError> {
     let model_path = dir.join("model.safetensors");
     let config_path = dir.join("config.toml");
     for p in [&model_path, &config_path] {
@@ -67,11 +72,20 @@ pub fn open_run(dir: &Path) -> Result<RunFolder, RunFolderError> {
     let loaded = load_config(&config_path, &[])?;
     let splits = data::load(&loaded.config.data, loaded.config.seed, dir)?;
     let head = Head::for_data(&splits.train);
-    let (split, eval) = match (splits.test, splits.valid) {
-        (Some(t), _) => ("test", t),
-        (None, Some(v)) => ("valid", v),
-        (None, None) => ("train", splits.train),
-    };
+    let mut by_name = vec![
+        ("train", Some(splits.train)),
+        ("valid", splits.valid),
+        ("test", splits.test),
+    ];
+    let (split, eval) = prefer
+        .iter()
+        .find_map(|want| {
+            by_name
+                .iter_mut()
+                .find(|(n, d)| n == want && d.is_some())
+                .map(|(n, d)| (*n, d.take().expect("checked")))
+        })
+        .expect("the train split always exists");
     Ok(RunFolder {
         model,
         eval,

@@ -11,6 +11,7 @@ mod sparsity;
 use std::path::{Path, PathBuf};
 
 pub use html::write_index;
+pub use sparsity::sensitivity_plot;
 
 use crate::inference::HostMlp;
 

@@ -93,7 +93,8 @@ pub fn layer_bars(dir: &Path, p: &serde_json::Value) -> Result<Vec<(String, Stri
 struct AccVsSparsity {
     /// (label, points (sparsity %, accuracy %)).
     series: Vec<(String, Vec<(f64, f64)>)>,
-    split: String,
+    title: String,
+    y_desc: String,
 }
 
 impl Figure for AccVsSparsity {
@@ -105,23 +106,22 @@ impl Figure for AccVsSparsity {
         let all: Vec<&(f64, f64)> = self.series.iter().flat_map(|s| &s.1).collect();
         let (lo, hi) = all
             .iter()
-            .fold((100f64, 0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
         // At least five points of accuracy on the axis, so a flat line looks flat.
         let pad = ((hi - lo) * 0.1).max((5.0 - (hi - lo)) / 2.0).max(0.5);
         let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("{} accuracy against sparsity", self.split),
-                (FONT, 22),
-            )
+            .caption(&self.title, (FONT, 22))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..100f64, (lo - pad).max(0.0)..(hi + pad).min(100.0))
+            .build_cartesian_2d(0f64..100f64, (lo - pad).max(0.0)..(hi + pad))
             .map_err(s)?;
         chart
             .configure_mesh()
             .x_desc("sparsity (% of weights pruned)")
-            .y_desc(format!("{} accuracy (%)", self.split))
+            .y_desc(&self.y_desc)
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .draw()
@@ -201,14 +201,49 @@ pub fn accuracy_vs_sparsity(
     if series.iter().map(|s| s.1.len()).max().unwrap_or(0) < 2 {
         return Ok(Vec::new());
     }
-    both(
-        dir,
-        "accuracy_vs_sparsity",
-        (800, 500),
-        &AccVsSparsity { series, split },
-    )?;
+    let fig = AccVsSparsity {
+        series,
+        title: format!("{split} accuracy against sparsity"),
+        y_desc: format!("{split} accuracy (%)"),
+    };
+    both(dir, "accuracy_vs_sparsity", (800, 500), &fig)?;
     Ok(vec![(
         "accuracy_vs_sparsity".into(),
         "Accuracy at each sparsity level the run visited".into(),
     )])
+}
+
+/// `sensitivity.png/svg`: the metric with each layer pruned alone, against its sparsity.
+pub fn sensitivity_plot(dir: &Path, r: &crate::sensitivity::Sensitivity) -> Result<(), PlotError> {
+    let scale = if r.metric == "accuracy" { 100.0 } else { 1.0 };
+    let mut layers: Vec<String> = r.probes.iter().map(|p| p.layer.clone()).collect();
+    layers.dedup();
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = layers
+        .iter()
+        .map(|l| {
+            let pts = std::iter::once((0.0, r.baseline * scale))
+                .chain(
+                    r.probes
+                        .iter()
+                        .filter(|p| &p.layer == l)
+                        .map(|p| (p.sparsity * 100.0, p.metric * scale)),
+                )
+                .collect();
+            (format!("{l} alone"), pts)
+        })
+        .collect();
+    series.push((
+        "unpruned".into(),
+        vec![(0.0, r.baseline * scale), (100.0, r.baseline * scale)],
+    ));
+    let unit = if r.metric == "accuracy" { " (%)" } else { "" };
+    let fig = AccVsSparsity {
+        series,
+        title: format!(
+            "Sensitivity: {} {} with one layer pruned",
+            r.split, r.metric
+        ),
+        y_desc: format!("{} {}{unit}", r.split, r.metric),
+    };
+    both(dir, "sensitivity", (800, 500), &fig)
 }

@@ -224,3 +224,50 @@ fn run_folders_get_plots_and_an_index_page_that_shows_them() {
     assert!(plain.dir.join("weights_layers.0.weight.png").is_file());
     assert!(!plain.dir.join("sparsity.png").exists());
 }
+
+#[test]
+fn sensitivity_prunes_each_layer_alone_and_suggests_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run_experiment(
+        &shipped(
+            "digits.toml",
+            &["train.epochs=30", "data.validation_fraction=0.2"],
+        ),
+        &opts(tmp.path()),
+    )
+    .unwrap();
+    let s = trainer::sensitivity::sensitivity(&r.dir, &[0.5, 0.9, 0.99], 0.02).unwrap();
+    assert_eq!(s.split, "valid");
+    assert_eq!(s.probes.len(), 6);
+    // The baseline is the run's own validation accuracy.
+    let valid = r.evals.iter().find(|(n, _)| *n == "valid").unwrap().1;
+    assert!((s.baseline - valid.accuracy().unwrap()).abs() < 1e-9);
+    // Pruning 99% of the first layer alone hurts more than pruning half of it.
+    let at = |layer: &str, sp: f64| {
+        s.probes
+            .iter()
+            .find(|p| p.layer == layer && p.sparsity == sp)
+            .unwrap()
+            .metric
+    };
+    assert!(at("layers.0.weight", 0.99) < at("layers.0.weight", 0.5) - 0.1);
+    for (layer, best) in &s.suggested {
+        if *best > 0.0 {
+            assert!(at(layer, *best) >= s.baseline - 0.02, "{layer} at {best}");
+        }
+    }
+    for f in [
+        "sensitivity.csv",
+        "sensitivity.md",
+        "sensitivity.png",
+        "sensitivity.svg",
+    ] {
+        assert!(r.dir.join(f).is_file(), "{f}");
+    }
+    // The suggested table is a valid [pruning] table of a config.
+    let toml_text = std::fs::read_to_string(r.dir.join("sensitivity_targets.toml")).unwrap();
+    let cfg = std::fs::read_to_string(crate::repo().join("configs/digits.toml")).unwrap();
+    let path = crate::write(tmp.path(), "suggested.toml", &format!("{cfg}\n{toml_text}"));
+    let loaded = trainer::config::load_config(&path, &[]).unwrap();
+    assert!(loaded.config.pruning.is_some());
+}
