@@ -72,7 +72,7 @@ pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, Run
     let loaded = load_config(&config_path, &[])?;
     let splits = data::load(&loaded.config.data, loaded.config.seed, dir)?;
     let head = Head::for_data(&splits.train);
-    let mut by_name = vec![
+    let mut by_name = [
         ("train", Some(splits.train)),
         ("valid", splits.valid),
         ("test", splits.test),
