@@ -154,19 +154,33 @@ impl MaskSet {
 
     /// Entries kept and total, over all masks.
     pub fn counts(&self) -> (usize, usize) {
+        self.counts_where(|_| true)
+    }
+
+    fn counts_where(&self, keep: impl Fn(&Mask) -> bool) -> (usize, usize) {
         self.masks
             .values()
+            .filter(|m| keep(m))
             .fold((0, 0), |(k, n), m| (k + m.kept(), n + m.len()))
     }
 
     /// Fraction removed over all masks.
     pub fn sparsity(&self) -> f64 {
-        let (kept, total) = self.counts();
-        if total == 0 {
-            0.0
-        } else {
-            1.0 - kept as f64 / total as f64
-        }
+        fraction_removed(self.counts())
+    }
+
+    /// Fraction removed over the weight matrices only (biases masked with their units left
+    /// out): what "a network at 90 % sparsity" means.
+    pub fn weight_sparsity(&self) -> f64 {
+        fraction_removed(self.counts_where(|m| m.shape.len() == 2))
+    }
+}
+
+fn fraction_removed((kept, total): (usize, usize)) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        1.0 - kept as f64 / total as f64
     }
 }
 

@@ -28,7 +28,6 @@ pub struct Pruned<M> {
 /// `params` too. Burn's `Linear` stores `[in, out]`, so units are along axis 1.
 pub fn layer_inputs(
     params: &[ParamInfo],
-    values: &BTreeMap<ParamId, Vec<f32>>,
     scores: Vec<Vec<f32>>,
     masks: &MaskSet,
 ) -> Vec<LayerInput> {
@@ -41,7 +40,6 @@ pub fn layer_inputs(
                 .path
                 .strip_suffix("weight")
                 .map(|stem| format!("{stem}bias"));
-            debug_assert!(values.contains_key(&p.id));
             LayerInput {
                 name: p.path.clone(),
                 bias: bias.filter(|b| params.iter().any(|q| &q.path == b)),
@@ -81,7 +79,7 @@ pub fn prune_once<M: Module>(
         })
         .collect();
     let scores = criterion.score_all(&inputs)?;
-    let layers = layer_inputs(params, &values, scores, current);
+    let layers = layer_inputs(params, scores, current);
     let selection = select_masks(&layers, spec)?;
     let mut masks = current.clone();
     for (name, m) in selection.masks.masks {

@@ -208,13 +208,7 @@ impl Pruner {
 
     /// Sparsity over all masked 2-D weights.
     pub fn weight_sparsity(&self) -> f64 {
-        let (mut kept, mut total) = (0, 0);
-        for p in self.params.iter().filter(|p| p.shape.len() == 2) {
-            let m = &self.masks.masks[&p.path];
-            kept += m.kept();
-            total += m.len();
-        }
-        1.0 - kept as f64 / total.max(1) as f64
+        self.masks.weight_sparsity()
     }
 
     /// `module` multiplied by the current masks.

@@ -6,12 +6,7 @@ use pruning::{Growth, MaskSet, ParamInfo, Plan, PruneError, Pruner, Rewiring};
 
 use crate::config::{PruningConfig, PruningMode, ScheduleKind, TrainConfig, steps_of};
 use crate::prune::{criterion, spec};
-
-/// Optimizer steps per epoch for `t` on `n` training samples (as `train` batches them).
-pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
-    let batch = t.batch_size.unwrap_or(n).min(n).max(1);
-    n.div_ceil(batch)
-}
+use crate::train::steps_per_epoch;
 
 /// The schedule of `mode = "gradual"`, in optimizer steps.
 pub fn schedule(p: &PruningConfig, spe: usize) -> Box<dyn Schedule> {

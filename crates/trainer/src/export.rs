@@ -12,6 +12,7 @@ use burn::tensor::Device;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::ActivationKind;
+use crate::inference::{HostLayer, HostMlp};
 use crate::model::Mlp;
 
 /// Errors reading or writing a model file.
@@ -156,18 +157,12 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
             ))
         })?;
         let (b, _) = read(&format!("layers.{i}.bias"))?;
-        let mut burn_w = vec![0f32; w.len()];
-        for o in 0..n_out {
-            for j in 0..n_in {
-                burn_w[j * n_out + o] = w[o * n_in + j];
-            }
-        }
-        layers.push((burn_w, [n_in, n_out], b));
+        layers.push(HostLayer { w, n_out, n_in, b });
     }
     if layers.is_empty() {
         return Err(fmt("no `layers.0.weight`; not a Lopper model".into()));
     }
-    Ok(Mlp::from_weights(layers, activation, device))
+    Ok(HostMlp { layers, activation }.to_mlp(device))
 }
 
 /// Writes masks as `<name>_mask` (uint8, 1 = kept) in PyTorch's `[out, in]` layout: the names

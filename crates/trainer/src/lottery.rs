@@ -9,13 +9,12 @@ use serde_json::json;
 
 use crate::config::{Config, PruningConfig, steps_of};
 use crate::data::Splits;
-use crate::dynamic::steps_per_epoch;
 use crate::experiment::eval_json;
 use crate::head::Head;
 use crate::hooks::{BestValid, MetricsLog, Progress};
 use crate::model::Mlp;
 use crate::prune;
-use crate::train::{TrainError, Trained, evaluate_splits, train};
+use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train};
 
 /// The last level's ticket, and every level's results.
 pub struct LotteryOutcome {
@@ -36,51 +35,63 @@ fn io(e: std::io::Error) -> TrainError {
     }
 }
 
-/// Trains one network (ticket or control) with its masks held, logging to `metrics` after
-/// what was logged before. Returns the trained model and the best-validation record.
-#[allow(clippy::too_many_arguments)]
-fn train_level(
-    model: Mlp,
-    params: &[ParamInfo],
-    masks: &MaskSet,
-    snapshot: Option<&mut SnapshotAt>,
-    cfg: &Config,
-    seed: u64,
-    splits: &Splits,
+/// What every training of a lottery run shares.
+struct Levels<'a> {
+    cfg: &'a Config,
+    splits: &'a Splits,
     head: Head,
-    device: &Device,
-    metrics: &mut MetricsLog,
-    progress: &mut Progress,
-) -> Result<(Trained, BestValid), TrainError> {
-    let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
-    let mut best = BestValid::default();
-    let t = {
-        let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![&mut hold, &mut best, metrics, progress];
-        if let Some(s) = snapshot {
-            hooks.insert(0, s);
-        }
-        train(model, splits, head, &cfg.train, seed, device, &mut hooks)?
-    };
-    let (s0, e0) = metrics.offset();
-    metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
-    Ok((t, best))
+    device: &'a Device,
 }
 
-fn result_json(
-    best: &BestValid,
-    model: &Mlp,
-    splits: &Splits,
-    head: Head,
-    device: &Device,
-) -> serde_json::Value {
-    let fin = evaluate_splits(model, splits, head, device, false);
-    json!({
-        "best_valid_accuracy": best.valid_accuracy,
-        "best_step": best.step,
-        "best_epoch": best.epoch,
-        "test_accuracy_at_best": best.test_accuracy,
-        "final": eval_json(&fin),
-    })
+impl Levels<'_> {
+    /// Trains one network (ticket or control) with its masks held, logging to `metrics` after
+    /// what was logged before. Returns the trained model and the best-validation record.
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &self,
+        model: Mlp,
+        params: &[ParamInfo],
+        masks: &MaskSet,
+        snapshot: Option<&mut SnapshotAt>,
+        seed: u64,
+        metrics: &mut MetricsLog,
+        progress: &mut Progress,
+    ) -> Result<(Trained, BestValid), TrainError> {
+        let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
+        let mut best = BestValid::default();
+        let t = {
+            let mut hooks: Vec<&mut dyn TrainHook<Mlp>> =
+                vec![&mut hold, &mut best, metrics, progress];
+            if let Some(s) = snapshot {
+                hooks.insert(0, s);
+            }
+            let (cfg, splits) = (self.cfg, self.splits);
+            train(
+                model,
+                splits,
+                self.head,
+                &cfg.train,
+                seed,
+                self.device,
+                &mut hooks,
+            )?
+        };
+        let (s0, e0) = metrics.offset();
+        metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
+        Ok((t, best))
+    }
+
+    /// One side of a level's record: the best validation epoch and the final evaluation.
+    fn result(&self, best: &BestValid, model: &Mlp) -> serde_json::Value {
+        let fin = evaluate_splits(model, self.splits, self.head, self.device, false);
+        json!({
+            "best_valid_accuracy": best.valid_accuracy,
+            "best_step": best.step,
+            "best_epoch": best.epoch,
+            "test_accuracy_at_best": best.test_accuracy,
+            "final": eval_json(&fin),
+        })
+    }
 }
 
 /// Runs `p.rounds` levels after a dense level 0.
@@ -102,18 +113,20 @@ pub fn run_lottery(
     let n_inputs = splits.train.n_features;
     let mut masks = MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
     let mut snap = SnapshotAt::new(rewind);
+    let run = Levels {
+        cfg,
+        splits,
+        head,
+        device,
+    };
     let (s, e) = metrics.offset();
     metrics.row(s, e, "lottery", "level", 0.0).map_err(io)?;
-    let (t, best) = train_level(
+    let (t, best) = run.train(
         model,
         params,
         &masks,
         Some(&mut snap),
-        cfg,
         cfg.seed,
-        splits,
-        head,
-        device,
         metrics,
         progress,
     )?;
@@ -126,7 +139,7 @@ pub fn run_lottery(
     let mut levels = vec![json!({
         "level": 0,
         "sparsity": 0.0,
-        "ticket": result_json(&best, &t.model, splits, head, device),
+        "ticket": run.result(&best, &t.model),
     })];
     let (mut model, mut end) = (t.model, t.end);
     for level in 1..=p.rounds {
@@ -134,7 +147,7 @@ pub fn run_lottery(
             prune::prune_step(model, params, &masks, p, cfg.seed, None)
                 .map_err(TrainError::Prune)?;
         masks = new_masks;
-        let sparsity = weight_sparsity(params, &masks);
+        let sparsity = masks.weight_sparsity();
         let ticket = snapshot.restore(pruned);
         let (s, e) = metrics.offset();
         metrics
@@ -143,13 +156,11 @@ pub fn run_lottery(
         metrics
             .row(s, e, "lottery", "sparsity", sparsity)
             .map_err(io)?;
-        let (t, best) = train_level(
-            ticket, params, &masks, None, cfg, cfg.seed, splits, head, device, metrics, progress,
-        )?;
+        let (t, best) = run.train(ticket, params, &masks, None, cfg.seed, metrics, progress)?;
         let mut record = json!({
             "level": level,
             "sparsity": sparsity,
-            "ticket": result_json(&best, &t.model, splits, head, device),
+            "ticket": run.result(&best, &t.model),
         });
         if control {
             let seed = Rng::derive(cfg.seed, &format!("reinit-control-{level}")).next_u64();
@@ -159,20 +170,9 @@ pub fn run_lottery(
             metrics
                 .row(s, e, "lottery", "control", level as f64)
                 .map_err(io)?;
-            let (c, cbest) = train_level(
-                fresh,
-                &fresh_params,
-                &masks,
-                None,
-                cfg,
-                seed,
-                splits,
-                head,
-                device,
-                metrics,
-                progress,
-            )?;
-            record["control"] = result_json(&cbest, &c.model, splits, head, device);
+            let (c, cbest) =
+                run.train(fresh, &fresh_params, &masks, None, seed, metrics, progress)?;
+            record["control"] = run.result(&cbest, &c.model);
         }
         levels.push(record);
         (model, end) = (t.model, t.end);
@@ -185,50 +185,60 @@ pub fn run_lottery(
     })
 }
 
-/// Sparsity over the pruned 2-D weights.
-fn weight_sparsity(params: &[ParamInfo], masks: &MaskSet) -> f64 {
-    let (mut kept, mut total) = (0, 0);
-    for q in params.iter().filter(|q| q.shape.len() == 2) {
-        let m = &masks.masks[&q.path];
-        kept += m.kept();
-        total += m.len();
-    }
-    1.0 - kept as f64 / total.max(1) as f64
-}
-
 fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |a| format!("{:.2}", a * 100.0))
 }
 
-/// The per-level table in Markdown: density, the ticket's and the control's best validation
-/// accuracy (with its epoch) and test accuracy at that epoch.
+/// Column titles of the per-level table (accuracies in %).
+pub const COLUMNS: [&str; 6] = [
+    "level",
+    "density %",
+    "ticket best val % (epoch)",
+    "ticket test %",
+    "control best val % (epoch)",
+    "control test %",
+];
+
+/// One level's cells, in the order of [`COLUMNS`]: density, the ticket's and the control's
+/// best validation accuracy (with its epoch) and test accuracy at that epoch.
+pub fn row(level: &serde_json::Value) -> [String; 6] {
+    let side = |k: &str| {
+        let r = &level[k];
+        if r.is_null() {
+            ("–".to_string(), "–".to_string())
+        } else {
+            (
+                format!(
+                    "{} ({})",
+                    pct(r["best_valid_accuracy"].as_f64()),
+                    r["best_epoch"]
+                ),
+                pct(r["test_accuracy_at_best"].as_f64()),
+            )
+        }
+    };
+    let (tv, tt) = side("ticket");
+    let (cv, ct) = side("control");
+    let density = 100.0 * (1.0 - level["sparsity"].as_f64().unwrap_or(0.0));
+    [
+        level["level"].to_string(),
+        format!("{density:.1}"),
+        tv,
+        tt,
+        cv,
+        ct,
+    ]
+}
+
+/// The per-level table in Markdown.
 pub fn table(levels: &serde_json::Value) -> String {
-    let mut out = String::from(
-        "| level | density % | ticket best val % (epoch) | ticket test % | control best val % (epoch) | control test % |\n|---:|---:|---:|---:|---:|---:|\n",
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        COLUMNS.join(" | "),
+        "---:|".repeat(COLUMNS.len())
     );
     for l in levels.as_array().into_iter().flatten() {
-        let side = |k: &str| {
-            let r = &l[k];
-            if r.is_null() {
-                ("–".to_string(), "–".to_string())
-            } else {
-                (
-                    format!(
-                        "{} ({})",
-                        pct(r["best_valid_accuracy"].as_f64()),
-                        r["best_epoch"]
-                    ),
-                    pct(r["test_accuracy_at_best"].as_f64()),
-                )
-            }
-        };
-        let (tv, tt) = side("ticket");
-        let (cv, ct) = side("control");
-        let density = 100.0 * (1.0 - l["sparsity"].as_f64().unwrap_or(0.0));
-        out.push_str(&format!(
-            "| {} | {density:.1} | {tv} | {tt} | {cv} | {ct} |\n",
-            l["level"]
-        ));
+        out.push_str(&format!("| {} |\n", row(l).join(" | ")));
     }
     out
 }

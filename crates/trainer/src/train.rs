@@ -96,6 +96,17 @@ fn hook_err(hook: &dyn TrainHook<Mlp>) -> impl FnOnce(HookError) -> TrainError +
     }
 }
 
+/// Samples per batch for `t` on `n` training samples (full batch when unset).
+fn batch_size(t: &TrainConfig, n: usize) -> usize {
+    t.batch_size.unwrap_or(n).min(n).max(1)
+}
+
+/// Optimizer steps per epoch for `t` on `n` training samples: how `train` batches them, and
+/// what schedules given in epochs convert with.
+pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
+    n.div_ceil(batch_size(t, n))
+}
+
 /// Trains `model` on `splits.train`; `device` must have autodiff enabled.
 pub fn train(
     mut model: Mlp,
@@ -111,8 +122,8 @@ pub fn train(
     let train = &splits.train;
     let n = train.len();
     let d = train.n_features;
-    let batch_size = t.batch_size.unwrap_or(n).min(n);
-    let n_batches = n.div_ceil(batch_size);
+    let batch_size = batch_size(t, n);
+    let n_batches = steps_per_epoch(t, n);
     let schedule = LrSchedule::new(t, n_batches);
     let mut optim = build_optimizer(t);
     let mut shuffle_rng = Rng::derive(seed, "shuffle");

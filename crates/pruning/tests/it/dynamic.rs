@@ -12,7 +12,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::grad_accum::GradAccumulator;
-use pruning::importance::{GradNeeds, GradStats, Magnitude, Taylor};
+use pruning::importance::{GradNeeds, GradStats, Importance, Magnitude, Taylor};
 use pruning::schedule::{Polynomial, Schedule};
 use pruning::select::prune_count;
 use pruning::{
@@ -68,6 +68,25 @@ fn weights(net: &Net) -> Vec<ParamInfo> {
 
 fn ones(params: &[ParamInfo]) -> MaskSet {
     MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())))
+}
+
+/// A pruner over `params` from dense masks, pruning single weights. The spec's rule does not
+/// matter: a schedule sets the target at each update, drop-and-grow keeps its own sparsity.
+fn new_pruner(
+    params: &[ParamInfo],
+    criterion: Box<dyn Importance>,
+    plan: Plan,
+    seed: u64,
+) -> Pruner {
+    Pruner::new(
+        params.to_vec(),
+        ones(params),
+        criterion,
+        Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
+        plan,
+        seed,
+    )
+    .unwrap()
 }
 
 /// Every masked entry of every masked parameter is exactly +0.0 or −0.0.
@@ -164,15 +183,12 @@ fn gradual_pruning_follows_the_schedule_and_masked_weights_stay_zero_with_every_
     for (name, optim) in optimizers {
         let net = Net::new(&device);
         let params = weights(&net);
-        let mut pruner = Pruner::new(
-            params.clone(),
-            ones(&params),
+        let mut pruner = new_pruner(
+            &params,
             Box::new(Magnitude),
-            Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
             Plan::Prune(Box::new(gradual())),
             0,
-        )
-        .unwrap();
+        );
         let (net, _) = run(net, &mut pruner, optim, 40, &device, |net, pruner, step| {
             assert_masked_zero(net, pruner, &format!("{name}, after step {step}"));
         });
@@ -204,18 +220,15 @@ fn optimizer_state_of_pruned_weights_is_cleared_so_they_cannot_move() {
     for clear_state in [true, false] {
         let net = Net::new(&device);
         let params = weights(&net);
-        let mut pruner = Pruner::new(
-            params.clone(),
-            ones(&params),
+        let mut pruner = new_pruner(
+            &params,
             Box::new(Magnitude),
-            Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
             Plan::Prune(Box::new(pruning::schedule::OneShot {
                 step: 10,
                 sparsity: 0.5,
             })),
             0,
         )
-        .unwrap()
         .with_clear_state(pruning::ClearState::EveryUpdate);
         let mut optim: ModuleOptimizer = AdamConfig::new().init();
         let mut net = pruner
@@ -282,11 +295,9 @@ fn rigl_and_set_keep_each_layers_sparsity_and_grow_from_zero() {
     for growth in [Growth::Gradient, Growth::Random] {
         let net = Net::new(&device);
         let params = weights(&net);
-        let mut pruner = Pruner::new(
-            params.clone(),
-            ones(&params),
+        let mut pruner = new_pruner(
+            &params,
             Box::new(Magnitude),
-            Spec::new(Granularity::Weight, Rule::Sparsity(0.75)),
             Plan::Rewire {
                 rewiring: Rewiring {
                     growth,
@@ -297,8 +308,7 @@ fn rigl_and_set_keep_each_layers_sparsity_and_grow_from_zero() {
                 sparsity: 0.75,
             },
             7,
-        )
-        .unwrap();
+        );
         let kept: BTreeMap<String, usize> = pruner
             .masks()
             .masks
@@ -355,11 +365,9 @@ fn weights_grown_back_start_with_fresh_optimizer_state() {
     let device = device();
     let net = Net::new(&device);
     let params = weights(&net);
-    let mut pruner = Pruner::new(
-        params.clone(),
-        ones(&params),
+    let mut pruner = new_pruner(
+        &params,
         Box::new(Magnitude),
-        Spec::new(Granularity::Weight, Rule::Sparsity(0.5)),
         Plan::Rewire {
             rewiring: Rewiring {
                 growth: Growth::Random,
@@ -370,8 +378,7 @@ fn weights_grown_back_start_with_fresh_optimizer_state() {
             sparsity: 0.5,
         },
         3,
-    )
-    .unwrap();
+    );
     let mut history = vec![pruner.masks().clone()];
     let (net, mut optim) = run(
         net,
@@ -468,10 +475,7 @@ fn gradient_statistics_accumulated_on_the_device_equal_the_host_formulas() {
         }
     }
     // Only what a criterion needs is accumulated: Taylor reads Σ|w·g| alone.
-    let mut taylor = GradAccumulator::new(
-        ids.clone(),
-        pruning::importance::Importance::grad_needs(&Taylor),
-    );
+    let mut taylor = GradAccumulator::new(ids.clone(), Taylor.grad_needs());
     taylor.add(&net, &grads_of(&net, &device, 0));
     let t = taylor.take();
     assert!(t[&ids[0]].sum_g.is_empty() && !t[&ids[0]].sum_abs_wg.is_empty());
@@ -482,15 +486,12 @@ fn taylor_pruning_during_training_uses_the_steps_since_the_last_update() {
     let device = device();
     let net = Net::new(&device);
     let params = weights(&net);
-    let mut pruner = Pruner::new(
-        params.clone(),
-        ones(&params),
+    let mut pruner = new_pruner(
+        &params,
         Box::new(Taylor),
-        Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
         Plan::Prune(Box::new(gradual())),
         0,
-    )
-    .unwrap();
+    );
     run(
         net,
         &mut pruner,
@@ -506,18 +507,15 @@ fn taylor_pruning_during_training_uses_the_steps_since_the_last_update() {
 
     // A gradient criterion cannot update before any step: a clear error, not a panic.
     let net = Net::new(&device);
-    let mut at_zero = Pruner::new(
-        params.clone(),
-        ones(&params),
+    let mut at_zero = new_pruner(
+        &params,
         Box::new(Taylor),
-        Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
         Plan::Prune(Box::new(pruning::schedule::OneShot {
             step: 0,
             sparsity: 0.5,
         })),
         0,
-    )
-    .unwrap();
+    );
     let e = at_zero
         .on_run_start(
             net,
@@ -540,15 +538,7 @@ fn rewinding_restores_initial_values_and_keeps_parameter_ids() {
     let ids: Vec<ParamId> = params.iter().map(|p| p.id).collect();
     let snap = Snapshot::take(&net, 0);
     let before = read_params(&net, &ids);
-    let mut pruner = Pruner::new(
-        params.clone(),
-        ones(&params),
-        Box::new(Magnitude),
-        Spec::new(Granularity::Weight, Rule::Sparsity(0.0)),
-        Plan::Hold,
-        0,
-    )
-    .unwrap();
+    let mut pruner = new_pruner(&params, Box::new(Magnitude), Plan::Hold, 0);
     let (trained, _) = run(
         net,
         &mut pruner,

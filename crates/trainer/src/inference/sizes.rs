@@ -25,10 +25,12 @@ impl Sizes {
         let biases: usize = m.layers.iter().map(|l| l.b.len()).sum();
         let dense = m.layers.iter().map(|l| l.w.len()).sum::<usize>() + biases;
         let csr_bytes = csr.layers.iter().map(|l| l.bytes()).sum::<usize>() + 4 * biases;
+        // One bit per weight, plus the nonzero values CSR already counted.
         let bitmask_bytes = m
             .layers
             .iter()
-            .map(|l| l.w.len().div_ceil(8) + 4 * l.w.iter().filter(|v| **v != 0.0).count())
+            .zip(&csr.layers)
+            .map(|(l, c)| l.w.len().div_ceil(8) + 4 * c.nnz())
             .sum::<usize>()
             + 4 * biases;
         let compact_bytes = 4 * compact

@@ -121,27 +121,20 @@ img{{max-width:100%;border:1px solid #ddd}}figcaption{{color:#555;margin-top:0.3
             t["theoretical_speedup"].as_f64().unwrap_or(1.0)
         );
         if let Some(levels) = p["levels"].as_array() {
-            h.push_str("<h3>Lottery levels</h3>\n<table><tr><th>level</th><th>density</th><th>ticket best val (epoch)</th><th>ticket test</th><th>control best val (epoch)</th><th>control test</th></tr>\n");
+            let cells = |tag: &str, items: &[String]| -> String {
+                items
+                    .iter()
+                    .map(|c| format!("<{tag}>{}</{tag}>", esc(c)))
+                    .collect()
+            };
+            let titles = crate::lottery::COLUMNS.map(str::to_string);
+            let _ = writeln!(
+                h,
+                "<h3>Lottery levels</h3>\n<table><tr>{}</tr>",
+                cells("th", &titles)
+            );
             for l in levels {
-                let side = |k: &str| {
-                    let r = &l[k];
-                    if r.is_null() {
-                        ("–".to_string(), "–".to_string())
-                    } else {
-                        (
-                            format!("{} ({})", pct(&r["best_valid_accuracy"]), r["best_epoch"]),
-                            pct(&r["test_accuracy_at_best"]),
-                        )
-                    }
-                };
-                let (tv, tt) = side("ticket");
-                let (cv, ct) = side("control");
-                let _ = writeln!(
-                    h,
-                    "<tr><td>{}</td><td>{:.1}%</td><td>{tv}</td><td>{tt}</td><td>{cv}</td><td>{ct}</td></tr>",
-                    l["level"],
-                    100.0 * (1.0 - l["sparsity"].as_f64().unwrap_or(0.0))
-                );
+                let _ = writeln!(h, "<tr>{}</tr>", cells("td", &crate::lottery::row(l)));
             }
             h.push_str("</table>\n");
         }
