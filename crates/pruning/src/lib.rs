@@ -22,6 +22,7 @@ pub mod rewind;
 pub mod rng;
 pub mod schedule;
 pub mod select;
+pub mod transfers;
 
 pub use error::PruneError;
 pub use granularity::{
@@ -39,3 +40,4 @@ pub use regrowth::{Growth, Rewiring};
 pub use rewind::{Snapshot, SnapshotAt};
 pub use rng::Rng;
 pub use select::{CountOver, Rule};
+pub use transfers::{Transfers, transfers};

@@ -58,6 +58,7 @@ fn cached(
     cache
         .entry(id)
         .or_insert_with(|| {
+            crate::transfers::count_to_device();
             Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
         })
         .clone()

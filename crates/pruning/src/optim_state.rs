@@ -33,6 +33,7 @@ pub fn zero_masked_state(
         return Ok((optim, 0));
     }
     let by_id: BTreeMap<u64, &Vec<bool>> = keep.iter().map(|(id, k)| (id.val(), k)).collect();
+    crate::transfers::count_to_host();
     let bytes = optim.into_bytes().map_err(record_err)?;
     let reader = Reader::from_bytes(bytes).map_err(record_err)?;
     let scalars = reader.scalars().clone();
@@ -64,6 +65,7 @@ pub fn zero_masked_state(
     for (k, v) in &metadata {
         writer = writer.with_metadata(k, v);
     }
+    crate::transfers::count_to_device();
     let bytes = writer.into_bytes().map_err(record_err)?;
     let optim = optim.from_bytes(bytes).map_err(record_err)?;
     Ok((optim, changed))

@@ -45,6 +45,7 @@ impl Snapshot {
                 };
                 param.map(|t| {
                     let require_grad = t.is_require_grad();
+                    crate::transfers::count_to_device();
                     let out = Tensor::<D>::from_data(
                         TensorData::new(v.clone(), t.shape().dims::<D>()),
                         &t.device(),

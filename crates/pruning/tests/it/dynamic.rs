@@ -554,3 +554,66 @@ fn rewinding_restores_initial_values_and_keeps_parameter_ids() {
     let grads = grads_of(&rewound, &device, 0);
     assert!(grads.get::<2>(ids[0]).is_some());
 }
+
+#[test]
+fn steps_between_mask_updates_copy_nothing_between_host_and_device() {
+    // Taylor accumulates gradient statistics every step, and the masks are held every step
+    // (gradients masked, weights re-zeroed): all of it must stay on the device.
+    let device = device();
+    for (name, criterion, plan) in [
+        (
+            "taylor, gradual",
+            Box::new(Taylor) as Box<dyn Importance>,
+            Plan::Prune(Box::new(gradual())),
+        ),
+        (
+            "rigl",
+            Box::new(Magnitude),
+            Plan::Rewire {
+                rewiring: Rewiring {
+                    growth: Growth::Gradient,
+                    drop_fraction: 0.3,
+                    every: 5,
+                    end: 25,
+                },
+                sparsity: 0.7,
+            },
+        ),
+    ] {
+        let net = Net::new(&device);
+        let params = weights(&net);
+        let mut pruner = new_pruner(&params, criterion, plan, 0);
+        let mut last = pruning::transfers();
+        let mut copied_at = Vec::new();
+        run(
+            net,
+            &mut pruner,
+            AdamConfig::new().init(),
+            40,
+            &device,
+            |_, _, step| {
+                let now = pruning::transfers();
+                if now != last {
+                    copied_at.push(step - 1);
+                }
+                last = now;
+            },
+        );
+        // An update after `s` completed steps runs in the step of index s − 1 (scores come to the
+        // host, masks are selected there); the new masks go to the device once, at their first
+        // use in step s (RigL's initial masks at step 0). Nothing else crosses.
+        let updates: Vec<usize> = pruner.events().iter().map(|e| e.step).collect();
+        assert!(!updates.is_empty(), "{name}: no mask update happened");
+        assert!(!copied_at.is_empty(), "{name}: the counters saw nothing");
+        for i in &copied_at {
+            assert!(
+                *i == 0 || updates.iter().any(|&s| *i + 1 == s || *i == s),
+                "{name}: step {i} copied between host and device, updates after {updates:?}"
+            );
+        }
+        assert!(
+            copied_at.len() <= 2 * updates.len() + 1,
+            "{name}: {copied_at:?}"
+        );
+    }
+}
