@@ -26,14 +26,127 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The wgpu code is behind a feature: linted on its own so the default lint stays fast.
+    cargo(&[
+        "clippy",
+        "-p",
+        "trainer",
+        "--all-targets",
+        "--features",
+        "wgpu",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
     ])
 }
 
-const USAGE: &str = "usage: cargo xtask <ci|lint|bench>
-  ci     lint, then all tests: what .ci/run does
-  lint   fmt check, and clippy with warnings denied
-  bench  the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
-         sparse inference (dense / CSR / compacted)";
+/// The wgpu tests (parity with ndarray, every pruning mode); lavapipe is enough.
+const WGPU_TESTS: [&str; 8] = [
+    "test",
+    "-p",
+    "trainer",
+    "--features",
+    "wgpu",
+    "--test",
+    "it",
+    "wgpu::",
+];
+
+/// One training run of the GPU benchmark, as summary.json records it.
+struct BenchRun {
+    config: &'static str,
+    backend: &'static str,
+    device: String,
+    epochs: f64,
+    wall_s: f64,
+    test_accuracy: f64,
+}
+
+fn gpu_bench(quick: bool) -> Result<()> {
+    cargo(&["build", "-p", "trainer", "--release", "--features", "wgpu"])?;
+    let exe = std::path::Path::new("target/release/trainer");
+    let status = Command::new(exe).arg("devices").status()?;
+    if !status.success() {
+        bail!("no wgpu adapter: see the error above");
+    }
+    let root = std::path::Path::new("runs/gpu-bench");
+    let mut runs = Vec::new();
+    for config in ["fashion-mnist", "fashion-mnist-gmp"] {
+        for backend in ["wgpu", "ndarray"] {
+            let out = root.join(format!("{config}-{backend}"));
+            if out.exists() {
+                std::fs::remove_dir_all(&out)?;
+            }
+            let mut cmd = Command::new(exe);
+            cmd.args([
+                "--config",
+                &format!("configs/{config}.toml"),
+                "--backend",
+                backend,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .arg("--quiet");
+            if quick {
+                cmd.args(["--set", "train.epochs=2"]);
+                if config.ends_with("gmp") {
+                    cmd.args([
+                        "--set",
+                        "pruning.begin_epoch=0",
+                        "--set",
+                        "pruning.end_epoch=1",
+                    ]);
+                }
+            }
+            eprintln!("$ {cmd:?}");
+            if !cmd.status()?.success() {
+                bail!(
+                    "{config} on {backend} failed; its run folder is {}",
+                    out.display()
+                );
+            }
+            let text = std::fs::read_to_string(out.join("summary.json"))?;
+            let s: serde_json::Value = serde_json::from_str(&text)?;
+            runs.push(BenchRun {
+                config,
+                backend,
+                device: s["device"]["name"].as_str().unwrap_or("?").to_string(),
+                epochs: s["epochs"].as_f64().unwrap_or(f64::NAN),
+                wall_s: s["wall_time_s"].as_f64().unwrap_or(f64::NAN),
+                test_accuracy: s["final"]["test"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+            });
+        }
+    }
+    let mut table = String::from(
+        "| config | backend | device | epochs | wall s | s per epoch (incl. loading, evaluation) | test accuracy |\n|---|---|---|---:|---:|---:|---:|\n",
+    );
+    for r in &runs {
+        table += &format!(
+            "| {} | {} | {} | {} | {:.1} | {:.2} | {:.2}% |\n",
+            r.config,
+            r.backend,
+            r.device,
+            r.epochs,
+            r.wall_s,
+            r.wall_s / r.epochs,
+            100.0 * r.test_accuracy
+        );
+    }
+    std::fs::write(root.join("results.md"), &table)?;
+    print!("{table}");
+    Ok(())
+}
+
+const USAGE: &str = "usage: cargo xtask <ci|lint|bench|gpu-bench [--quick]>
+  ci         lint, then all tests, then the wgpu tests: what .ci/run does
+  lint       fmt check, and clippy (with and without wgpu) with warnings denied
+  bench      the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
+             sparse inference (dense / CSR / compacted)
+  gpu-bench  build with wgpu, train configs/fashion-mnist.toml and fashion-mnist-gmp.toml on
+             wgpu and on ndarray, and tabulate epoch times and accuracies side by side
+             (runs/gpu-bench/results.md); --quick: one epoch each, to check a machine works";
 
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
@@ -41,8 +154,10 @@ fn main() -> Result<()> {
         Some("ci") => {
             lint()?;
             // The README's test command, word for word.
-            cargo(&["test", "--workspace"])
+            cargo(&["test", "--workspace"])?;
+            cargo(&WGPU_TESTS)
         }
+        Some("gpu-bench") => gpu_bench(std::env::args().nth(2).as_deref() == Some("--quick")),
         Some("bench") => {
             for bench in ["train_step", "pruning_overhead", "sparse_inference"] {
                 cargo(&["bench", "-p", "trainer", "--bench", bench])?;

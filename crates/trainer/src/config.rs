@@ -69,6 +69,10 @@ pub struct Config {
     /// Which Burn backend runs the tensors.
     #[serde(default)]
     pub backend: BackendKind,
+    /// The wgpu adapter, by its number in `trainer devices`; absent: wgpu's choice (a
+    /// high-performance GPU first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<usize>,
     /// The data set and how it is split and scaled.
     pub data: DataConfig,
     /// The network.
@@ -80,6 +84,55 @@ pub struct Config {
     /// Optional pruning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningConfig>,
+    /// What `trainer sweep` varies; a plain run trains the config as written and ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
+}
+
+/// `[sweep]`: the grid, seeds and baselines of `trainer sweep` (its flags add to or replace them).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Values of each key, by its `--set` path: `grid = { "pruning.sparsity" = [0.5, 0.9] }`.
+    #[serde(default)]
+    pub grid: std::collections::BTreeMap<String, Vec<toml::Value>>,
+    /// Seeds every point runs with; empty: the config's `seed` only.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Also run random pruning and layer-wise and global magnitude pruning at every point.
+    #[serde(default)]
+    pub baselines: bool,
+    /// Runs at once (separate processes).
+    #[serde(default = "one")]
+    pub jobs: usize,
+}
+
+/// `[pruning] search = { metric = "val_accuracy", tolerance = 0.01 }`: the write-up's loop of
+/// prune, evaluate, adjust, by bisection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// What must stay within the tolerance of the dense model.
+    pub metric: SearchMetric,
+    /// Largest acceptable loss of the metric (accuracy as a fraction: 0.01 = one point).
+    pub tolerance: f64,
+    /// Probes (prune + fine-tune + evaluate) to spend.
+    #[serde(default = "default_probes")]
+    pub probes: usize,
+}
+
+fn default_probes() -> usize {
+    8
+}
+
+/// The validation metric a search holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMetric {
+    /// Validation accuracy must not fall more than the tolerance below the dense model's.
+    ValAccuracy,
+    /// Validation loss must not rise more than the tolerance above the dense model's.
+    ValLoss,
 }
 
 /// When pruning happens.
@@ -257,6 +310,10 @@ pub struct PruningConfig {
     /// Gradual polynomial: the exponent (default 3, Zhu & Gupta).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<f64>,
+    /// Static: find the highest sparsity (or largest alpha) up to the given `sparsity` (`alpha`)
+    /// whose validation metric after fine-tuning stays within a tolerance of the dense model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchConfig>,
     /// Gradual: first update, in epochs completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub begin_epoch: Option<usize>,
@@ -314,6 +371,8 @@ pub enum BackendKind {
     Ndarray,
     /// Burn's Flex CPU backend (the `flex` cargo feature, on by default).
     Flex,
+    /// Burn's wgpu backend: Vulkan, Metal or DX12 GPUs (the `wgpu` cargo feature).
+    Wgpu,
 }
 
 impl fmt::Display for BackendKind {
@@ -321,6 +380,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Flex => "flex",
+            BackendKind::Wgpu => "wgpu",
         })
     }
 }
@@ -331,7 +391,10 @@ impl std::str::FromStr for BackendKind {
         match s {
             "ndarray" => Ok(Self::Ndarray),
             "flex" => Ok(Self::Flex),
-            other => Err(format!("unknown backend `{other}`; valid: ndarray, flex")),
+            "wgpu" => Ok(Self::Wgpu),
+            other => Err(format!(
+                "unknown backend `{other}`; valid: ndarray, flex, wgpu"
+            )),
         }
     }
 }
@@ -844,6 +907,18 @@ impl Config {
     /// (a key that would be silently ignored is an error).
     pub fn validate(&self) -> Result<(), Invalid> {
         self.data.validate()?;
+        if self.sweep.as_ref().is_some_and(|s| s.jobs == 0) {
+            return Err(bad("sweep.jobs", "must be ≥ 1 (runs at once)"));
+        }
+        if let (Some(_), BackendKind::Ndarray | BackendKind::Flex) = (self.device, self.backend) {
+            return Err(bad(
+                "device",
+                format!(
+                    "picks a GPU adapter, but backend `{}` has one device; remove `device` or set `backend = \"wgpu\"`",
+                    self.backend
+                ),
+            ));
+        }
         let m = &self.model;
         if m.hidden.contains(&0) {
             return Err(bad(
@@ -915,6 +990,12 @@ impl Config {
         }
         if let Some(p) = &self.pruning {
             p.validate()?;
+            if p.search.is_some() && self.data.validation_fraction == 0.0 {
+                return Err(bad(
+                    "pruning.search",
+                    "judges probes on a validation split: set data.validation_fraction (e.g. 0.1)",
+                ));
+            }
         }
         if let Some(es) = &t.early_stopping {
             if es.patience == 0 {
@@ -970,6 +1051,30 @@ impl PruningConfig {
         }
         if self.rounds == 0 {
             return Err(bad("pruning.rounds", "must be ≥ 1"));
+        }
+        if let Some(search) = &self.search {
+            if self.mode != PruningMode::Static {
+                return Err(bad(
+                    "pruning.search",
+                    "searches over one-shot pruning of the trained model: use mode = \"static\"",
+                ));
+            }
+            if self.threshold.is_some() {
+                return Err(bad(
+                    "pruning.search",
+                    "searches a sparsity or an alpha (their value is the upper end of the search), not a threshold",
+                ));
+            }
+            if self.rounds != 1 {
+                return Err(bad(
+                    "pruning.rounds",
+                    "a search prunes once per probe: remove rounds",
+                ));
+            }
+            if search.probes == 0 {
+                return Err(bad("pruning.search.probes", "must be ≥ 1"));
+            }
+            non_negative("pruning.search.tolerance", search.tolerance)?;
         }
         if self.criterion.needs_gradients() && self.calibration_batches == 0 {
             return Err(bad(

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
 use crate::data::{self, DataError, Splits};
-use crate::device::{DeviceError, make_device};
+use crate::device::{DeviceError, DeviceInfo, select_device};
 use crate::eval::Evaluation;
 use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
@@ -108,6 +108,8 @@ pub struct RunResult {
     pub stopped_early: bool,
     /// The pruning report (`pruning.json`), when the config prunes.
     pub pruning: Option<serde_json::Value>,
+    /// What the tensors ran on (the adapter, for wgpu).
+    pub device: DeviceInfo,
 }
 
 /// The model after all phases, how the last training phase ended, and the pruning outcome.
@@ -302,56 +304,76 @@ fn run_phases(
             before_weights = HostMlp::from_mlp(&model);
             let before = evaluate_splits(&model, splits, head, device, true);
             log_evals(metrics, &before, "before_pruning")?;
-            for round in 1..=p.rounds {
+            if let Some(search) = &p.search {
                 let grads = grads_for(&model);
-                let (m, new_masks, w) =
-                    prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
-                        .map_err(prune_err)?;
-                masks = new_masks;
-                warnings_all.extend(w.iter().map(|w| format!("round {round}: {w}")));
-                let after = evaluate_splits(&m, splits, head, device, true);
-                log_evals(metrics, &after, "after_pruning")?;
-                let (s, e) = metrics.offset();
-                metrics
-                    .row(s, e, "prune", "sparsity", masks.sparsity())
-                    .map_err(|e| TrainError::Hook {
-                        name: "metrics.csv".into(),
-                        cause: e.into(),
-                    })?;
-                let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
-                model = m;
-                if p.fine_tune_epochs > 0 {
-                    let mut tune = cfg.train.clone();
-                    tune.epochs = p.fine_tune_epochs;
-                    tune.lr = p.fine_tune_lr.unwrap_or(cfg.train.lr);
-                    tune.early_stopping = None;
-                    tune.lr_schedule = crate::config::LrScheduleKind::Constant;
-                    tune.lr_step_epochs = None;
-                    // A fresh optimizer per round: its moments start at zero and masked gradients
-                    // keep them zero for pruned weights.
-                    let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
-                    let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] =
-                        [&mut hold, metrics, progress];
-                    let t = train(
-                        model,
-                        splits,
-                        head,
-                        &tune,
-                        cfg.seed.wrapping_add(round as u64),
-                        device,
-                        &mut hooks,
-                    )?;
-                    model = t.model;
-                    let (s0, e0) = metrics.offset();
-                    metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
-                    end = t.end;
-                    let tuned = evaluate_splits(&model, splits, head, device, true);
-                    log_evals(metrics, &tuned, "after_fine_tune")?;
-                    record["after_fine_tune"] = eval_json(&tuned);
+                let found = crate::search::search(
+                    model,
+                    &params,
+                    &masks,
+                    cfg,
+                    p,
+                    search,
+                    splits,
+                    head,
+                    device,
+                    progress,
+                    grads.as_ref(),
+                )?;
+                masks = found.masks;
+                warnings_all.extend(found.warnings);
+                let after = evaluate_splits(&found.model, splits, head, device, true);
+                log_evals(metrics, &after, "after_search")?;
+                rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_fine_tune": eval_json(&after) }));
+                extra.insert("search".into(), found.report);
+                (found.model, end, Some(before))
+            } else {
+                for round in 1..=p.rounds {
+                    let grads = grads_for(&model);
+                    let (m, new_masks, w) =
+                        prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
+                            .map_err(prune_err)?;
+                    masks = new_masks;
+                    warnings_all.extend(w.iter().map(|w| format!("round {round}: {w}")));
+                    let after = evaluate_splits(&m, splits, head, device, true);
+                    log_evals(metrics, &after, "after_pruning")?;
+                    let (s, e) = metrics.offset();
+                    metrics
+                        .row(s, e, "prune", "sparsity", masks.sparsity())
+                        .map_err(|e| TrainError::Hook {
+                            name: "metrics.csv".into(),
+                            cause: e.into(),
+                        })?;
+                    let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
+                    model = m;
+                    if p.fine_tune_epochs > 0 {
+                        let tune = prune::fine_tune_config(&cfg.train, p);
+                        // A fresh optimizer per round: its moments start at zero and masked gradients
+                        // keep them zero for pruned weights.
+                        let mut hold =
+                            pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
+                        let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] =
+                            [&mut hold, metrics, progress];
+                        let t = train(
+                            model,
+                            splits,
+                            head,
+                            &tune,
+                            cfg.seed.wrapping_add(round as u64),
+                            device,
+                            &mut hooks,
+                        )?;
+                        model = t.model;
+                        let (s0, e0) = metrics.offset();
+                        metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
+                        end = t.end;
+                        let tuned = evaluate_splits(&model, splits, head, device, true);
+                        log_evals(metrics, &tuned, "after_fine_tune")?;
+                        record["after_fine_tune"] = eval_json(&tuned);
+                    }
+                    rounds.push(record);
                 }
-                rounds.push(record);
+                (model, end, Some(before))
             }
-            (model, end, Some(before))
         }
     };
     // The saved model is exactly sparse: one last multiplication by the masks.
@@ -416,7 +438,7 @@ pub fn run_experiment(
 ) -> Result<RunResult, ExperimentError> {
     let start = Instant::now();
     let cfg = &loaded.config;
-    let device = make_device(cfg.backend)?;
+    let (device, device_info) = select_device(cfg.backend, cfg.device)?;
     let base = loaded.path.parent().unwrap_or(Path::new("."));
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
@@ -488,6 +510,7 @@ pub fn run_experiment(
         "config": loaded.path.display().to_string(),
         "dataset": cfg.data.name.as_str(),
         "backend": cfg.backend.to_string(),
+        "device": device_info,
         "seed": cfg.seed,
         "widths": widths,
         "parameters": n_params,
@@ -543,6 +566,10 @@ pub fn run_experiment(
             let path = dir.join("lottery.md");
             std::fs::write(&path, crate::lottery::table(levels)).map_err(io_err(&path))?;
         }
+        if let Some(search) = report.get("search") {
+            let path = dir.join("search.md");
+            std::fs::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
+        }
     }
 
     let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
@@ -591,5 +618,6 @@ pub fn run_experiment(
         widths,
         wall_s,
         stopped_early: trained.end.stopped_early,
+        device: device_info,
     })
 }

@@ -76,8 +76,13 @@ fn format_error(path: &Path) -> impl Fn(String) -> ExportError + '_ {
     }
 }
 
+/// Little-endian bytes, with −0.0 written as +0.0: a negative weight times a zero mask is −0.0
+/// on some backends (wgpu) and not others, and a pruned entry should read as all-zero bytes in
+/// the file whatever ran it. (−0.0 and +0.0 compute the same.)
 fn le_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    v.iter()
+        .flat_map(|&x| if x == 0.0 { 0f32 } else { x }.to_le_bytes())
+        .collect()
 }
 
 /// Writes `model` to `path` in PyTorch's `[out, in]` layout.

@@ -24,5 +24,7 @@ pub mod plots;
 pub mod prune;
 pub mod prune_file;
 pub mod run_dir;
+pub mod search;
 pub mod sensitivity;
+pub mod sweep;
 pub mod train;

@@ -34,12 +34,18 @@ struct TrainArgs {
     /// Override the seed (same as `--set seed=N`).
     #[arg(long)]
     seed: Option<u64>,
-    /// Override the backend: ndarray (default) or flex.
+    /// Override the backend: ndarray (default), flex or wgpu (GPU; a build with `--features wgpu`).
     #[arg(long)]
     backend: Option<BackendKind>,
+    /// The wgpu adapter, by its number in `trainer devices` (same as `--set device=N`).
+    #[arg(long, value_name = "N")]
+    device: Option<usize>,
     /// Write the run into exactly this folder (must not exist or be empty).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Train without the config's `[pruning]` table: the dense baseline of a pruning config.
+    #[arg(long)]
+    no_pruning: bool,
     /// Prune the model of an earlier run folder instead of training (its masks carry over).
     #[arg(long, value_name = "RUN_DIR")]
     from: Option<PathBuf>,
@@ -73,6 +79,14 @@ enum Command {
         #[arg(long, default_value_t = 0.01)]
         tolerance: f64,
     },
+    /// Run a config over a grid of values and seeds, each point in its own process and run
+    /// folder; skip points already finished; write results.csv, results.md (mean ± sample sd)
+    /// and sweep.png/svg (accuracy against sparsity with error bars). The dense baseline always
+    /// runs when the config prunes.
+    Sweep(SweepArgs),
+    /// List the GPU adapters wgpu reaches (Vulkan, Metal, DX12, OpenGL), numbered as `--device`
+    /// takes them. Needs a build with `--features wgpu`.
+    Devices,
     /// Evaluate a finished run's model without Burn, dense, in CSR or compacted, and time it.
     Infer {
         /// The run folder.
@@ -87,6 +101,32 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// The experiment config; its `[sweep]` table gives defaults for the flags below.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// A key and its values, e.g. `--grid pruning.sparsity=0.5,0.8,0.9` (repeatable; the
+    /// points are every combination). Replaces the `[sweep]` grid.
+    #[arg(long, value_name = "KEY=V1,V2,…")]
+    grid: Vec<String>,
+    /// Seeds, e.g. `--seeds 0,1,2`.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Runs at once.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Also run random pruning, and layer-wise and global magnitude pruning, at every point.
+    #[arg(long)]
+    baselines: bool,
+    /// The sweep folder (default runs/sweep-<config name>); rerunning into it resumes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +186,19 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Prune(args)) => return prune_command(args),
+        Some(Command::Sweep(args)) => return sweep_command(args),
+        Some(Command::Devices) => {
+            let list = trainer::device::adapters()?;
+            if list.is_empty() {
+                anyhow::bail!(
+                    "wgpu found no adapter (probed Vulkan, Metal, DX12, OpenGL); on Debian/Ubuntu `apt install mesa-vulkan-drivers libvulkan1` adds lavapipe, Vulkan on the CPU"
+                );
+            }
+            for a in list {
+                println!("{:>3}  {}", a.index, a.info.describe());
+            }
+            return Ok(());
+        }
         Some(Command::Compact { run_dir }) => {
             let r = trainer::inference::run_folder::compact_run(run_dir)?;
             let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
@@ -215,7 +268,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(b) = cli.backend {
         overrides.push(format!("backend=\"{b}\""));
     }
-    let loaded = load_config(&path, &overrides)?;
+    if let Some(d) = cli.device {
+        overrides.push(format!("device={d}"));
+    }
+    let mut loaded = load_config(&path, &overrides)?;
+    if cli.no_pruning {
+        if loaded.config.pruning.is_none() {
+            anyhow::bail!(
+                "--no-pruning: {} has no [pruning] table; drop the flag",
+                path.display()
+            );
+        }
+        loaded.config.pruning = None;
+    }
     let opts = RunOptions {
         runs_root: PathBuf::from("runs"),
         out: cli.out.clone(),
@@ -230,12 +295,62 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn sweep_command(a: &SweepArgs) -> anyhow::Result<()> {
+    use trainer::sweep::{SweepSpec, run_sweep};
+    let path = find_config(&a.config)?;
+    let loaded = load_config(&path, &[])?;
+    let spec = SweepSpec::merge(&loaded, &a.grid, a.seeds.clone(), a.baselines, a.jobs)?;
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", loaded.stem())));
+    // A sweep folder belongs to one config: finished points of another would be mixed in.
+    let text = std::fs::read_to_string(&path)?;
+    let stamp = dir.join("config.toml");
+    match std::fs::read_to_string(&stamp) {
+        Ok(old) if old != text => anyhow::bail!(
+            "{} was made from a different {}: pass --out with a new folder, or delete it",
+            dir.display(),
+            path.display()
+        ),
+        Ok(_) => {}
+        Err(_) => {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&stamp, &text)?;
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find the trainer binary to run points")?;
+    let bar = if a.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
+    let outcome = run_sweep(&exe, &loaded, &spec, &dir, |done, total, line| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.println(format!("[{done}/{total}] {line}"));
+    });
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if !a.quiet {
+        let groups = std::fs::read_to_string(dir.join("results.md"))?;
+        print!("{groups}");
+        println!(
+            "{} points run, {} already finished; wrote results.csv, results.md and sweep.png/svg in {}",
+            outcome.ran,
+            outcome.skipped,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn print_summary(config: &trainer::config::Config, r: &RunResult) {
     let widths: Vec<String> = r.widths.iter().map(ToString::to_string).collect();
     println!(
         "{} on {} ({}), network {}, {:.1} s",
         config.data.name.as_str(),
-        config.backend,
+        r.device.describe(),
         r.head.loss_name(),
         widths.join("-"),
         r.wall_s

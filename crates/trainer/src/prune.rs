@@ -210,3 +210,18 @@ pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
         }
     })
 }
+
+/// The training settings of fine-tuning after pruning: `fine_tune_epochs` at `fine_tune_lr`
+/// (default `train.lr`), constant rate, no early stopping.
+pub fn fine_tune_config(
+    train: &crate::config::TrainConfig,
+    p: &PruningConfig,
+) -> crate::config::TrainConfig {
+    let mut tune = train.clone();
+    tune.epochs = p.fine_tune_epochs;
+    tune.lr = p.fine_tune_lr.unwrap_or(train.lr);
+    tune.early_stopping = None;
+    tune.lr_schedule = crate::config::LrScheduleKind::Constant;
+    tune.lr_step_epochs = None;
+    tune
+}

@@ -1,12 +1,16 @@
-//! Choosing the Burn device. The only file that names backends, so a Burn release that renames
-//! them changes one place. Devices are always built explicitly: `Device::default()` would pick a
+//! Choosing the Burn device. The only place that names backends, so a Burn release that renames
+//! them changes one module. Devices are always built explicitly: `Device::default()` would pick a
 //! GPU as soon as one is compiled in.
 
+#[cfg(feature = "wgpu")]
+mod gpu;
+
 use burn::tensor::Device;
+use serde::Serialize;
 
 use crate::config::BackendKind;
 
-/// A backend that this build cannot provide.
+/// A backend or adapter that this build or machine cannot provide.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The backend's cargo feature is off.
@@ -19,17 +23,105 @@ pub enum DeviceError {
         /// The cargo feature that adds it.
         feature: &'static str,
     },
+    /// An adapter index was given for a backend that has exactly one device.
+    #[error(
+        "`device = {index}` picks a GPU adapter, but backend `{backend}` has one device; drop `device` (or `--device`) or use `backend = \"wgpu\"`"
+    )]
+    NotSelectable {
+        /// Backend asked for.
+        backend: BackendKind,
+        /// The index given.
+        index: usize,
+    },
+    /// wgpu found no adapter, or not the one asked for.
+    #[error("{0}")]
+    Adapter(String),
+}
+
+/// What a run ran on: recorded in `summary.json` and printed with the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// `ndarray`, `flex` or `wgpu`.
+    pub backend: String,
+    /// The adapter's name (`cpu` for the CPU backends).
+    pub name: String,
+    /// Graphics API the adapter runs under (Vulkan, Metal, Dx12, Gl), empty on CPU backends.
+    pub api: String,
+    /// Driver name and version, as the driver reports them.
+    pub driver: String,
+    /// Discrete, integrated, virtual, cpu (software rasteriser such as lavapipe) or other.
+    pub device_type: String,
+}
+
+impl DeviceInfo {
+    fn cpu(backend: BackendKind) -> Self {
+        Self {
+            backend: backend.to_string(),
+            name: "cpu".into(),
+            api: String::new(),
+            driver: String::new(),
+            device_type: "cpu".into(),
+        }
+    }
+
+    /// One line for people: `llvmpipe (LLVM 15.0.6, 256 bits) — Vulkan, llvmpipe Mesa 22.3.6`.
+    pub fn describe(&self) -> String {
+        if self.api.is_empty() {
+            return format!("{} ({})", self.backend, self.name);
+        }
+        format!(
+            "{} ({}, {} {}, driver {})",
+            self.backend, self.name, self.api, self.device_type, self.driver
+        )
+    }
+}
+
+/// One adapter wgpu can reach, as `trainer devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdapterEntry {
+    /// What `--device` takes.
+    pub index: usize,
+    /// Its description.
+    pub info: DeviceInfo,
 }
 
 /// The (non-autodiff) device for `kind`.
 pub fn make_device(kind: BackendKind) -> Result<Device, DeviceError> {
+    select_device(kind, None).map(|(device, _)| device)
+}
+
+/// The device for `kind`, on adapter `index` of [`adapters`] where given (wgpu only), and what it is.
+pub fn select_device(
+    kind: BackendKind,
+    index: Option<usize>,
+) -> Result<(Device, DeviceInfo), DeviceError> {
+    if let (Some(index), BackendKind::Ndarray | BackendKind::Flex) = (index, kind) {
+        return Err(DeviceError::NotSelectable {
+            backend: kind,
+            index,
+        });
+    }
     match kind {
         // Burn 0.22 deprecates ndarray in favour of Flex, but ndarray is faster on our training
         // step (README, "CPU backends"), so it stays the default while it is.
         #[allow(deprecated)]
-        BackendKind::Ndarray => Ok(Device::ndarray()),
-        BackendKind::Flex => flex(),
+        BackendKind::Ndarray => Ok((Device::ndarray(), DeviceInfo::cpu(kind))),
+        BackendKind::Flex => flex().map(|d| (d, DeviceInfo::cpu(kind))),
+        BackendKind::Wgpu => wgpu(index),
     }
+}
+
+/// Every adapter wgpu reaches on this machine, numbered as `--device` takes them.
+pub fn adapters() -> Result<Vec<AdapterEntry>, DeviceError> {
+    #[cfg(feature = "wgpu")]
+    {
+        Ok(gpu::adapters())
+    }
+    #[cfg(not(feature = "wgpu"))]
+    Err(DeviceError::NotBuilt {
+        backend: BackendKind::Wgpu,
+        feature: "wgpu",
+    })
 }
 
 #[cfg(feature = "flex")]
@@ -42,5 +134,18 @@ fn flex() -> Result<Device, DeviceError> {
     Err(DeviceError::NotBuilt {
         backend: BackendKind::Flex,
         feature: "flex",
+    })
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu(index: Option<usize>) -> Result<(Device, DeviceInfo), DeviceError> {
+    gpu::device(index)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu(_index: Option<usize>) -> Result<(Device, DeviceInfo), DeviceError> {
+    Err(DeviceError::NotBuilt {
+        backend: BackendKind::Wgpu,
+        feature: "wgpu",
     })
 }

@@ -11,7 +11,7 @@ mod sparsity;
 use std::path::{Path, PathBuf};
 
 pub use html::write_index;
-pub use sparsity::sensitivity_plot;
+pub use sparsity::{sensitivity_plot, sweep_plot};
 
 use crate::inference::HostMlp;
 
@@ -38,6 +38,9 @@ pub fn write_all(
     if let Some(p) = pruning {
         written.extend(sparsity::layer_bars(dir, p)?);
         written.extend(sparsity::accuracy_vs_sparsity(dir, p)?);
+        if let Some(search) = p.get("search") {
+            written.extend(sparsity::search_plot(dir, search)?);
+        }
     }
     written.extend(heatmap::weight_maps(dir, before, after)?);
     Ok(written)

@@ -93,6 +93,8 @@ pub fn layer_bars(dir: &Path, p: &serde_json::Value) -> Result<Vec<(String, Stri
 struct AccVsSparsity {
     /// (label, points (sparsity %, accuracy %)).
     series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Per series, per point: the half-height of an error bar (empty: no bars).
+    errors: Vec<Vec<f64>>,
     title: String,
     y_desc: String,
 }
@@ -103,11 +105,20 @@ impl Figure for AccVsSparsity {
         root: &DrawingArea<DB, Shift>,
         _fine: bool,
     ) -> Result<(), String> {
-        let all: Vec<&(f64, f64)> = self.series.iter().flat_map(|s| &s.1).collect();
-        let (lo, hi) = all
+        let err = |i: usize, j: usize| {
+            self.errors
+                .get(i)
+                .and_then(|e| e.get(j))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let (lo, hi) = self
+            .series
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                (a.min(p.1), b.max(p.1))
+            .enumerate()
+            .flat_map(|(i, s)| s.1.iter().enumerate().map(move |(j, p)| (i, j, p.1)))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (i, j, y)| {
+                (a.min(y - err(i, j)), b.max(y + err(i, j)))
             });
         // At least five points of accuracy on the axis, so a flat line looks flat.
         let pad = ((hi - lo) * 0.1).max((5.0 - (hi - lo)) / 2.0).max(0.5);
@@ -135,6 +146,13 @@ impl Figure for AccVsSparsity {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart
                 .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
+                .map_err(s)?;
+            let bars = pts.iter().enumerate().filter(|(j, _)| err(i, *j) > 0.0);
+            chart
+                .draw_series(bars.map(|(j, &(x, y))| {
+                    let e = err(i, j);
+                    ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 8)
+                }))
                 .map_err(s)?;
         }
         chart
@@ -202,6 +220,7 @@ pub fn accuracy_vs_sparsity(
         return Ok(Vec::new());
     }
     let fig = AccVsSparsity {
+        errors: Vec::new(),
         series,
         title: format!("{split} accuracy against sparsity"),
         y_desc: format!("{split} accuracy (%)"),
@@ -238,6 +257,7 @@ pub fn sensitivity_plot(dir: &Path, r: &crate::sensitivity::Sensitivity) -> Resu
     ));
     let unit = if r.metric == "accuracy" { " (%)" } else { "" };
     let fig = AccVsSparsity {
+        errors: Vec::new(),
         series,
         title: format!(
             "Sensitivity: {} {} with one layer pruned",
@@ -246,4 +266,101 @@ pub fn sensitivity_plot(dir: &Path, r: &crate::sensitivity::Sensitivity) -> Resu
         y_desc: format!("{} {}{unit}", r.split, r.metric),
     };
     both(dir, "sensitivity", (800, 500), &fig)
+}
+
+/// `sweep.png/svg`: accuracy against measured sparsity, one line per method, mean over seeds with
+/// ± one sample standard deviation as error bars; the dense baseline as a flat line.
+pub fn sweep_plot(dir: &Path, groups: &[crate::sweep::Group]) -> Result<(), PlotError> {
+    use crate::sweep::mean_sd;
+    let mut methods: Vec<&str> = groups.iter().map(|g| g.method.as_str()).collect();
+    methods.dedup();
+    let mut series = Vec::new();
+    let mut errors = Vec::new();
+    for m in methods {
+        let mut pts: Vec<(f64, f64, f64)> = groups
+            .iter()
+            .filter(|g| g.method == m && !g.accuracies.is_empty())
+            .map(|g| {
+                let (a, sd) = mean_sd(&g.accuracies);
+                (100.0 * mean_sd(&g.sparsities).0, 100.0 * a, 100.0 * sd)
+            })
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if m == "dense" && pts.len() == 1 {
+            let (_, a, sd) = pts[0];
+            series.push(("dense".to_string(), vec![(0.0, a), (100.0, a)]));
+            errors.push(vec![sd, 0.0]);
+            continue;
+        }
+        series.push((m.to_string(), pts.iter().map(|p| (p.0, p.1)).collect()));
+        errors.push(pts.iter().map(|p| p.2).collect());
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let split = groups.first().map_or("test", |g| g.split.as_str());
+    let fig = AccVsSparsity {
+        series,
+        errors,
+        title: format!("{split} accuracy against sparsity (mean ± sd over seeds)"),
+        y_desc: format!("{split} accuracy (%)"),
+    };
+    both(dir, "sweep", (800, 500), &fig)
+}
+
+/// `search.png/svg`: every probe of an accuracy-constrained search (metric against sparsity),
+/// the kept ones on their own line, and the dense model's metric less the tolerance.
+pub fn search_plot(
+    dir: &Path,
+    search: &serde_json::Value,
+) -> Result<Vec<(String, String)>, PlotError> {
+    let accuracy = search["metric"] == "val_accuracy";
+    let scale = if accuracy { 100.0 } else { 1.0 };
+    let probes: Vec<(f64, f64, bool)> = search["probes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p["sparsity"].as_f64()? * 100.0,
+                p["metric"].as_f64()? * scale,
+                p["kept"] == true,
+            ))
+        })
+        .collect();
+    if probes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut all: Vec<(f64, f64)> = probes.iter().map(|p| (p.0, p.1)).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let kept: Vec<(f64, f64)> = all
+        .iter()
+        .copied()
+        .filter(|q| probes.iter().any(|p| p.2 && p.0 == q.0 && p.1 == q.1))
+        .collect();
+    let dense = search["dense"].as_f64().unwrap_or(f64::NAN) * scale;
+    let tol = search["tolerance"].as_f64().unwrap_or(0.0) * scale;
+    let bound = if accuracy { dense - tol } else { dense + tol };
+    let mut series = vec![("every probe".to_string(), all)];
+    if !kept.is_empty() {
+        series.push(("kept".to_string(), kept));
+    }
+    series.push(("dense".to_string(), vec![(0.0, dense), (100.0, dense)]));
+    series.push(("tolerance".to_string(), vec![(0.0, bound), (100.0, bound)]));
+    let unit = if accuracy { " (%)" } else { "" };
+    let name = search["metric"].as_str().unwrap_or("metric");
+    let fig = AccVsSparsity {
+        errors: Vec::new(),
+        series,
+        title: format!("Search: {name} of each probe after fine-tuning"),
+        y_desc: format!("{name}{unit}"),
+    };
+    both(dir, "search", (800, 500), &fig)?;
+    Ok(vec![(
+        "search".into(),
+        "Accuracy-constrained search: every probe, the kept ones, and the tolerance".into(),
+    )])
 }

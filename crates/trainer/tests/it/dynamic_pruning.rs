@@ -31,7 +31,7 @@ fn metrics(dir: &Path) -> Vec<(usize, usize, String, String, f64)> {
 }
 
 /// Every weight of model.safetensors under a zero of masks.safetensors is +0.0.
-fn assert_saved_model_exactly_sparse(dir: &Path) {
+pub(crate) fn assert_saved_model_exactly_sparse(dir: &Path) {
     let model_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let mask_bytes = std::fs::read(dir.join("masks.safetensors")).unwrap();
     let model = SafeTensors::deserialize(&model_bytes).unwrap();
@@ -50,7 +50,12 @@ fn assert_saved_model_exactly_sparse(dir: &Path) {
 }
 
 /// A digits config in `dir` with the given `[pruning]` table and epochs.
-fn digits_config(dir: &Path, epochs: usize, extra_data: &str, pruning: &str) -> std::path::PathBuf {
+pub(crate) fn digits_config(
+    dir: &Path,
+    epochs: usize,
+    extra_data: &str,
+    pruning: &str,
+) -> std::path::PathBuf {
     let csv = repo().join("datasets/digits.csv");
     write(
         dir,

@@ -6,8 +6,11 @@ mod config_errors;
 mod datasets;
 mod dynamic_pruning;
 mod end_to_end;
+mod experiments;
 mod payoff;
 mod static_pruning;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 use std::path::{Path, PathBuf};
 

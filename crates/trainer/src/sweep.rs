@@ -1,0 +1,581 @@
+//! Sweeps: one config run over a grid of values and several seeds, each point in its own
+//! process and run folder, then aggregated into `results.csv`, a table of mean ± sample standard
+//! deviation, and accuracy against sparsity with error bars.
+//!
+//! Points run as child processes of the `trainer` binary (a crash or an out-of-memory kill costs
+//! one point, and `--jobs` runs several at once). A point whose folder holds a `summary.json`
+//! with status `ok` is finished and skipped, so a stopped sweep continues where it stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::config::{ConfigError, LoadedConfig, load_config};
+
+/// Everything a sweep can fail on, each naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// A grid value or seed makes an invalid config.
+    #[error("sweep point {point}: {cause}")]
+    Point {
+        /// The point's overrides.
+        point: String,
+        /// What the config loader said.
+        cause: ConfigError,
+    },
+    /// The request itself makes no sense.
+    #[error("{0}")]
+    Plan(String),
+    /// Reading or writing a file failed.
+    #[error("{}: {cause}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
+    /// Points failed; the others are aggregated.
+    #[error(
+        "{failed} of {total} sweep points failed (their run folders keep what they wrote; rerun the same command to retry them): {}",
+        first.display()
+    )]
+    Failed {
+        /// How many failed.
+        failed: usize,
+        /// How many there are.
+        total: usize,
+        /// The log of the first failure.
+        first: PathBuf,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> SweepError + '_ {
+    move |cause| SweepError::Io {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+/// What to sweep, after the `[sweep]` table and the command line are merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSpec {
+    /// `--set` path → TOML literals, in the order given.
+    pub grid: Vec<(String, Vec<String>)>,
+    /// Seeds each point runs with.
+    pub seeds: Vec<u64>,
+    /// Random and magnitude (layer-wise, global) baselines at every point.
+    pub baselines: bool,
+    /// Processes at once.
+    pub jobs: usize,
+}
+
+impl SweepSpec {
+    /// The config's `[sweep]` table, with each flag given replacing its part.
+    pub fn merge(
+        loaded: &LoadedConfig,
+        grid: &[String],
+        seeds: Option<Vec<u64>>,
+        baselines: bool,
+        jobs: Option<usize>,
+    ) -> Result<Self, SweepError> {
+        let table = loaded.config.sweep.clone().unwrap_or_default();
+        let grid = if grid.is_empty() {
+            table
+                .grid
+                .iter()
+                .map(|(k, vs)| {
+                    (
+                        k.clone(),
+                        vs.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                    )
+                })
+                .collect()
+        } else {
+            grid.iter()
+                .map(|g| {
+                    let (k, vs) = g.split_once('=').ok_or_else(|| {
+                        SweepError::Plan(format!(
+                            "--grid {g}: expected KEY=V1,V2,… such as pruning.sparsity=0.5,0.9"
+                        ))
+                    })?;
+                    Ok((
+                        k.trim().to_string(),
+                        vs.split(',').map(|v| v.trim().to_string()).collect(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, SweepError>>()?
+        };
+        if let Some((k, _)) = grid
+            .iter()
+            .find(|(_, vs)| vs.is_empty() || vs.contains(&String::new()))
+        {
+            return Err(SweepError::Plan(format!("grid key {k} has an empty value")));
+        }
+        let seeds = seeds
+            .or_else(|| (!table.seeds.is_empty()).then(|| table.seeds.clone()))
+            .unwrap_or_else(|| vec![loaded.config.seed]);
+        let jobs = jobs.unwrap_or(table.jobs);
+        if jobs == 0 {
+            return Err(SweepError::Plan("--jobs must be ≥ 1".into()));
+        }
+        Ok(Self {
+            grid,
+            seeds,
+            baselines: baselines || table.baselines,
+            jobs,
+        })
+    }
+}
+
+/// One training run of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// `config` (as written), `dense`, `random`, `magnitude-layer` or `magnitude-global`.
+    pub method: String,
+    /// Grid values, in grid order (empty for the dense baseline).
+    pub values: Vec<(String, String)>,
+    /// The seed.
+    pub seed: u64,
+    /// Its run folder.
+    pub dir: PathBuf,
+}
+
+impl Point {
+    /// The `--set` arguments that make this point from the config.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut o: Vec<String> = self
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        o.extend(
+            baseline_overrides(&self.method)
+                .iter()
+                .map(ToString::to_string),
+        );
+        o.push(format!("seed={}", self.seed));
+        o
+    }
+
+    /// The point for people: `magnitude-global pruning.sparsity=0.9 seed 1`.
+    pub fn label(&self) -> String {
+        let mut parts = vec![self.method.clone()];
+        parts.extend(self.values.iter().map(|(k, v)| format!("{k}={v}")));
+        parts.push(format!("seed {}", self.seed));
+        parts.join(" ")
+    }
+}
+
+fn baseline_overrides(method: &str) -> &'static [&'static str] {
+    match method {
+        "random" => &["pruning.criterion=\"random\""],
+        "magnitude-layer" => &["pruning.criterion=\"l1\"", "pruning.scope=\"layer\""],
+        "magnitude-global" => &["pruning.criterion=\"l1\"", "pruning.scope=\"global\""],
+        _ => &[],
+    }
+}
+
+/// A folder name for a grid value: `pruning.sparsity=0.9` → `sparsity-0.9`.
+fn slug(values: &[(String, String)]) -> String {
+    if values.is_empty() {
+        return "base".into();
+    }
+    values
+        .iter()
+        .map(|(k, v)| {
+            let key = k.rsplit('.').next().unwrap_or(k);
+            let v: String = v
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("{key}-{v}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every point of the sweep, each checked by loading its config (a bad grid key or value is an
+/// error before anything runs).
+pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<Point>, SweepError> {
+    let prunes = loaded.config.pruning.is_some();
+    if spec.baselines && !prunes {
+        return Err(SweepError::Plan(format!(
+            "--baselines varies the pruning criterion and scope, but {} has no [pruning] table",
+            loaded.path.display()
+        )));
+    }
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (k, vs) in &spec.grid {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                vs.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((k.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut methods = vec!["config"];
+    if spec.baselines {
+        methods.extend(["random", "magnitude-layer", "magnitude-global"]);
+    }
+    let mut points = Vec::new();
+    for &seed in &spec.seeds {
+        if prunes {
+            // The dense baseline: the config without its [pruning] table, once per seed.
+            points.push(Point {
+                method: "dense".into(),
+                values: Vec::new(),
+                seed,
+                dir: dir.join("dense").join(format!("seed-{seed}")),
+            });
+        }
+        for method in &methods {
+            for values in &combos {
+                points.push(Point {
+                    method: method.to_string(),
+                    values: values.clone(),
+                    seed,
+                    dir: dir
+                        .join(method)
+                        .join(slug(values))
+                        .join(format!("seed-{seed}")),
+                });
+            }
+        }
+    }
+    for p in &points {
+        let overrides = if p.method == "dense" {
+            vec![format!("seed={}", p.seed)]
+        } else {
+            p.overrides()
+        };
+        load_config(&loaded.path, &overrides).map_err(|cause| SweepError::Point {
+            point: p.label(),
+            cause,
+        })?;
+    }
+    Ok(points)
+}
+
+/// Whether `dir` holds a finished run.
+pub fn finished(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| s["status"] == "ok")
+}
+
+/// How the sweep went.
+#[derive(Debug, Clone)]
+pub struct SweepOutcome {
+    /// Points run now.
+    pub ran: usize,
+    /// Points already finished before (skipped).
+    pub skipped: usize,
+    /// The aggregated rows.
+    pub rows: Vec<Row>,
+}
+
+/// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
+/// `report` hears one line per point as it finishes.
+pub fn run_sweep(
+    exe: &Path,
+    loaded: &LoadedConfig,
+    spec: &SweepSpec,
+    dir: &Path,
+    mut report: impl FnMut(usize, usize, &str),
+) -> Result<SweepOutcome, SweepError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
+    let points = plan(loaded, spec, dir)?;
+    let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
+    let skipped = points.len() - todo.len();
+    let mut queue = todo.iter();
+    let mut running: Vec<(&Point, Child)> = Vec::new();
+    let mut failures: Vec<PathBuf> = Vec::new();
+    let mut done = skipped;
+    loop {
+        while running.len() < spec.jobs {
+            let Some(p) = queue.next() else { break };
+            // A half-written folder from an interrupted sweep is started afresh.
+            if p.dir.exists() {
+                std::fs::remove_dir_all(&p.dir).map_err(io(&p.dir))?;
+            }
+            let parent = p.dir.parent().expect("point folders are nested");
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+            let log_path = parent.join(format!(
+                "{}.log",
+                p.dir.file_name().unwrap().to_string_lossy()
+            ));
+            let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+            let mut cmd = Command::new(exe);
+            cmd.arg("--config").arg(&config_path);
+            if p.method == "dense" {
+                cmd.arg("--no-pruning")
+                    .args(["--seed", &p.seed.to_string()]);
+            } else {
+                for o in p.overrides() {
+                    cmd.arg("--set").arg(o);
+                }
+            }
+            cmd.arg("--out")
+                .arg(&p.dir)
+                .arg("--quiet")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().map_err(io(&log_path))?)
+                .stderr(log);
+            let child = cmd.spawn().map_err(io(exe))?;
+            running.push((p, child));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let mut i = 0;
+        let mut progressed = false;
+        while i < running.len() {
+            match running[i].1.try_wait().map_err(io(exe))? {
+                Some(status) => {
+                    let (p, _) = running.swap_remove(i);
+                    done += 1;
+                    progressed = true;
+                    let ok = status.success() && finished(&p.dir);
+                    if !ok {
+                        let parent = p.dir.parent().expect("nested");
+                        failures.push(parent.join(format!(
+                            "{}.log",
+                            p.dir.file_name().unwrap().to_string_lossy()
+                        )));
+                    }
+                    let what = if ok {
+                        summary_line(&p.dir)
+                    } else {
+                        format!("FAILED ({status})")
+                    };
+                    report(done, points.len(), &format!("{}: {what}", p.label()));
+                }
+                None => i += 1,
+            }
+        }
+        if !progressed {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let keys: Vec<String> = spec.grid.iter().map(|(k, _)| k.clone()).collect();
+    let rows = aggregate(&points, &keys, dir)?;
+    if let Some(first) = failures.first() {
+        return Err(SweepError::Failed {
+            failed: failures.len(),
+            total: points.len(),
+            first: first.clone(),
+        });
+    }
+    Ok(SweepOutcome {
+        ran: points.len() - skipped,
+        skipped,
+        rows,
+    })
+}
+
+fn summary_line(dir: &Path) -> String {
+    let r = read_run(dir);
+    format!(
+        "{} accuracy {}, sparsity {:.1}%, {:.1} s",
+        r.split,
+        r.accuracy
+            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+        100.0 * r.sparsity,
+        r.wall_s
+    )
+}
+
+/// What one finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFigures {
+    /// The split the accuracy is from: test, else validation, else train.
+    pub split: String,
+    /// Its accuracy (None for regression).
+    pub accuracy: Option<f64>,
+    /// Its loss.
+    pub loss: f64,
+    /// Fraction of prunable weights that are zero by mask (0 for dense runs).
+    pub sparsity: f64,
+    /// Wall time of the run.
+    pub wall_s: f64,
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn read_run(dir: &Path) -> RunFigures {
+    let s = read_json(&dir.join("summary.json")).unwrap_or_default();
+    let split = ["test", "valid", "train"]
+        .into_iter()
+        .find(|k| !s["final"][*k].is_null())
+        .unwrap_or("train");
+    let sparsity = read_json(&dir.join("pruning.json"))
+        .and_then(|p| p["total"]["sparsity"].as_f64())
+        .unwrap_or(0.0);
+    RunFigures {
+        split: split.into(),
+        accuracy: s["final"][split]["accuracy"].as_f64(),
+        loss: s["final"][split]["loss"].as_f64().unwrap_or(f64::NAN),
+        sparsity,
+        wall_s: s["wall_time_s"].as_f64().unwrap_or(f64::NAN),
+    }
+}
+
+/// One line of `results.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The point.
+    pub point: Point,
+    /// What it reported.
+    pub figures: RunFigures,
+}
+
+/// Reads every finished point and writes `results.csv`, `results.md` and the plot.
+pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Row>, SweepError> {
+    let rows: Vec<Row> = points
+        .iter()
+        .filter(|p| finished(&p.dir))
+        .map(|p| Row {
+            point: p.clone(),
+            figures: read_run(&p.dir),
+        })
+        .collect();
+    let mut csv = String::from("method");
+    for k in keys {
+        csv += &format!(",{k}");
+    }
+    csv += ",seed,split,accuracy,loss,sparsity,wall_s,run_dir\n";
+    for r in &rows {
+        csv += &r.point.method;
+        for k in keys {
+            let v = r
+                .point
+                .values
+                .iter()
+                .find(|(g, _)| g == k)
+                .map_or("", |(_, v)| v);
+            csv += &format!(",{}", v.replace(',', ";"));
+        }
+        let f = &r.figures;
+        csv += &format!(
+            ",{},{},{},{},{},{},{}\n",
+            r.point.seed,
+            f.split,
+            f.accuracy.map_or(String::new(), |a| a.to_string()),
+            f.loss,
+            f.sparsity,
+            f.wall_s,
+            r.point
+                .dir
+                .strip_prefix(dir)
+                .unwrap_or(&r.point.dir)
+                .display()
+        );
+    }
+    let csv_path = dir.join("results.csv");
+    std::fs::write(&csv_path, csv).map_err(io(&csv_path))?;
+    let groups = group(&rows);
+    let md_path = dir.join("results.md");
+    std::fs::write(&md_path, table(&groups)).map_err(io(&md_path))?;
+    if let Err(e) = crate::plots::sweep_plot(dir, &groups) {
+        // Numbers first: a plot that cannot be drawn (no fonts, say) costs only the picture.
+        eprintln!("warning: {e}");
+    }
+    Ok(rows)
+}
+
+/// The runs of one method at one grid point, over seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The method.
+    pub method: String,
+    /// The grid values.
+    pub values: Vec<(String, String)>,
+    /// Accuracies (fractions), one per seed that finished.
+    pub accuracies: Vec<f64>,
+    /// Measured sparsities.
+    pub sparsities: Vec<f64>,
+    /// The split.
+    pub split: String,
+}
+
+/// Mean and sample standard deviation (n − 1; 0 for a single value).
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+fn group(rows: &[Row]) -> Vec<Group> {
+    let mut by: BTreeMap<(usize, String), Group> = BTreeMap::new();
+    let mut order: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for r in rows {
+        let key = (r.point.method.clone(), r.point.values.clone());
+        let idx = order.iter().position(|k| *k == key).unwrap_or_else(|| {
+            order.push(key.clone());
+            order.len() - 1
+        });
+        let g = by.entry((idx, key.0.clone())).or_insert_with(|| Group {
+            method: key.0.clone(),
+            values: key.1.clone(),
+            accuracies: Vec::new(),
+            sparsities: Vec::new(),
+            split: r.figures.split.clone(),
+        });
+        if let Some(a) = r.figures.accuracy {
+            g.accuracies.push(a);
+        }
+        g.sparsities.push(r.figures.sparsity);
+    }
+    by.into_values().collect()
+}
+
+/// The Markdown table: one row per method and grid point, accuracy as mean ± sample sd.
+pub fn table(groups: &[Group]) -> String {
+    let split = groups.first().map_or("test", |g| g.split.as_str());
+    let mut out = format!(
+        "| method | point | seeds | sparsity | {split} accuracy (mean ± sd) |\n|---|---|---:|---:|---:|\n"
+    );
+    for g in groups {
+        let point = if g.values.is_empty() {
+            "—".to_string()
+        } else {
+            g.values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (s, _) = mean_sd(&g.sparsities);
+        let acc = if g.accuracies.is_empty() {
+            "—".to_string()
+        } else {
+            let (m, sd) = mean_sd(&g.accuracies);
+            format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * sd)
+        };
+        out += &format!(
+            "| {} | {point} | {} | {:.1} % | {acc} |\n",
+            g.method,
+            g.sparsities.len(),
+            100.0 * s
+        );
+    }
+    out
+}
