@@ -66,7 +66,9 @@ struct BenchRun {
 
 fn gpu_bench(quick: bool) -> Result<()> {
     cargo(&["build", "-p", "trainer", "--release", "--features", "wgpu"])?;
-    let exe = std::path::Path::new("target/release/trainer");
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    let exe = std::path::Path::new(&target).join("release/trainer");
+    let exe = exe.as_path();
     let status = Command::new(exe).arg("devices").status()?;
     if !status.success() {
         bail!("no wgpu adapter: see the error above");
@@ -136,6 +138,27 @@ fn gpu_bench(quick: bool) -> Result<()> {
     }
     std::fs::write(root.join("results.md"), &table)?;
     print!("{table}");
+    if !quick {
+        // What pruning adds per step on the GPU, mask updates (host selection) included.
+        eprintln!(
+            "$ LOPPER_BENCH_BACKEND=wgpu cargo bench -p trainer --features wgpu --bench pruning_overhead"
+        );
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "bench",
+                "-p",
+                "trainer",
+                "--features",
+                "wgpu",
+                "--bench",
+                "pruning_overhead",
+            ])
+            .env("LOPPER_BENCH_BACKEND", "wgpu")
+            .status()?;
+        if !status.success() {
+            bail!("the wgpu pruning-overhead benchmark failed");
+        }
+    }
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! batch 128, ReLU, Adam, ndarray) without pruning, and with a `Pruner` doing its per-step work
 //! (gradient masking, re-zeroing weights), then plus a mask update (magnitude scoring, selection)
 //! every 100 steps, then plus zeroing the optimizer state of masked weights at every update.
-//! Run side by side in one process; the ratios are the overheads.
+//! Run side by side in one process; the ratios are the overheads. `LOPPER_BENCH_BACKEND=wgpu`
+//! (with `--features wgpu`) runs it on a GPU, where a mask update's reading of weights to the host
+//! for selection is the cost to watch.
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -84,7 +86,14 @@ fn pruner(model: &Mlp, updates: bool, clear_every_update: bool) -> Pruner {
 
 fn bench(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
-    let device: Device = make_device(BackendKind::Ndarray).unwrap().autodiff();
+    let backend: BackendKind =
+        std::env::var("LOPPER_BENCH_BACKEND").map_or(BackendKind::Ndarray, |b| {
+            b.parse()
+                .unwrap_or_else(|e| panic!("LOPPER_BENCH_BACKEND: {e}"))
+        });
+    let device: Device = make_device(backend)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .autodiff();
     let mut onehot = vec![0f32; 128 * 10];
     for r in 0..128 {
         onehot[r * 10 + r % 10] = 1.0;
@@ -95,7 +104,7 @@ fn bench(c: &mut Criterion) {
         device,
     };
     let head = Head::Multiclass(10);
-    let mut group = c.benchmark_group("pruning_overhead_784-300-100-10_b128");
+    let mut group = c.benchmark_group(format!("pruning_overhead_784-300-100-10_b128/{backend}"));
     for (with_pruning, updates, clear) in [
         (false, false, false),
         (true, false, false),

@@ -7,35 +7,16 @@ use std::process::Command;
 use trainer::config::load_config;
 use trainer::experiment::run_experiment;
 
-use super::{opts, repo, write};
+use super::dynamic_pruning::digits_config;
+use super::opts;
 
-/// Digits (64-32-10 sigmoid) with the given `[pruning]` table and extra top-level text.
+/// Digits (64-32-10 sigmoid, with a validation split) with the given `[pruning]` table, and
+/// `tail` (more tables) after it.
 fn digits(dir: &Path, epochs: usize, pruning: &str, tail: &str) -> PathBuf {
-    let csv = repo().join("datasets/digits.csv");
-    write(
-        dir,
-        "digits-exp.toml",
-        &format!(
-            r#"seed = 0
-[data]
-name = "digits"
-path = "{}"
-test_fraction = 0.2
-validation_fraction = 0.15
-scale = "global-minmax"
-[model]
-hidden = [32]
-activation = "sigmoid"
-[train]
-epochs = {epochs}
-batch_size = 64
-lr = 0.01
-[pruning]
-{pruning}
-{tail}"#,
-            csv.display()
-        ),
-    )
+    let path = digits_config(dir, epochs, "validation_fraction = 0.15", pruning);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text + tail).unwrap();
+    path
 }
 
 fn sweep(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
