@@ -256,3 +256,35 @@ fn an_adapter_number_that_does_not_exist_is_an_error_listing_those_that_do() {
     let (_, info) = select_device(BackendKind::Wgpu, Some(0)).unwrap();
     assert_eq!(info.backend, "wgpu");
 }
+
+#[test]
+fn no_adapter_at_all_is_an_error_saying_what_was_probed_and_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    // Point the Vulkan loader and GLVND's EGL at drivers that do not exist.
+    let missing = tmp.path().join("missing.json");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .current_dir(super::repo())
+        .args([
+            "--config",
+            "configs/xor.toml",
+            "--backend",
+            "wgpu",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .env("VK_ICD_FILENAMES", &missing)
+        .env("VK_DRIVER_FILES", &missing)
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("Probed Vulkan, Metal, DX12, OpenGL: found no adapters")
+            && err.contains("apt install mesa-vulkan-drivers libvulkan1"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no run folder for a run that never started");
+}
