@@ -90,7 +90,7 @@ pub struct Config {
 }
 
 /// `[sweep]`: the grid, seeds and baselines of `trainer sweep` (its flags add to or replace them).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
     /// Values of each key, by its `--set` path: `grid = { "pruning.sparsity" = [0.5, 0.9] }`.
@@ -105,6 +105,18 @@ pub struct SweepConfig {
     /// Runs at once (separate processes).
     #[serde(default = "one")]
     pub jobs: usize,
+}
+
+impl Default for SweepConfig {
+    /// What a config without `[sweep]` means: no grid, the config's seed, one run at a time.
+    fn default() -> Self {
+        Self {
+            grid: Default::default(),
+            seeds: Vec::new(),
+            baselines: false,
+            jobs: one(),
+        }
+    }
 }
 
 /// `[pruning] search = { metric = "val_accuracy", tolerance = 0.01 }`: the write-up's loop of

@@ -187,6 +187,18 @@ fn sweep_baselines_and_a_sweep_table_in_the_config() {
             .contains("[pruning]")
     );
 
+    // Without [sweep] and without flags: the config's seed, one run at a time, no grid.
+    let plain = digits(tmp.path(), 3, "sparsity = 0.5", "");
+    let run = sweep(&plain, &tmp.path().join("plain"), &["--quiet"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows = csv_rows(&tmp.path().join("plain/results.csv"));
+    let methods: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(methods, ["dense", "config"]);
+
     // A grid key that does not exist fails before anything runs, naming it.
     let bad = sweep(
         &config,
