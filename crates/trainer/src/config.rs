@@ -91,24 +91,20 @@ pub struct Config {
 
 /// `[sweep]`: the grid, seeds and baselines of `trainer sweep` (its flags add to or replace them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SweepConfig {
     /// Values of each key, by its `--set` path: `grid = { "pruning.sparsity" = [0.5, 0.9] }`.
-    #[serde(default)]
     pub grid: std::collections::BTreeMap<String, Vec<toml::Value>>,
     /// Seeds every point runs with; empty: the config's `seed` only.
-    #[serde(default)]
     pub seeds: Vec<u64>,
     /// Also run random pruning and layer-wise and global magnitude pruning at every point.
-    #[serde(default)]
     pub baselines: bool,
     /// Runs at once (separate processes).
-    #[serde(default = "one")]
     pub jobs: usize,
 }
 
 impl Default for SweepConfig {
-    /// What a config without `[sweep]` means: no grid, the config's seed, one run at a time.
+    /// A missing `[sweep]` or key: no grid, the config's seed, one run at a time.
     fn default() -> Self {
         Self {
             grid: Default::default(),

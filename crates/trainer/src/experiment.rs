@@ -346,21 +346,17 @@ fn run_phases(
                     let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
                     model = m;
                     if p.fine_tune_epochs > 0 {
-                        let tune = prune::fine_tune_config(&cfg.train, p);
-                        // A fresh optimizer per round: its moments start at zero and masked gradients
-                        // keep them zero for pruned weights.
-                        let mut hold =
-                            pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
-                        let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] =
-                            [&mut hold, metrics, progress];
-                        let t = train(
+                        let t = prune::fine_tune(
                             model,
+                            &params,
+                            &masks,
+                            cfg,
+                            p,
                             splits,
                             head,
-                            &tune,
-                            cfg.seed.wrapping_add(round as u64),
                             device,
-                            &mut hooks,
+                            cfg.seed.wrapping_add(round as u64),
+                            &mut [metrics, progress],
                         )?;
                         model = t.model;
                         let (s0, e0) = metrics.offset();

@@ -23,7 +23,7 @@ use crate::head::Head;
 use crate::hooks::Progress;
 use crate::model::Mlp;
 use crate::prune;
-use crate::train::{TrainError, evaluate_splits, train};
+use crate::train::{TrainError, evaluate_splits};
 
 /// One probe of the search.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,13 +50,31 @@ pub(crate) struct Found {
     pub warnings: Vec<String>,
 }
 
-/// What is searched: the rule the config gives, up to the value it gives.
-fn searched(p: &PruningConfig) -> (&'static str, f64) {
-    match (p.sparsity, p.alpha) {
-        (Some(s), _) => ("sparsity", s),
-        (None, Some(a)) => ("alpha", a),
-        // Validation rejects a search with a threshold.
-        (None, None) => ("sparsity", 0.0),
+/// What is searched: the rule the config gives (validation rejects a threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Searched {
+    Sparsity,
+    Alpha,
+}
+
+impl Searched {
+    /// The rule of `p` and its value, the upper end of the search.
+    fn of(p: &PruningConfig) -> (Self, f64) {
+        match p.alpha {
+            Some(a) => (Self::Alpha, a),
+            None => (Self::Sparsity, p.sparsity.unwrap_or(0.0)),
+        }
+    }
+
+    /// `p` with the rule's value set to `v`.
+    fn at(self, p: &PruningConfig, v: f64) -> PruningConfig {
+        let mut q = p.clone();
+        match self {
+            Self::Sparsity => q.sparsity = Some(v),
+            Self::Alpha => q.alpha = Some(v),
+        }
+        q
     }
 }
 
@@ -92,32 +110,34 @@ pub(crate) fn search(
         SearchMetric::ValAccuracy => m >= dense - s.tolerance,
         SearchMetric::ValLoss => m <= dense + s.tolerance,
     };
-    let (rule, upper) = searched(p);
+    let (rule, upper) = Searched::of(p);
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Mlp, MaskSet, Vec<String>)> = None;
     let (mut lo, mut hi) = (0.0f64, upper);
     for i in 0..s.probes {
         let value = if i == 0 { upper } else { (lo + hi) / 2.0 };
-        let mut q = p.clone();
-        match rule {
-            "alpha" => q.alpha = Some(value),
-            _ => q.sparsity = Some(value),
-        }
-        let (m, new_masks, warnings) =
-            prune::prune_step(model.clone(), params, masks, &q, cfg.seed, grads)
-                .map_err(TrainError::Prune)?;
+        let (m, new_masks, warnings) = prune::prune_step(
+            model.clone(),
+            params,
+            masks,
+            &rule.at(p, value),
+            cfg.seed,
+            grads,
+        )
+        .map_err(TrainError::Prune)?;
         let m = if p.fine_tune_epochs > 0 {
-            let tune = prune::fine_tune_config(&cfg.train, p);
-            let mut hold = pruning::MaskHook::new(params, &new_masks).map_err(TrainError::Prune)?;
-            let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut hold, progress];
-            train(
+            let seed = cfg.seed.wrapping_add(1);
+            prune::fine_tune(
                 m,
+                params,
+                &new_masks,
+                cfg,
+                p,
                 splits,
                 head,
-                &tune,
-                cfg.seed.wrapping_add(1),
                 device,
-                &mut hooks,
+                seed,
+                &mut [progress],
             )?
             .model
         } else {

@@ -6,7 +6,6 @@
 //! one point, and `--jobs` runs several at once). A point whose folder holds a `summary.json`
 //! with status `ok` is finished and skipped, so a stopped sweep continues where it stopped.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -157,6 +156,11 @@ impl Point {
         o
     }
 
+    /// Where the run's output goes: `…/seed-1.log` beside its folder.
+    pub fn log(&self) -> PathBuf {
+        self.dir.with_extension("log")
+    }
+
     /// The point for people: `magnitude-global pruning.sparsity=0.9 seed 1`.
     pub fn label(&self) -> String {
         let mut parts = vec![self.method.clone()];
@@ -253,12 +257,7 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
         }
     }
     for p in &points {
-        let overrides = if p.method == "dense" {
-            vec![format!("seed={}", p.seed)]
-        } else {
-            p.overrides()
-        };
-        load_config(&loaded.path, &overrides).map_err(|cause| SweepError::Point {
+        load_config(&loaded.path, &p.overrides()).map_err(|cause| SweepError::Point {
             point: p.label(),
             cause,
         })?;
@@ -312,20 +311,15 @@ pub fn run_sweep(
             }
             let parent = p.dir.parent().expect("point folders are nested");
             std::fs::create_dir_all(parent).map_err(io(parent))?;
-            let log_path = parent.join(format!(
-                "{}.log",
-                p.dir.file_name().unwrap().to_string_lossy()
-            ));
+            let log_path = p.log();
             let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
             let mut cmd = Command::new(exe);
             cmd.arg("--config").arg(&config_path);
             if p.method == "dense" {
-                cmd.arg("--no-pruning")
-                    .args(["--seed", &p.seed.to_string()]);
-            } else {
-                for o in p.overrides() {
-                    cmd.arg("--set").arg(o);
-                }
+                cmd.arg("--no-pruning");
+            }
+            for o in p.overrides() {
+                cmd.arg("--set").arg(o);
             }
             cmd.arg("--out")
                 .arg(&p.dir)
@@ -349,11 +343,7 @@ pub fn run_sweep(
                     progressed = true;
                     let ok = status.success() && finished(&p.dir);
                     if !ok {
-                        let parent = p.dir.parent().expect("nested");
-                        failures.push(parent.join(format!(
-                            "{}.log",
-                            p.dir.file_name().unwrap().to_string_lossy()
-                        )));
+                        failures.push(p.log());
                     }
                     let what = if ok {
                         summary_line(&p.dir)
@@ -523,28 +513,31 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Rows of the same method and grid values, in the order they first appear.
 fn group(rows: &[Row]) -> Vec<Group> {
-    let mut by: BTreeMap<(usize, String), Group> = BTreeMap::new();
-    let mut order: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for r in rows {
-        let key = (r.point.method.clone(), r.point.values.clone());
-        let idx = order.iter().position(|k| *k == key).unwrap_or_else(|| {
-            order.push(key.clone());
-            order.len() - 1
-        });
-        let g = by.entry((idx, key.0.clone())).or_insert_with(|| Group {
-            method: key.0.clone(),
-            values: key.1.clone(),
-            accuracies: Vec::new(),
-            sparsities: Vec::new(),
-            split: r.figures.split.clone(),
-        });
-        if let Some(a) = r.figures.accuracy {
-            g.accuracies.push(a);
-        }
-        g.sparsities.push(r.figures.sparsity);
+        let p = &r.point;
+        let i = match groups
+            .iter()
+            .position(|g| g.method == p.method && g.values == p.values)
+        {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    method: p.method.clone(),
+                    values: p.values.clone(),
+                    accuracies: Vec::new(),
+                    sparsities: Vec::new(),
+                    split: r.figures.split.clone(),
+                });
+                groups.len() - 1
+            }
+        };
+        groups[i].accuracies.extend(r.figures.accuracy);
+        groups[i].sparsities.push(r.figures.sparsity);
     }
-    by.into_values().collect()
+    groups
 }
 
 /// The Markdown table: one row per method and grid point, accuracy as mean ± sample sd.

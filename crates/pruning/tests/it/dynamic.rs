@@ -137,6 +137,19 @@ fn run(
     (net, optim)
 }
 
+/// Drop-and-grow every 5 steps until `end`.
+fn rewire(growth: Growth, drop_fraction: f64, end: usize, sparsity: f64) -> Plan {
+    Plan::Rewire {
+        rewiring: Rewiring {
+            growth,
+            drop_fraction,
+            every: 5,
+            end,
+        },
+        sparsity,
+    }
+}
+
 fn gradual() -> Polynomial {
     Polynomial {
         initial: 0.0,
@@ -298,15 +311,7 @@ fn rigl_and_set_keep_each_layers_sparsity_and_grow_from_zero() {
         let mut pruner = new_pruner(
             &params,
             Box::new(Magnitude),
-            Plan::Rewire {
-                rewiring: Rewiring {
-                    growth,
-                    drop_fraction: 0.3,
-                    every: 5,
-                    end: 30,
-                },
-                sparsity: 0.75,
-            },
+            rewire(growth, 0.3, 30, 0.75),
             7,
         );
         let kept: BTreeMap<String, usize> = pruner
@@ -368,15 +373,7 @@ fn weights_grown_back_start_with_fresh_optimizer_state() {
     let mut pruner = new_pruner(
         &params,
         Box::new(Magnitude),
-        Plan::Rewire {
-            rewiring: Rewiring {
-                growth: Growth::Random,
-                drop_fraction: 0.5,
-                every: 5,
-                end: 100,
-            },
-            sparsity: 0.5,
-        },
+        rewire(Growth::Random, 0.5, 100, 0.5),
         3,
     );
     let mut history = vec![pruner.masks().clone()];
@@ -569,15 +566,7 @@ fn steps_between_mask_updates_copy_nothing_between_host_and_device() {
         (
             "rigl",
             Box::new(Magnitude),
-            Plan::Rewire {
-                rewiring: Rewiring {
-                    growth: Growth::Gradient,
-                    drop_fraction: 0.3,
-                    every: 5,
-                    end: 25,
-                },
-                sparsity: 0.7,
-            },
+            rewire(Growth::Gradient, 0.3, 25, 0.7),
         ),
     ] {
         let net = Net::new(&device);

@@ -14,13 +14,23 @@ use burn::tensor::{Device, DeviceKind};
 
 use super::{AdapterEntry, DeviceError, DeviceInfo};
 
-/// The graphics APIs probed, in the order `trainer devices` lists their adapters.
-const APIS: [wgpu::Backend; 4] = [
-    wgpu::Backend::Vulkan,
-    wgpu::Backend::Metal,
-    wgpu::Backend::Dx12,
-    wgpu::Backend::Gl,
+/// The graphics APIs probed, in the order `trainer devices` lists their adapters: wgpu's name,
+/// Burn's, and ours.
+const APIS: [(wgpu::Backend, WgpuBackend, &str); 4] = [
+    (wgpu::Backend::Vulkan, WgpuBackend::Vulkan, "Vulkan"),
+    (wgpu::Backend::Metal, WgpuBackend::Metal, "Metal"),
+    (wgpu::Backend::Dx12, WgpuBackend::Dx12, "DX12"),
+    (wgpu::Backend::Gl, WgpuBackend::Gl, "OpenGL"),
 ];
+
+/// The row of [`APIS`] for `b` (every adapter listed or brought up is on one of them).
+fn api(b: wgpu::Backend) -> (WgpuBackend, &'static str) {
+    APIS.iter()
+        .find(|(w, _, _)| *w == b)
+        .map_or((WgpuBackend::Auto, "other"), |&(_, burn, name)| {
+            (burn, name)
+        })
+}
 
 /// Devices brought up so far, by the `--device` index asked for (`None`: wgpu's choice).
 static DEVICES: Mutex<Vec<(Option<usize>, Device, DeviceInfo)>> = Mutex::new(Vec::new());
@@ -53,14 +63,14 @@ pub(super) fn device(index: Option<usize>) -> Result<(Device, DeviceInfo), Devic
                 )));
             };
             Device::wgpu_options()
-                .graphics_api(api(chosen.backend)?)
+                .graphics_api(api(chosen.backend).0)
                 .device_kind(kind(&all, i)?)
         }
     };
     let (device, setup) = options.init_with_setup().map_err(|e| {
         DeviceError::Adapter(format!(
             "wgpu could not bring up an adapter ({e}). Probed {}: found {}. Install a Vulkan driver: on Debian/Ubuntu `apt install mesa-vulkan-drivers libvulkan1` (lavapipe runs Vulkan on the CPU; a GPU needs its vendor's driver), then check with `vulkaninfo --summary`.",
-            APIS.map(api_name).join(", "),
+            APIS.map(|(_, _, name)| name).join(", "),
             listing(&probe_all()),
         ))
     })?;
@@ -72,7 +82,7 @@ pub(super) fn device(index: Option<usize>) -> Result<(Device, DeviceInfo), Devic
 /// Adapters of every API, in [`APIS`] order then the order each API enumerates them.
 fn probe_all() -> Vec<wgpu::AdapterInfo> {
     APIS.iter()
-        .flat_map(|&api| {
+        .flat_map(|&(api, _, _)| {
             let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
                 backends: api.into(),
                 ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -106,30 +116,6 @@ fn kind(all: &[wgpu::AdapterInfo], i: usize) -> Result<DeviceKind, DeviceError> 
     })
 }
 
-fn api(b: wgpu::Backend) -> Result<WgpuBackend, DeviceError> {
-    Ok(match b {
-        wgpu::Backend::Vulkan => WgpuBackend::Vulkan,
-        wgpu::Backend::Metal => WgpuBackend::Metal,
-        wgpu::Backend::Dx12 => WgpuBackend::Dx12,
-        wgpu::Backend::Gl => WgpuBackend::Gl,
-        other => {
-            return Err(DeviceError::Adapter(format!(
-                "graphics API {other:?} cannot be pinned; leave out `device`"
-            )));
-        }
-    })
-}
-
-fn api_name(b: wgpu::Backend) -> &'static str {
-    match b {
-        wgpu::Backend::Vulkan => "Vulkan",
-        wgpu::Backend::Metal => "Metal",
-        wgpu::Backend::Dx12 => "DX12",
-        wgpu::Backend::Gl => "OpenGL",
-        _ => "other",
-    }
-}
-
 fn info(a: &wgpu::AdapterInfo) -> DeviceInfo {
     let device_type = match a.device_type {
         wgpu::DeviceType::DiscreteGpu => "discrete GPU",
@@ -141,7 +127,7 @@ fn info(a: &wgpu::AdapterInfo) -> DeviceInfo {
     DeviceInfo {
         backend: "wgpu".into(),
         name: a.name.clone(),
-        api: api_name(a.backend).into(),
+        api: api(a.backend).1.into(),
         driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
         device_type: device_type.into(),
     }
