@@ -5,7 +5,7 @@
 //! `layers.N.bias`) so that `safetensors.torch.load_file` or numpy read the file as-is, and
 //! record the layout in the file's metadata.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
@@ -85,6 +85,53 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// A safetensors file's bytes with its header's keys in sorted order. The safetensors crate
+/// takes metadata as a `HashMap`, whose order changes from process to process: without this,
+/// the same weights would give different files, and "same config, same seed, same bytes" —
+/// what a resumed run is checked against — would not hold.
+pub fn safetensors_bytes<'a>(
+    views: impl IntoIterator<Item = (String, TensorView<'a>)>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let raw = safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
+    let n = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes")) as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&raw[8..8 + n]).map_err(|e| e.to_string())?;
+    let sorted: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Object(m) => {
+                    serde_json::to_value(m.into_iter().collect::<BTreeMap<_, _>>())
+                        .expect("a map of JSON values")
+                }
+                other => other,
+            };
+            (k, v)
+        })
+        .collect();
+    let mut text = serde_json::to_vec(&sorted).map_err(|e| e.to_string())?;
+    // The data that follows starts 8-aligned, as the format asks (padded with spaces).
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + raw.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&raw[8 + n..]);
+    Ok(out)
+}
+
+/// [`safetensors_bytes`] written to `path`.
+pub fn write_safetensors<'a>(
+    views: impl IntoIterator<Item = (String, TensorView<'a>)>,
+    metadata: HashMap<String, String>,
+    path: &Path,
+) -> Result<(), String> {
+    let bytes = safetensors_bytes(views, metadata)?;
+    std::fs::write(path, bytes).map_err(|e| e.to_string())
+}
+
 /// Writes `model` to `path` in PyTorch's `[out, in]` layout.
 pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
     save_layers(&layer_tensors(model), model.activation, path)
@@ -121,8 +168,7 @@ pub fn save_layers(
             activation.as_str().unwrap_or_default().to_string(),
         ),
     ]);
-    safetensors::serialize_to_file(views, Some(metadata), path)
-        .map_err(|e| format_error(path)(e.to_string()))
+    write_safetensors(views, metadata, path).map_err(format_error(path))
 }
 
 /// Reads a model written by [`save_model`] back onto `device`.
@@ -208,8 +254,7 @@ pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportErr
         "layout".to_string(),
         "pytorch [out_features, in_features]".to_string(),
     )]);
-    safetensors::serialize_to_file(views, Some(metadata), path)
-        .map_err(|e| format_error(path)(e.to_string()))
+    write_safetensors(views, metadata, path).map_err(format_error(path))
 }
 
 /// Reads masks written by [`save_masks`] back into Burn's layout (`[in, out]` for matrices).

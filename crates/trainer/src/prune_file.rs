@@ -209,8 +209,8 @@ fn write_output(
         })
         .collect();
     let meta = HashMap::from([("pruned_by".to_string(), "lopper trainer prune".to_string())]);
-    safetensors::serialize_to_file(views, Some(meta), output).map_err(|e| PruneFileError::Input {
+    crate::export::write_safetensors(views, meta, output).map_err(|message| PruneFileError::Input {
         path: output.to_path_buf(),
-        message: e.to_string(),
+        message,
     })
 }
