@@ -4,6 +4,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod results;
+
 fn cargo(args: &[&str]) -> Result<()> {
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(env!("CARGO"))
@@ -162,11 +164,14 @@ fn gpu_bench(quick: bool) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <ci|lint|bench|gpu-bench [--quick]>
+const USAGE: &str = "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]>
   ci         lint, then all tests, then the wgpu tests: what .ci/run does
   lint       fmt check, and clippy (with and without wgpu) with warnings denied
   bench      the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
              sparse inference (dense / CSR / compacted)
+  results   the README's Fashion-MNIST table: one sweep per configs/results/*.toml (dense,
+             one-shot, gradual, lottery + reinit control, RigL, random at 50–98 %, seeds 0–2),
+             merged into runs/results/table.md; resumable (about an hour on 2 cores)
   gpu-bench  build with wgpu, train configs/fashion-mnist.toml and fashion-mnist-gmp.toml on
              wgpu and on ndarray, and tabulate epoch times and accuracies side by side
              (runs/gpu-bench/results.md); --quick: one epoch each, to check a machine works";
@@ -180,6 +185,7 @@ fn main() -> Result<()> {
             cargo(&["test", "--workspace"])?;
             cargo(&WGPU_TESTS)
         }
+        Some("results") => results::run(),
         Some("gpu-bench") => gpu_bench(std::env::args().nth(2).as_deref() == Some("--quick")),
         Some("bench") => {
             for bench in ["train_step", "pruning_overhead", "sparse_inference"] {

@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
+use crate::hook::HookError;
+use crate::hook_state::HookState;
 use crate::importance::{GradNeeds, GradStats};
 use crate::module::host_values;
 
@@ -21,6 +23,20 @@ struct Sums {
     g2: Option<Tensor<1>>,
     abs_wg: Option<Tensor<1>>,
     wg: Option<Tensor<1>>,
+}
+
+/// The names of the four sums, as checkpoints store them.
+const KINDS: [&str; 4] = ["g", "g2", "abs_wg", "wg"];
+
+impl Sums {
+    fn slot(&mut self, kind: &str) -> &mut Option<Tensor<1>> {
+        match kind {
+            "g" => &mut self.g,
+            "g2" => &mut self.g2,
+            "abs_wg" => &mut self.abs_wg,
+            _ => &mut self.wg,
+        }
+    }
 }
 
 fn add(slot: &mut Option<Tensor<1>>, x: Tensor<1>) {
@@ -40,6 +56,9 @@ pub struct GradAccumulator {
     ids: Vec<ParamId>,
     sums: BTreeMap<ParamId, Sums>,
     n: usize,
+    /// Sums restored from a checkpoint, on the host until the next gradient shows which
+    /// device they belong on.
+    restored: BTreeMap<ParamId, BTreeMap<String, Vec<f32>>>,
 }
 
 /// The current values of the parameters `ids`, flattened, without autodiff.
@@ -81,6 +100,7 @@ impl GradAccumulator {
             ids,
             sums: BTreeMap::new(),
             n: 0,
+            restored: BTreeMap::new(),
         }
     }
 
@@ -109,6 +129,13 @@ impl GradAccumulator {
                 continue;
             };
             let s = self.sums.entry(*id).or_default();
+            if let Some(host) = self.restored.remove(id) {
+                for (kind, v) in host {
+                    crate::transfers::count_to_device();
+                    let n = v.len();
+                    *s.slot(&kind) = Some(Tensor::from_data(TensorData::new(v, [n]), &g.device()));
+                }
+            }
             if self.needs.g {
                 add(&mut s.g, g.clone());
             }
@@ -128,6 +155,47 @@ impl GradAccumulator {
         self.n += 1;
     }
 
+    /// Writes the window so far into `state` (the sums read to the host) under `prefix`.
+    pub fn save(&self, state: &mut HookState, prefix: &str) {
+        state
+            .words
+            .insert(format!("{prefix}n"), vec![self.n as u64]);
+        for (id, s) in &self.sums {
+            let slots = [&s.g, &s.g2, &s.abs_wg, &s.wg];
+            for (kind, t) in KINDS.iter().zip(slots) {
+                if let Some(t) = t {
+                    let key = format!("{prefix}{}.{kind}", id.val());
+                    state.floats.insert(key, host_values(t.clone()));
+                }
+            }
+        }
+        for (id, host) in &self.restored {
+            for (kind, v) in host {
+                state
+                    .floats
+                    .insert(format!("{prefix}{}.{kind}", id.val()), v.clone());
+            }
+        }
+    }
+
+    /// Continues the window [`save`](Self::save) wrote under `prefix`.
+    pub fn load(&mut self, state: &HookState, prefix: &str) -> Result<(), HookError> {
+        self.n = state.word(&format!("{prefix}n"))? as usize;
+        self.sums.clear();
+        self.restored.clear();
+        for id in &self.ids {
+            for kind in KINDS {
+                if let Some(v) = state.floats.get(&format!("{prefix}{}.{kind}", id.val())) {
+                    self.restored
+                        .entry(*id)
+                        .or_default()
+                        .insert(kind.to_string(), v.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The statistics since the last `take`, on the host; starts a new window.
     pub fn take(&mut self) -> BTreeMap<ParamId, GradStats> {
         let n = std::mem::take(&mut self.n);
@@ -145,6 +213,24 @@ impl GradAccumulator {
                     },
                 )
             })
+            .chain(
+                // Restored sums that no step has added to since are still on the host.
+                std::mem::take(&mut self.restored)
+                    .into_iter()
+                    .map(|(id, mut h)| {
+                        let mut take = |k: &str| h.remove(k).unwrap_or_default();
+                        (
+                            id,
+                            GradStats {
+                                n_batches: n,
+                                sum_g: take("g"),
+                                sum_g2: take("g2"),
+                                sum_abs_wg: take("abs_wg"),
+                                sum_wg: take("wg"),
+                            },
+                        )
+                    }),
+            )
             .collect()
     }
 }

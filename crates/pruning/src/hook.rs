@@ -10,6 +10,8 @@
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 
+use crate::hook_state::HookState;
+
 /// An error raised by a hook; it stops the run and is reported with the hook's name.
 pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -116,6 +118,18 @@ pub trait TrainHook<M: Module> {
 
     /// Called once when the loop ends normally, with the model it returns.
     fn on_run_end(&mut self, _model: &M, _end: &RunEnd) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// The state a checkpoint must keep (called after `on_epoch_end`): what the run's config
+    /// cannot rebuild. `None` for hooks without such state.
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        Ok(None)
+    }
+
+    /// Takes back what [`save_state`](Self::save_state) gave, in a resumed run, after
+    /// `on_run_start` (which saw the freshly built model) and before the first resumed step.
+    fn load_state(&mut self, _state: HookState) -> Result<(), HookError> {
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod grad_accum;
 pub mod granularity;
 pub mod hook;
+pub mod hook_state;
 pub mod importance;
 pub mod mask;
 pub mod mask_hook;
@@ -29,6 +30,7 @@ pub use granularity::{
     Granularity, LayerInput, ScopeKind, Selection, Spec, UnitSide, select_masks,
 };
 pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
+pub use hook_state::HookState;
 pub use mask::{Mask, MaskSet};
 pub use mask_hook::MaskHook;
 pub use module::{Prunable, apply_masks, host_values, read_params};

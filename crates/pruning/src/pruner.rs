@@ -19,8 +19,9 @@ use crate::error::PruneError;
 use crate::grad_accum::{GradAccumulator, flat_grad};
 use crate::granularity::{Granularity, ScopeKind, Spec};
 use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
+use crate::hook_state::HookState;
 use crate::importance::Importance;
-use crate::mask::MaskSet;
+use crate::mask::{Mask, MaskSet};
 use crate::mask_hook::MaskHook;
 use crate::module::{host_values, read_params};
 use crate::optim_state::zero_masked_state;
@@ -383,4 +384,93 @@ impl<M: Module> TrainHook<M> for Pruner {
             None => Ok(optim),
         }
     }
+
+    // Between steps the dense gradient and the pending optimizer reset are always empty (both
+    // are used within the step that sets them): the masks, the gradient window, the generator
+    // and the record of updates are the whole state.
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        let mut st = HookState::default();
+        for (name, m) in &self.masks.masks {
+            st.floats.insert(format!("mask.{name}"), m.to_f32());
+        }
+        self.accum.save(&mut st, "accum.");
+        st.words.insert("rng".into(), self.rng.state().to_vec());
+        let (mut words, mut names) = (Vec::new(), Vec::new());
+        for e in &self.events {
+            words.extend([
+                e.step as u64,
+                e.epoch as u64,
+                e.changed as u64,
+                e.target.to_bits(),
+                e.sparsity.to_bits(),
+                e.layers.len() as u64,
+            ]);
+            for (name, s) in &e.layers {
+                words.push(s.to_bits());
+                names.push(name.as_str());
+            }
+        }
+        st.words.insert("events".into(), words);
+        st.text.insert("events.layers".into(), names.join("\n"));
+        st.text
+            .insert("warnings".into(), self.warnings.join(WARNING_SEPARATOR));
+        Ok(Some(st))
+    }
+
+    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+        for (name, m) in self.masks.masks.iter_mut() {
+            let values = st.floats(&format!("mask.{name}"))?;
+            *m = Mask::from_f32(name, &m.shape, values)?;
+        }
+        self.hold = MaskHook::new(&self.params, &self.masks)?;
+        self.accum.load(&st, "accum.")?;
+        let rng: [u64; 4] = st
+            .words("rng")?
+            .try_into()
+            .map_err(|_| "hook state `rng`: expected 4 words")?;
+        self.rng = Rng::from_state(rng);
+        let words = st.words("events")?;
+        let mut names = st.text("events.layers")?.split('\n');
+        let mut events = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let head = words
+                .get(i..i + 6)
+                .ok_or("hook state `events` is truncated")?;
+            let n_layers = head[5] as usize;
+            let layer_bits = words
+                .get(i + 6..i + 6 + n_layers)
+                .ok_or("hook state `events` is truncated")?;
+            let mut layers = Vec::with_capacity(n_layers);
+            for bits in layer_bits {
+                let name = names.next().ok_or("hook state `events.layers` is short")?;
+                layers.push((name.to_string(), f64::from_bits(*bits)));
+            }
+            events.push(PruneEvent {
+                step: head[0] as usize,
+                epoch: head[1] as usize,
+                changed: head[2] as usize,
+                target: f64::from_bits(head[3]),
+                sparsity: f64::from_bits(head[4]),
+                layers,
+            });
+            i += 6 + n_layers;
+        }
+        self.events = events;
+        let warnings = st.text("warnings")?;
+        self.warnings = if warnings.is_empty() {
+            Vec::new()
+        } else {
+            warnings
+                .split(WARNING_SEPARATOR)
+                .map(str::to_string)
+                .collect()
+        };
+        self.dense = None;
+        self.reset = None;
+        Ok(())
+    }
 }
+
+/// Joins warnings in a checkpoint (ASCII record separator: never in a message).
+const WARNING_SEPARATOR: &str = "\u{1e}";

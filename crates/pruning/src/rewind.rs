@@ -10,6 +10,7 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
+use crate::hook_state::HookState;
 use crate::module::read_params;
 use crate::params::param_infos;
 
@@ -29,6 +30,16 @@ impl Snapshot {
             step,
             values: read_params(module, &ids),
         }
+    }
+
+    /// A snapshot of the given values (a checkpoint read back).
+    pub fn from_values(step: usize, values: BTreeMap<ParamId, Vec<f32>>) -> Self {
+        Self { step, values }
+    }
+
+    /// The values, by parameter id.
+    pub fn values(&self) -> &BTreeMap<ParamId, Vec<f32>> {
+        &self.values
     }
 
     /// `module` with every parameter the snapshot holds set back to its snapshot value (same
@@ -99,5 +110,35 @@ impl<M: Module> TrainHook<M> for SnapshotAt {
             self.snapshot = Some(Snapshot::take(&model, self.step));
         }
         Ok(model)
+    }
+
+    // A rewind point at step 0 is taken again by `on_run_start` of the resumed run (from the
+    // same initial model); a later one must travel in the checkpoint.
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        let Some(snap) = &self.snapshot else {
+            return Ok(None);
+        };
+        let mut st = HookState::default();
+        st.words.insert("step".into(), vec![snap.step as u64]);
+        st.words.insert(
+            "ids".into(),
+            snap.values.keys().map(|id| id.val()).collect(),
+        );
+        for (id, v) in &snap.values {
+            st.floats.insert(id.val().to_string(), v.clone());
+        }
+        Ok(Some(st))
+    }
+
+    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+        let mut values = BTreeMap::new();
+        for id in st.words("ids")? {
+            values.insert(ParamId::from(*id), st.floats(&id.to_string())?.to_vec());
+        }
+        self.snapshot = Some(Snapshot {
+            step: st.word("step")? as usize,
+            values,
+        });
+        Ok(())
     }
 }

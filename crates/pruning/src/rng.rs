@@ -37,6 +37,17 @@ impl Rng {
         Self::new(seed ^ h.rotate_left(17))
     }
 
+    /// The generator's position, for checkpoints: [`from_state`](Self::from_state) continues
+    /// the same stream.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator at a position taken with [`state`](Self::state).
+    pub fn from_state(s: [u64; 4]) -> Self {
+        Self { s }
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;

@@ -352,6 +352,10 @@ pub struct PruningConfig {
     /// Lottery: also train each level's masks from a fresh random initialisation (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinit_control: Option<bool>,
+    /// Lottery: the sparsity each level prunes to (of all weights), instead of `rounds` levels
+    /// of `sparsity` of the remaining ones — so tickets land on chosen points such as a table's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<f64>,
 }
 
 /// A step count given in epochs or in optimizer steps.
@@ -668,6 +672,10 @@ pub struct TrainConfig {
     /// Optional early stopping on validation loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Write `checkpoint.safetensors` every N epochs (of the first training phase), so that
+    /// `--resume RUN_DIR` can continue a stopped run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -947,6 +955,12 @@ impl Config {
         positive("train.lr", t.lr)?;
         non_negative("train.weight_decay", t.weight_decay)?;
         non_negative("train.l1", t.l1)?;
+        if t.checkpoint_every == Some(0) {
+            return Err(bad(
+                "train.checkpoint_every",
+                "must be ≥ 1 (epochs between checkpoints); remove it for no checkpoints",
+            ));
+        }
         if t.eval_every == 0 {
             return Err(bad("train.eval_every", "must be ≥ 1"));
         }
@@ -1029,7 +1043,8 @@ impl PruningConfig {
             self.threshold.is_some(),
             self.alpha.is_some(),
         ];
-        if rules.iter().filter(|&&r| r).count() != 1 {
+        // Lottery `levels` give the sparsities themselves; validate_mode checks them.
+        if self.levels.is_empty() && rules.iter().filter(|&&r| r).count() != 1 {
             return Err(bad(
                 "pruning.sparsity",
                 "give exactly one of pruning.sparsity (fraction), pruning.threshold (absolute) or pruning.alpha (relative: alpha·max score)",
@@ -1138,6 +1153,7 @@ impl PruningConfig {
             ("fine_tune_epochs", self.fine_tune_epochs > 0, &[Static]),
             ("fine_tune_lr", self.fine_tune_lr.is_some(), &[Static]),
             ("rounds", self.rounds > 1, &[Static, Lottery]),
+            ("levels", !self.levels.is_empty(), &[Lottery]),
         ];
         let mode_name = serde_json::to_value(mode)
             .ok()
@@ -1189,7 +1205,29 @@ impl PruningConfig {
                 ));
             }
         }
-        if matches!(mode, Gradual | Rigl | Set | Lottery) && self.sparsity.is_none() {
+        if !self.levels.is_empty() {
+            if self.sparsity.is_some() || self.rounds > 1 {
+                return Err(bad(
+                    "pruning.levels",
+                    "gives each level's sparsity: remove pruning.sparsity and pruning.rounds",
+                ));
+            }
+            let rising = self.levels.windows(2).all(|w| w[0] < w[1]);
+            if !rising
+                || self
+                    .levels
+                    .iter()
+                    .any(|s| !(0.0..1.0).contains(s) || *s == 0.0)
+            {
+                return Err(bad(
+                    "pruning.levels",
+                    format!(
+                        "must rise strictly, each in (0, 1), e.g. [0.5, 0.8, 0.9] (got {:?})",
+                        self.levels
+                    ),
+                ));
+            }
+        } else if matches!(mode, Gradual | Rigl | Set | Lottery) && self.sparsity.is_none() {
             return Err(bad(
                 "pruning.sparsity",
                 "this mode needs pruning.sparsity (thresholds and alpha are for static pruning)",

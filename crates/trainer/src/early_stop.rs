@@ -34,6 +34,17 @@ impl EarlyStopping {
         }
     }
 
+    /// Best loss so far and evaluations since it: what a checkpoint keeps.
+    pub fn state(&self) -> (Option<f64>, usize) {
+        (self.best, self.since_best)
+    }
+
+    /// Continues from a [`state`](Self::state).
+    pub fn restore(&mut self, (best, since_best): (Option<f64>, usize)) {
+        self.best = best;
+        self.since_best = since_best;
+    }
+
     /// Records one evaluation's validation loss.
     pub fn observe(&mut self, val_loss: f64) -> Verdict {
         if self.best.is_none_or(|b| val_loss < b - self.min_delta) {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use burn::module::Module;
 use serde_json::json;
 
+use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointing};
 use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
 use crate::data::{self, DataError, Splits};
 use crate::device::{DeviceError, DeviceInfo, select_device};
@@ -21,7 +22,7 @@ use crate::inference::{CsrMlp, HostMlp, Sizes, compact};
 use crate::model::Mlp;
 use crate::prune;
 use crate::run_dir::create_run_dir;
-use crate::train::{TrainError, evaluate_splits, train};
+use crate::train::{TrainError, evaluate_splits, train_checkpointed};
 
 /// The Burn version we are built against (pinned in the workspace manifest; a test checks
 /// `Cargo.lock` agrees).
@@ -66,6 +67,17 @@ pub enum ExperimentError {
         /// What is wrong.
         message: String,
     },
+    /// The checkpoint to resume from cannot be used.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// `--resume` cannot be used as asked.
+    #[error("--resume {}: {message}", dir.display())]
+    Resume {
+        /// The run folder.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Writing the run folder failed.
     #[error("cannot write {}: {cause}", path.display())]
     Io {
@@ -87,6 +99,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Start from this earlier run's model (and masks) instead of training: static pruning only.
     pub from: Option<PathBuf>,
+    /// Continue the stopped run in this folder from its checkpoint (the config is the
+    /// folder's `config.toml`).
+    pub resume: Option<PathBuf>,
 }
 
 /// What a finished experiment reports.
@@ -172,11 +187,12 @@ fn run_phases(
     device: &burn::tensor::Device,
     metrics: &mut MetricsLog,
     progress: &mut Progress,
+    ckpt: Option<&mut Checkpointing>,
 ) -> Result<Phased, TrainError> {
     let Some(p) = &cfg.pruning else {
         let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
-        let t = train(
-            model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+        let t = train_checkpointed(
+            model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
         )?;
         return Ok(Phased {
             model: t.model,
@@ -238,8 +254,8 @@ fn run_phases(
             let t = {
                 let mut log = PrunerLog::new(&mut pruner, metrics);
                 let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut log, progress];
-                train(
-                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+                train_checkpointed(
+                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
                 )?
             };
             masks = pruner.masks().clone();
@@ -263,7 +279,7 @@ fn run_phases(
         }
         PruningMode::Lottery => {
             let out = crate::lottery::run_lottery(
-                model, &params, cfg, p, splits, head, device, metrics, progress,
+                model, &params, cfg, p, splits, head, device, metrics, progress, ckpt,
             )?;
             masks = out.masks;
             extra.insert("levels".into(), out.levels);
@@ -279,7 +295,9 @@ fn run_phases(
             warnings_all.extend(w);
             let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
             let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] = [&mut hold, metrics, progress];
-            let t = train(m, splits, head, &cfg.train, cfg.seed, device, &mut hooks)?;
+            let t = train_checkpointed(
+                m, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
+            )?;
             let after = evaluate_splits(&t.model, splits, head, device, true);
             rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_training": eval_json(&after) }));
             (t.model, t.end, Some(before))
@@ -295,8 +313,8 @@ fn run_phases(
                 (model, none)
             } else {
                 let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
-                let t = train(
-                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks,
+                let t = train_checkpointed(
+                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
                 )?;
                 (t.model, t.end)
             };
@@ -415,6 +433,29 @@ fn run_phases(
     })
 }
 
+/// The checkpoint of the stopped run in `dir`, checked to belong to its `config.toml`.
+fn resume_checkpoint(dir: &Path) -> Result<Checkpoint, ExperimentError> {
+    let fail = |message: String| ExperimentError::Resume {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    if crate::sweep::finished(dir) {
+        return Err(fail(
+            "this run finished (summary.json says ok): nothing to resume".into(),
+        ));
+    }
+    let ckpt = Checkpoint::load(&dir.join(crate::checkpoint::FILE))?;
+    let config_toml = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_toml).map_err(io_err(&config_toml))?;
+    if crate::run_dir::short_hash(&text) != ckpt.config_hash {
+        return Err(fail(format!(
+            "{} changed since the checkpoint was written: put it back, or start a new run",
+            config_toml.display()
+        )));
+    }
+    Ok(ckpt)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
     move |source| ExperimentError::Io {
         path: path.to_path_buf(),
@@ -434,8 +475,18 @@ pub fn run_experiment(
 ) -> Result<RunResult, ExperimentError> {
     let start = Instant::now();
     let cfg = &loaded.config;
+    let resolved = resolved_toml(cfg);
+    let resume = match &opts.resume {
+        None => None,
+        Some(dir) => Some(resume_checkpoint(dir)?),
+    };
+    // The config file the run started from: data paths in it are relative to it.
+    let config_path = match &resume {
+        Some(c) => c.config_path.clone(),
+        None => std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone()),
+    };
     let (device, device_info) = select_device(cfg.backend, cfg.device)?;
-    let base = loaded.path.parent().unwrap_or(Path::new("."));
+    let base = config_path.parent().unwrap_or(Path::new("."));
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
     let ad = device.clone().autodiff();
@@ -488,22 +539,42 @@ pub fn run_experiment(
     let widths = model.widths();
     let n_params = model.num_params();
 
-    let resolved = resolved_toml(cfg);
-    let dir = create_run_dir(
-        &opts.runs_root,
-        &loaded.stem(),
-        &resolved,
-        opts.out.as_deref(),
-    )
-    .map_err(io_err(&opts.runs_root))?;
-    let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, &resolved).map_err(io_err(&config_path))?;
+    let (dir, mut metrics) = match &opts.resume {
+        Some(dir) => {
+            let metrics_path = dir.join("metrics.csv");
+            let metrics = MetricsLog::append(&metrics_path).map_err(io_err(&metrics_path))?;
+            (dir.clone(), metrics)
+        }
+        None => {
+            let dir = create_run_dir(
+                &opts.runs_root,
+                &loaded.stem(),
+                &resolved,
+                opts.out.as_deref(),
+            )
+            .map_err(io_err(&opts.runs_root))?;
+            let config_toml = dir.join("config.toml");
+            std::fs::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
+            let metrics_path = dir.join("metrics.csv");
+            let metrics = MetricsLog::create(&metrics_path).map_err(io_err(&metrics_path))?;
+            (dir, metrics)
+        }
+    };
     let metrics_path = dir.join("metrics.csv");
-    let mut metrics = MetricsLog::create(&metrics_path).map_err(io_err(&metrics_path))?;
     let mut progress = Progress::new(opts.progress);
+    let wall_before = resume.as_ref().map_or(0.0, |c| c.wall_s);
+    let mut checkpointing = cfg.train.checkpoint_every.map(|every| Checkpointing {
+        every,
+        path: dir.join(crate::checkpoint::FILE),
+        config_hash: crate::run_dir::short_hash(&resolved),
+        config_path: config_path.clone(),
+        wall_before,
+        started: start,
+        resume,
+    });
 
     let base_summary = json!({
-        "config": loaded.path.display().to_string(),
+        "config": config_path.display().to_string(),
         "dataset": cfg.data.name.as_str(),
         "backend": cfg.backend.to_string(),
         "device": device_info,
@@ -534,6 +605,7 @@ pub fn run_experiment(
         &ad,
         &mut metrics,
         &mut progress,
+        checkpointing.as_mut(),
     );
     // Everything logged reaches the disk before anything reads metrics.csv back.
     metrics.flush().map_err(io_err(&metrics_path))?;
@@ -543,7 +615,7 @@ pub fn run_experiment(
             write_summary(json!({
                 "status": "failed",
                 "error": source.to_string(),
-                "wall_time_s": start.elapsed().as_secs_f64(),
+                "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
             }))?;
             return Err(ExperimentError::Train { cause: source, dir });
         }
@@ -571,7 +643,7 @@ pub fn run_experiment(
     let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
     let model_path = dir.join("model.safetensors");
     save_model(&trained.model, &model_path)?;
-    let wall_s = start.elapsed().as_secs_f64();
+    let wall_s = wall_before + start.elapsed().as_secs_f64();
     let mut final_metrics = serde_json::Map::new();
     for (split, e) in &evals {
         final_metrics.insert(

@@ -5,6 +5,7 @@
 //! terminals, run folders; the `pruning` crate owns none of it.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod denormals;

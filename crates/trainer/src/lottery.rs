@@ -7,14 +7,15 @@ use burn::tensor::Device;
 use pruning::{MaskHook, MaskSet, ParamInfo, Rng, RunEnd, SnapshotAt, TrainHook};
 use serde_json::json;
 
-use crate::config::{Config, PruningConfig, steps_of};
+use crate::checkpoint::Checkpointing;
+use crate::config::{Config, CountOverConfig, PruningConfig, steps_of};
 use crate::data::Splits;
 use crate::experiment::eval_json;
 use crate::head::Head;
 use crate::hooks::{BestValid, MetricsLog, Progress};
 use crate::model::Mlp;
 use crate::prune;
-use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train};
+use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train_checkpointed};
 
 /// The last level's ticket, and every level's results.
 pub struct LotteryOutcome {
@@ -56,6 +57,7 @@ impl Levels<'_> {
         seed: u64,
         metrics: &mut MetricsLog,
         progress: &mut Progress,
+        ckpt: Option<&mut Checkpointing>,
     ) -> Result<(Trained, BestValid), TrainError> {
         let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
         let mut best = BestValid::default();
@@ -66,7 +68,7 @@ impl Levels<'_> {
                 hooks.insert(0, s);
             }
             let (cfg, splits) = (self.cfg, self.splits);
-            train(
+            train_checkpointed(
                 model,
                 splits,
                 self.head,
@@ -74,6 +76,7 @@ impl Levels<'_> {
                 seed,
                 self.device,
                 &mut hooks,
+                ckpt,
             )?
         };
         let (s0, e0) = metrics.offset();
@@ -94,7 +97,8 @@ impl Levels<'_> {
     }
 }
 
-/// Runs `p.rounds` levels after a dense level 0.
+/// Runs `p.rounds` levels (or one per `p.levels` entry) after a dense level 0; `ckpt`
+/// checkpoints the dense level's training.
 #[allow(clippy::too_many_arguments)]
 pub fn run_lottery(
     model: Mlp,
@@ -106,6 +110,7 @@ pub fn run_lottery(
     device: &Device,
     metrics: &mut MetricsLog,
     progress: &mut Progress,
+    ckpt: Option<&mut Checkpointing>,
 ) -> Result<LotteryOutcome, TrainError> {
     let spe = steps_per_epoch(&cfg.train, splits.train.len());
     let rewind = steps_of(p.rewind_epoch, p.rewind_step).map_or(0, |s| s.to_steps(spe));
@@ -129,6 +134,7 @@ pub fn run_lottery(
         cfg.seed,
         metrics,
         progress,
+        ckpt,
     )?;
     let snapshot = snap.snapshot.ok_or_else(|| {
         TrainError::Prune(pruning::PruneError::Plan(format!(
@@ -142,9 +148,10 @@ pub fn run_lottery(
         "ticket": run.result(&best, &t.model),
     })];
     let (mut model, mut end) = (t.model, t.end);
-    for level in 1..=p.rounds {
+    for (level, rule) in level_rules(p).iter().enumerate() {
+        let level = level + 1;
         let (pruned, new_masks, _warnings) =
-            prune::prune_step(model, params, &masks, p, cfg.seed, None)
+            prune::prune_step(model, params, &masks, rule, cfg.seed, None)
                 .map_err(TrainError::Prune)?;
         masks = new_masks;
         let sparsity = masks.weight_sparsity();
@@ -156,7 +163,9 @@ pub fn run_lottery(
         metrics
             .row(s, e, "lottery", "sparsity", sparsity)
             .map_err(io)?;
-        let (t, best) = run.train(ticket, params, &masks, None, cfg.seed, metrics, progress)?;
+        let (t, best) = run.train(
+            ticket, params, &masks, None, cfg.seed, metrics, progress, None,
+        )?;
         let mut record = json!({
             "level": level,
             "sparsity": sparsity,
@@ -170,8 +179,16 @@ pub fn run_lottery(
             metrics
                 .row(s, e, "lottery", "control", level as f64)
                 .map_err(io)?;
-            let (c, cbest) =
-                run.train(fresh, &fresh_params, &masks, None, seed, metrics, progress)?;
+            let (c, cbest) = run.train(
+                fresh,
+                &fresh_params,
+                &masks,
+                None,
+                seed,
+                metrics,
+                progress,
+                None,
+            )?;
             record["control"] = run.result(&cbest, &c.model);
         }
         levels.push(record);
@@ -183,6 +200,22 @@ pub fn run_lottery(
         masks,
         levels: json!(levels),
     })
+}
+
+/// Each level's pruning rule: `rounds` times `sparsity` of the remaining weights, or, with
+/// `levels`, each listed sparsity of all weights.
+fn level_rules(p: &PruningConfig) -> Vec<PruningConfig> {
+    if p.levels.is_empty() {
+        return vec![p.clone(); p.rounds];
+    }
+    p.levels
+        .iter()
+        .map(|&s| PruningConfig {
+            sparsity: Some(s),
+            count_over: CountOverConfig::All,
+            ..p.clone()
+        })
+        .collect()
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -200,12 +233,19 @@ pub const COLUMNS: [&str; 6] = [
 ];
 
 /// One level's cells, in the order of [`COLUMNS`]: density, the ticket's and the control's
-/// best validation accuracy (with its epoch) and test accuracy at that epoch.
+/// best validation accuracy (with its epoch) and test accuracy at that epoch (without a
+/// validation split, the test accuracy at the end of training).
 pub fn row(level: &serde_json::Value) -> [String; 6] {
     let side = |k: &str| {
         let r = &level[k];
         if r.is_null() {
             ("–".to_string(), "–".to_string())
+        } else if r["best_valid_accuracy"].is_null() {
+            // No validation split: no best epoch to pick, so the test accuracy at the end.
+            (
+                "–".to_string(),
+                pct(r["final"]["test"]["accuracy"].as_f64()),
+            )
         } else {
             (
                 format!(

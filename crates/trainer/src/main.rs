@@ -49,6 +49,10 @@ struct TrainArgs {
     /// Prune the model of an earlier run folder instead of training (its masks carry over).
     #[arg(long, value_name = "RUN_DIR")]
     from: Option<PathBuf>,
+    /// Continue a stopped run from its last checkpoint (`train.checkpoint_every`), with the
+    /// config saved in its folder; it ends with the numbers an uninterrupted run would have.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "seed", "backend", "device", "out", "no_pruning", "from"])]
+    resume: Option<PathBuf>,
     /// No progress bar and no summary table; errors are still printed.
     #[arg(long, short)]
     quiet: bool,
@@ -255,6 +259,29 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         None => {}
     }
     let cli = &cli.train;
+    if let Some(dir) = &cli.resume {
+        let path = dir.join("config.toml");
+        if !path.is_file() {
+            anyhow::bail!(
+                "--resume {}: no config.toml there; give the folder of a run (runs/<name>-<hash>)",
+                dir.display()
+            );
+        }
+        let loaded = load_config(&path, &[])?;
+        let opts = RunOptions {
+            runs_root: PathBuf::from("runs"),
+            out: None,
+            progress: !cli.quiet,
+            from: None,
+            resume: Some(dir.clone()),
+        };
+        let result = run_experiment(&loaded, &opts)
+            .with_context(|| format!("resuming {} failed", dir.display()))?;
+        if !cli.quiet {
+            print_summary(&loaded.config, &result);
+        }
+        return Ok(());
+    }
     let Some(config) = &cli.config else {
         anyhow::bail!(
             "no config given: run `trainer --config configs/xor.toml`, or `trainer --help`"
@@ -286,6 +313,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         out: cli.out.clone(),
         progress: !cli.quiet,
         from: cli.from.clone(),
+        resume: None,
     };
     let result = run_experiment(&loaded, &opts)
         .with_context(|| format!("experiment {} failed", path.display()))?;

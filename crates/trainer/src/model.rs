@@ -2,7 +2,7 @@
 //! own seeded generator: the same seed gives the same network on every backend, and tests can
 //! seed in parallel (Burn's own seeding is process-global on ndarray).
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use pruning::Rng;
@@ -31,12 +31,15 @@ impl Mlp {
         device: &Device,
     ) -> Mlp {
         let mut rng = Rng::derive(seed, "init");
+        // Parameter ids from the seed too: a resumed run rebuilds the same network with the
+        // same ids, which the checkpoint's optimizer state and hook state are keyed by.
+        let mut ids = Rng::derive(seed, "param ids");
         let mut widths = vec![n_inputs];
         widths.extend_from_slice(&config.hidden);
         widths.push(n_outputs);
         let layers = widths
             .windows(2)
-            .map(|w| init_linear(w[0], w[1], config.init, &mut rng, device))
+            .map(|w| init_linear(w[0], w[1], config.init, &mut rng, &mut ids, device))
             .collect();
         Mlp {
             layers,
@@ -108,6 +111,7 @@ fn init_linear(
     n_out: usize,
     kind: InitKind,
     rng: &mut Rng,
+    ids: &mut Rng,
     device: &Device,
 ) -> Linear {
     let fan_in = n_in as f64;
@@ -136,11 +140,13 @@ fn init_linear(
     let b: Vec<f32> = (0..n_out)
         .map(|_| bias_bound.map_or(0.0, |a| rng.uniform(-a, a) as f32))
         .collect();
+    let mut weight =
+        Param::from_tensor(Tensor::from_data(TensorData::new(w, [n_in, n_out]), device));
+    weight.id = ParamId::from(ids.next_u64());
+    let mut bias = Param::from_tensor(Tensor::from_data(TensorData::new(b, [n_out]), device));
+    bias.id = ParamId::from(ids.next_u64());
     Linear {
-        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [n_in, n_out]), device)),
-        bias: Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(b, [n_out]),
-            device,
-        ))),
+        weight,
+        bias: Some(bias),
     }
 }

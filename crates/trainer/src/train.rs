@@ -9,6 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
+use crate::checkpoint::{Checkpoint, Checkpointing};
 use crate::config::TrainConfig;
 use crate::data::Splits;
 use crate::denormals::FlushDenormals;
@@ -38,6 +39,14 @@ pub enum TrainError {
     /// Pruning failed (a bad mask, or a criterion without the data it needs).
     #[error("pruning: {0}")]
     Prune(pruning::PruneError),
+    /// A checkpoint could not be written, or does not fit this run.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A hook failed.
     #[error("hook `{name}` failed: {cause}")]
     Hook {
@@ -109,6 +118,20 @@ pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
 
 /// Trains `model` on `splits.train`; `device` must have autodiff enabled.
 pub fn train(
+    model: Mlp,
+    splits: &Splits,
+    head: Head,
+    t: &TrainConfig,
+    seed: u64,
+    device: &Device,
+    hooks: &mut [&mut dyn TrainHook<Mlp>],
+) -> Result<Trained, TrainError> {
+    train_checkpointed(model, splits, head, t, seed, device, hooks, None)
+}
+
+/// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_checkpointed(
     mut model: Mlp,
     splits: &Splits,
     head: Head,
@@ -116,6 +139,7 @@ pub fn train(
     seed: u64,
     device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
+    mut ckpt: Option<&mut Checkpointing>,
 ) -> Result<Trained, TrainError> {
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
     let _flush = FlushDenormals::enable();
@@ -140,7 +164,41 @@ pub fn train(
     let mut best: Option<Mlp> = None;
     let mut stopped_early = false;
     let mut epochs_done = 0;
-    for epoch in 1..=t.epochs {
+    if let Some(c) = ckpt.as_deref_mut()
+        && let Some(r) = c.resume.take()
+    {
+        let names: Vec<&str> = hooks.iter().map(|h| h.name()).collect();
+        let saved: Vec<&str> = r.hooks.iter().map(|(n, _)| n.as_str()).collect();
+        if names != saved {
+            return Err(TrainError::Checkpoint {
+                path: c.path.clone(),
+                message: format!(
+                    "it was written by a loop with hooks {saved:?}, this run has {names:?}: resume with the build and config that wrote it"
+                ),
+            });
+        }
+        for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
+            if let Some(state) = state {
+                h.load_state(state).map_err(hook_err(*h))?;
+            }
+        }
+        model = r.model.restore(model);
+        best = r.best.map(|b| b.restore(model.clone()));
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(r.optim))
+            .map_err(|e| TrainError::Checkpoint {
+                path: c.path.clone(),
+                message: format!("the optimizer state does not load: {e}"),
+            })?;
+        shuffle_rng = Rng::from_state(r.shuffle);
+        order = r.order;
+        step = r.step;
+        epochs_done = r.epoch;
+        if let (Some(es), Some(state)) = (early.as_mut(), r.early) {
+            es.restore(state);
+        }
+    }
+    for epoch in epochs_done + 1..=t.epochs {
         if t.shuffle {
             shuffle_rng.shuffle(&mut order);
         }
@@ -233,6 +291,38 @@ pub fn train(
         };
         for h in hooks.iter_mut() {
             h.on_epoch_end(&model, &end).map_err(hook_err(*h))?;
+        }
+        if let Some(c) = ckpt.as_deref_mut()
+            && !stop
+            && epoch.is_multiple_of(c.every)
+        {
+            let mut states = Vec::with_capacity(hooks.len());
+            for h in hooks.iter() {
+                states.push((h.name().to_string(), h.save_state().map_err(hook_err(*h))?));
+            }
+            let write_err = |e: String| TrainError::Checkpoint {
+                path: c.path.clone(),
+                message: e,
+            };
+            let snapshot = |m: &Mlp| pruning::Snapshot::take(m, step);
+            let optim_bytes = optim.into_bytes().map_err(|e| write_err(e.to_string()))?;
+            let checkpoint = Checkpoint {
+                epoch,
+                step,
+                model: snapshot(&model),
+                best: best.as_ref().map(snapshot),
+                optim: optim_bytes.to_vec(),
+                shuffle: shuffle_rng.state(),
+                order: order.clone(),
+                early: early.as_ref().map(EarlyStopping::state),
+                hooks: states,
+                wall_s: c.wall_before + c.started.elapsed().as_secs_f64(),
+                config_hash: c.config_hash.clone(),
+                config_path: c.config_path.clone(),
+            };
+            checkpoint
+                .save(&c.path)
+                .map_err(|e| write_err(e.to_string()))?;
         }
         if stop {
             stopped_early = epoch < t.epochs;

@@ -1,7 +1,7 @@
 //! The epoch with the best validation accuracy, and the test accuracy measured at it: what
 //! lottery-ticket papers report per level ("early-stopping iteration").
 
-use pruning::{EpochEnd, HookError, TrainHook};
+use pruning::{EpochEnd, HookError, HookState, TrainHook};
 use serde::Serialize;
 
 use crate::model::Mlp;
@@ -33,6 +33,29 @@ impl TrainHook<Mlp> for BestValid {
             self.epoch = e.epoch;
             self.test_accuracy = e.get("test", "accuracy");
         }
+        Ok(())
+    }
+
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        let bits = |v: Option<f64>| v.map_or(vec![], |v| vec![v.to_bits()]);
+        let mut st = HookState::default();
+        st.words.insert("valid".into(), bits(self.valid_accuracy));
+        st.words.insert("test".into(), bits(self.test_accuracy));
+        st.words
+            .insert("at".into(), vec![self.step as u64, self.epoch as u64]);
+        Ok(Some(st))
+    }
+
+    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+        let value = |k: &str| -> Result<Option<f64>, HookError> {
+            Ok(st.words(k)?.first().map(|b| f64::from_bits(*b)))
+        };
+        self.valid_accuracy = value("valid")?;
+        self.test_accuracy = value("test")?;
+        let &[step, epoch] = st.words("at")? else {
+            return Err("hook state `at`: expected a step and an epoch".into());
+        };
+        (self.step, self.epoch) = (step as usize, epoch as usize);
         Ok(())
     }
 }

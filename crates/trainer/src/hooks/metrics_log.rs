@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use pruning::{EpochEnd, HookError, TrainHook};
+use pruning::{EpochEnd, HookError, HookState, TrainHook};
 
 use crate::model::Mlp;
 
@@ -24,6 +24,17 @@ impl MetricsLog {
         out.flush()?;
         Ok(Self {
             out,
+            step_offset: 0,
+            epoch_offset: 0,
+        })
+    }
+
+    /// Opens an existing file to continue it (a resumed run): rows go after what is there,
+    /// and a checkpoint's state cuts the file back to where the checkpoint was written.
+    pub fn append(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Self {
+            out: BufWriter::new(file),
             step_offset: 0,
             epoch_offset: 0,
         })
@@ -70,6 +81,30 @@ impl TrainHook<Mlp> for MetricsLog {
             self.row(step, epoch, split, metric, *value)?;
         }
         self.flush()?;
+        Ok(())
+    }
+
+    // The file's length at the checkpoint: rows after it (from the epochs a killed run did
+    // after its last checkpoint) are cut on resume, and the resumed epochs write them again.
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        let len = self.out.get_ref().metadata()?.len() + self.out.buffer().len() as u64;
+        let mut st = HookState::default();
+        st.words.insert("bytes".into(), vec![len]);
+        Ok(Some(st))
+    }
+
+    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+        let len = st.word("bytes")?;
+        self.flush()?;
+        let file = self.out.get_ref();
+        let now = file.metadata()?.len();
+        if now < len {
+            return Err(format!(
+                "metrics.csv is shorter ({now} bytes) than when the checkpoint was written ({len}); it was edited"
+            )
+            .into());
+        }
+        file.set_len(len)?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! (`sparsity` rows), so curves of accuracy against sparsity can be drawn from one file.
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use pruning::{EpochEnd, HookError, Pruner, RunEnd, RunStart, StepInfo, TrainHook};
+use pruning::{EpochEnd, HookError, HookState, Pruner, RunEnd, RunStart, StepInfo, TrainHook};
 
 use crate::hooks::MetricsLog;
 use crate::model::Mlp;
@@ -89,4 +89,36 @@ impl TrainHook<Mlp> for PrunerLog<'_> {
         self.metrics.flush()?;
         self.pruner.on_run_end(model, end)
     }
+
+    // Both halves: the pruner's state, and where metrics.csv stood (under `metrics.`).
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        let mut st = TrainHook::<Mlp>::save_state(&*self.pruner)?.unwrap_or_default();
+        if let Some(m) = self.metrics.save_state()? {
+            for (k, v) in m.words {
+                st.words.insert(format!("{METRICS}{k}"), v);
+            }
+        }
+        Ok(Some(st))
+    }
+
+    fn load_state(&mut self, mut st: HookState) -> Result<(), HookError> {
+        let mut m = HookState::default();
+        let keys: Vec<String> = st
+            .words
+            .keys()
+            .filter(|k| k.starts_with(METRICS))
+            .cloned()
+            .collect();
+        for k in keys {
+            let v = st.words.remove(&k).expect("listed");
+            m.words.insert(k[METRICS.len()..].to_string(), v);
+        }
+        self.metrics.load_state(m)?;
+        TrainHook::<Mlp>::load_state(self.pruner, st)?;
+        // Events up to the checkpoint are in metrics.csv already.
+        self.logged = self.pruner.events().len();
+        Ok(())
+    }
 }
+
+const METRICS: &str = "metrics.";

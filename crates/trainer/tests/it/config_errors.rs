@@ -19,7 +19,7 @@ fn unknown_key_shows_file_line_caret_and_valid_keys() {
     );
     assert_eq!(
         e,
-        "in exp.toml: TOML parse error at line 5, column 1\n  |\n5 | learning_rate = 0.1\n  | ^^^^^^^^^^^^^\nunknown field `learning_rate`, expected one of `epochs`, `batch_size`, `shuffle`, `optimizer`, `lr`, `momentum`, `nesterov`, `beta1`, `beta2`, `epsilon`, `weight_decay`, `l1`, `lr_schedule`, `lr_step_epochs`, `lr_gamma`, `lr_min`, `eval_every`, `early_stopping`"
+        "in exp.toml: TOML parse error at line 5, column 1\n  |\n5 | learning_rate = 0.1\n  | ^^^^^^^^^^^^^\nunknown field `learning_rate`, expected one of `epochs`, `batch_size`, `shuffle`, `optimizer`, `lr`, `momentum`, `nesterov`, `beta1`, `beta2`, `epsilon`, `weight_decay`, `l1`, `lr_schedule`, `lr_step_epochs`, `lr_gamma`, `lr_min`, `eval_every`, `early_stopping`, `checkpoint_every`"
     );
     // Unknown keys are rejected in every table, including the top level and nested tables.
     assert!(err("sed = 1\n[data]\nname = \"xor\"\n", &[]).contains("unknown field `sed`"));
@@ -74,6 +74,31 @@ fn bad_values_name_the_key_and_its_line() {
 }
 
 #[test]
+fn lottery_levels_are_checked() {
+    let lottery = "[data]\nname = \"xor\"\n[pruning]\nmode = \"lottery\"\n";
+    let e = err(&format!("{lottery}levels = [0.5, 0.5]\n"), &[]);
+    assert!(
+        e.contains("`pruning.levels` must rise strictly, each in (0, 1)"),
+        "{e}"
+    );
+    let e = err(&format!("{lottery}levels = [0.5, 1.0]\n"), &[]);
+    assert!(e.contains("`pruning.levels` must rise strictly"), "{e}");
+    let e = err(&format!("{lottery}levels = [0.5]\nsparsity = 0.2\n"), &[]);
+    assert!(
+        e.contains("`pruning.levels` gives each level's sparsity: remove pruning.sparsity"),
+        "{e}"
+    );
+    let e = err(
+        "[data]\nname = \"xor\"\n[pruning]\nmode = \"static\"\nsparsity = 0.5\nlevels = [0.5]\n",
+        &[],
+    );
+    assert!(
+        e.contains("`pruning.levels` does not apply to mode = \"static\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn overrides_apply_and_their_errors_say_so() {
     let ok = parse_config(
         "[data]\nname = \"xor\"\n",
@@ -118,13 +143,19 @@ fn bare_names_are_found_in_configs() {
 #[test]
 fn every_shipped_config_parses_and_validates() {
     let mut n = 0;
-    for entry in std::fs::read_dir(crate::repo().join("configs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            trainer::config::load_config(&path, &[])
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            n += 1;
+    // configs/ and its folders (configs/results/: the README table's methods).
+    let mut dirs = vec![crate::repo().join("configs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                trainer::config::load_config(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
         }
     }
-    assert!(n >= 5, "found only {n} configs");
+    assert!(n >= 20, "found only {n} configs");
 }

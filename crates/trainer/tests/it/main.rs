@@ -8,6 +8,7 @@ mod dynamic_pruning;
 mod end_to_end;
 mod experiments;
 mod payoff;
+mod resume;
 mod static_pruning;
 #[cfg(feature = "wgpu")]
 mod wgpu;
@@ -42,5 +43,6 @@ pub fn opts(root: &Path) -> RunOptions {
         out: None,
         progress: false,
         from: None,
+        resume: None,
     }
 }

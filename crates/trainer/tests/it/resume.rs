@@ -1,0 +1,226 @@
+//! Checkpoints and `--resume`: a run killed (SIGKILL, no chance to clean up) after a checkpoint
+//! and resumed ends with the bytes of an uninterrupted run — metrics, model, masks, pruning
+//! report — and bad resumes are clear errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn trainer() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.current_dir(crate::repo());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = trainer().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "trainer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn epochs_logged(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .map(|t| t.lines().filter(|l| l.contains(",train,loss,")).count())
+        .unwrap_or(0)
+}
+
+/// Starts the run and kills it once `kill_after` epochs are logged and a checkpoint exists.
+fn run_and_kill(config: &Path, sets: &[String], out: &Path, kill_after: usize) {
+    let mut cmd = trainer();
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet");
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if out.join("checkpoint.safetensors").is_file() && epochs_logged(out) >= kill_after {
+            child.kill().unwrap();
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed (machine faster than the test assumes)"
+        );
+        assert!(started.elapsed() < Duration::from_secs(300), "run stalled");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    assert!(
+        !out.join("summary.json").exists(),
+        "killed before the end: no summary yet"
+    );
+}
+
+/// Runs the config `text` uninterrupted (without checkpoints) and killed + resumed (with a
+/// checkpoint every epoch), in `tmp`; asserts every result file is byte-identical. Returns the
+/// resumed run folder.
+fn killed_and_resumed_match(tmp: &Path, text: &str, sets: &[&str], kill_after: usize) -> PathBuf {
+    let config = &crate::write(tmp, "run.toml", text);
+    let full = tmp.join("full");
+    let mut args = vec!["--config", config.to_str().unwrap(), "--quiet", "--out"];
+    args.push(full.to_str().unwrap());
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    run(&args);
+
+    let resumed = tmp.join("resumed");
+    let mut with_ckpt: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    with_ckpt.push("train.checkpoint_every=1".into());
+    run_and_kill(config, &with_ckpt, &resumed, kill_after);
+    let cut = epochs_logged(&resumed);
+    run(&["--resume", resumed.to_str().unwrap(), "--quiet"]);
+
+    for file in [
+        "metrics.csv",
+        "model.safetensors",
+        "masks.safetensors",
+        "pruning.json",
+    ] {
+        let (a, b) = (full.join(file), resumed.join(file));
+        if !a.exists() {
+            continue;
+        }
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{file} differs after a kill at epoch {cut} and --resume ({} vs {})",
+            a.display(),
+            b.display()
+        );
+    }
+    let summary = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (summary(&full), summary(&resumed));
+    assert_eq!(a["final"], b["final"]);
+    assert_eq!(
+        (a["epochs"].clone(), a["steps"].clone()),
+        (b["epochs"].clone(), b["steps"].clone())
+    );
+    assert_eq!(b["status"], "ok");
+    resumed
+}
+
+const DIGITS: &str = r#"seed = 3
+[data]
+name = "digits"
+test_fraction = 0.2
+validation_fraction = 0.15
+scale = "global-minmax"
+[model]
+hidden = [32]
+activation = "sigmoid"
+[train]
+epochs = 160
+batch_size = 64
+optimizer = "adam"
+lr = 0.01
+"#;
+
+#[test]
+fn gradual_taylor_killed_between_mask_updates_resumes_exactly() {
+    // Updates every 37 steps: the kill lands inside a window of accumulated gradients.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = &format!(
+        "{DIGITS}[pruning]\nmode = \"gradual\"\ncriterion = \"taylor\"\nscope = \"global\"\nsparsity = 0.9\nschedule = \"polynomial\"\nbegin_epoch = 5\nend_epoch = 120\nevery_steps = 37\n"
+    );
+    killed_and_resumed_match(tmp.path(), cfg, &[], 50);
+}
+
+#[test]
+fn set_with_cosine_lr_and_early_stopping_resumes_exactly() {
+    // SET draws every growth from the pruner's generator: its position, drop/grow with
+    // optimizer-state resets, the learning rate's position, early stopping's counter and best
+    // model all cross the kill.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = &format!(
+        "{DIGITS}lr_schedule = \"cosine\"\n[train.early_stopping]\npatience = 200\n[pruning]\nmode = \"set\"\nscope = \"erk\"\nsparsity = 0.8\nevery_steps = 20\n"
+    );
+    killed_and_resumed_match(tmp.path(), cfg, &[], 40);
+}
+
+#[test]
+fn lottery_killed_in_a_later_level_resumes_exactly() {
+    // Checkpoints cover the dense level (with its rewind point at epoch 2); a kill during a
+    // later level resumes from the dense level's last checkpoint and replays the levels.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = &format!(
+        "{DIGITS}[pruning]\nmode = \"lottery\"\ncriterion = \"l1\"\nscope = \"layer\"\nlevels = [0.5, 0.8]\nrewind_epoch = 2\n"
+    );
+    let resumed = killed_and_resumed_match(tmp.path(), cfg, &["train.epochs=60"], 90);
+    let report = std::fs::read_to_string(resumed.join("lottery.md")).unwrap();
+    assert!(report.contains("| 2 | 20.0 |"), "{report}");
+}
+
+#[test]
+fn resume_refuses_finished_edited_and_checkpointless_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = crate::write(tmp.path(), "run.toml", DIGITS);
+    let out = |name: &str| tmp.path().join(name);
+    let err = |args: &[&str]| -> String {
+        let o = trainer().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        String::from_utf8(o.stderr).unwrap()
+    };
+    let cfg_s = cfg.to_str().unwrap();
+
+    let plain = out("plain");
+    run(&[
+        "--config",
+        cfg_s,
+        "--set",
+        "train.epochs=3",
+        "--quiet",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    let e = err(&["--resume", plain.to_str().unwrap()]);
+    assert!(
+        e.contains("this run finished (summary.json says ok)"),
+        "{e}"
+    );
+    std::fs::remove_file(plain.join("summary.json")).unwrap();
+    let e = err(&["--resume", plain.to_str().unwrap()]);
+    assert!(
+        e.contains("no checkpoint here") && e.contains("train.checkpoint_every"),
+        "{e}"
+    );
+
+    let ck = out("ck");
+    run(&[
+        "--config",
+        cfg_s,
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.checkpoint_every=1",
+        "--quiet",
+        "--out",
+        ck.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(ck.join("summary.json")).unwrap();
+    let toml = ck.join("config.toml");
+    let edited = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("lr = 0.01", "lr = 0.02");
+    std::fs::write(&toml, edited).unwrap();
+    let e = err(&["--resume", ck.to_str().unwrap()]);
+    assert!(
+        e.contains("changed since the checkpoint was written"),
+        "{e}"
+    );
+
+    let e = err(&["--resume", ck.to_str().unwrap(), "--seed", "4"]);
+    assert!(e.contains("cannot be used with"), "{e}");
+    let e = err(&["--config", cfg_s, "--set", "train.checkpoint_every=0"]);
+    assert!(e.contains("train.checkpoint_every"), "{e}");
+}
