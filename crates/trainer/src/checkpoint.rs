@@ -14,8 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::module::ParamId;
-use pruning::{HookState, Snapshot};
+use burn::optim::ModuleOptimizer;
+use pruning::{HookState, Rng, Snapshot, TrainHook};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::early_stop::EarlyStopping;
+use crate::model::Mlp;
+use crate::train::TrainError;
 
 /// The file's name in the run folder.
 pub const FILE: &str = "checkpoint.safetensors";
@@ -268,4 +273,60 @@ pub struct Checkpointing {
     pub started: std::time::Instant,
     /// The checkpoint to resume from.
     pub resume: Option<Checkpoint>,
+}
+
+/// Where the loop stands at the end of an epoch.
+pub struct Position<'a> {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps completed.
+    pub step: usize,
+    /// The shuffling generator.
+    pub shuffle: &'a Rng,
+    /// The sample order the next shuffle starts from.
+    pub order: &'a [usize],
+    /// Early stopping, when on.
+    pub early: Option<&'a EarlyStopping>,
+}
+
+impl Checkpointing {
+    /// Writes the loop's state at `at` (after the epoch's hooks ran).
+    pub fn write(
+        &self,
+        at: &Position<'_>,
+        model: &Mlp,
+        best: Option<&Mlp>,
+        optim: &ModuleOptimizer,
+        hooks: &[&mut dyn TrainHook<Mlp>],
+    ) -> Result<(), TrainError> {
+        let fail = |message: String| TrainError::Checkpoint {
+            path: self.path.clone(),
+            message,
+        };
+        let mut states = Vec::with_capacity(hooks.len());
+        for h in hooks {
+            let state = h
+                .save_state()
+                .map_err(|e| fail(format!("hook `{}` could not save its state: {e}", h.name())))?;
+            states.push((h.name().to_string(), state));
+        }
+        let snapshot = |m: &Mlp| Snapshot::take(m, at.step);
+        let optim = optim.into_bytes().map_err(|e| fail(e.to_string()))?;
+        Checkpoint {
+            epoch: at.epoch,
+            step: at.step,
+            model: snapshot(model),
+            best: best.map(snapshot),
+            optim: optim.to_vec(),
+            shuffle: at.shuffle.state(),
+            order: at.order.to_vec(),
+            early: at.early.map(EarlyStopping::state),
+            hooks: states,
+            wall_s: self.wall_before + self.started.elapsed().as_secs_f64(),
+            config_hash: self.config_hash.clone(),
+            config_path: self.config_path.clone(),
+        }
+        .save(&self.path)
+        .map_err(|e| fail(e.to_string()))
+    }
 }

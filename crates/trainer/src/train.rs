@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
-use crate::checkpoint::{Checkpoint, Checkpointing};
+use crate::checkpoint::{Checkpointing, Position};
 use crate::config::TrainConfig;
 use crate::data::Splits;
 use crate::denormals::FlushDenormals;
@@ -292,37 +292,18 @@ pub fn train_checkpointed(
         for h in hooks.iter_mut() {
             h.on_epoch_end(&model, &end).map_err(hook_err(*h))?;
         }
-        if let Some(c) = ckpt.as_deref_mut()
+        if let Some(c) = ckpt.as_deref()
             && !stop
             && epoch.is_multiple_of(c.every)
         {
-            let mut states = Vec::with_capacity(hooks.len());
-            for h in hooks.iter() {
-                states.push((h.name().to_string(), h.save_state().map_err(hook_err(*h))?));
-            }
-            let write_err = |e: String| TrainError::Checkpoint {
-                path: c.path.clone(),
-                message: e,
-            };
-            let snapshot = |m: &Mlp| pruning::Snapshot::take(m, step);
-            let optim_bytes = optim.into_bytes().map_err(|e| write_err(e.to_string()))?;
-            let checkpoint = Checkpoint {
+            let at = Position {
                 epoch,
                 step,
-                model: snapshot(&model),
-                best: best.as_ref().map(snapshot),
-                optim: optim_bytes.to_vec(),
-                shuffle: shuffle_rng.state(),
-                order: order.clone(),
-                early: early.as_ref().map(EarlyStopping::state),
-                hooks: states,
-                wall_s: c.wall_before + c.started.elapsed().as_secs_f64(),
-                config_hash: c.config_hash.clone(),
-                config_path: c.config_path.clone(),
+                shuffle: &shuffle_rng,
+                order: &order,
+                early: early.as_ref(),
             };
-            checkpoint
-                .save(&c.path)
-                .map_err(|e| write_err(e.to_string()))?;
+            c.write(&at, &model, best.as_ref(), &optim, hooks)?;
         }
         if stop {
             stopped_early = epoch < t.epochs;
