@@ -4,7 +4,8 @@
 //!
 //! Points run as child processes of the `trainer` binary (a crash or an out-of-memory kill costs
 //! one point, and `--jobs` runs several at once). A point whose folder holds a `summary.json`
-//! with status `ok` is finished and skipped, so a stopped sweep continues where it stopped.
+//! with status `ok` is finished and skipped, so a stopped sweep continues where it stopped; a
+//! point stopped half-way continues from its checkpoint when the config writes them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -305,8 +306,10 @@ pub fn run_sweep(
     loop {
         while running.len() < spec.jobs {
             let Some(p) = queue.next() else { break };
-            // A half-written folder from an interrupted sweep is started afresh.
-            if p.dir.exists() {
+            // A half-written folder from an interrupted sweep continues from its checkpoint
+            // (`train.checkpoint_every`), or starts afresh without one.
+            let resume = p.dir.join(crate::checkpoint::FILE).is_file();
+            if p.dir.exists() && !resume {
                 std::fs::remove_dir_all(&p.dir).map_err(io(&p.dir))?;
             }
             let parent = p.dir.parent().expect("point folders are nested");
@@ -314,16 +317,19 @@ pub fn run_sweep(
             let log_path = p.log();
             let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
             let mut cmd = Command::new(exe);
-            cmd.arg("--config").arg(&config_path);
-            if p.method == "dense" {
-                cmd.arg("--no-pruning");
+            if resume {
+                cmd.arg("--resume").arg(&p.dir);
+            } else {
+                cmd.arg("--config").arg(&config_path);
+                if p.method == "dense" {
+                    cmd.arg("--no-pruning");
+                }
+                for o in p.overrides() {
+                    cmd.arg("--set").arg(o);
+                }
+                cmd.arg("--out").arg(&p.dir);
             }
-            for o in p.overrides() {
-                cmd.arg("--set").arg(o);
-            }
-            cmd.arg("--out")
-                .arg(&p.dir)
-                .arg("--quiet")
+            cmd.arg("--quiet")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(io(&log_path))?)
                 .stderr(log);

@@ -145,6 +145,46 @@ fn a_sweep_runs_every_point_once_resumes_and_reports_mean_and_sd() {
 }
 
 #[test]
+fn a_sweep_point_stopped_half_way_continues_from_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = crate::write(
+        tmp.path(),
+        "gmp.toml",
+        "seed = 1\n[data]\nname = \"digits\"\ntest_fraction = 0.2\n[model]\nhidden = [32]\nactivation = \"sigmoid\"\n[train]\nepochs = 20\nbatch_size = 64\noptimizer = \"adam\"\nlr = 0.01\ncheckpoint_every = 6\n[pruning]\nmode = \"gradual\"\nsparsity = 0.8\nbegin_epoch = 2\nend_epoch = 15\nevery_steps = 25\n",
+    );
+    let out = tmp.path().join("sweep");
+    let first = sweep(&config, &out, &["--seeds", "0"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let point = out.join("config/base/seed-0");
+    let files = |name: &str| std::fs::read(point.join(name)).unwrap();
+    let (metrics, model) = (files("metrics.csv"), files("model.safetensors"));
+
+    // As a killed point leaves it: no summary, metrics beyond the last checkpoint (epoch 18 of 20).
+    std::fs::remove_file(point.join("summary.json")).unwrap();
+    std::fs::write(
+        point.join("kept.txt"),
+        "the folder is continued, not restarted",
+    )
+    .unwrap();
+    let again = sweep(&config, &out, &["--seeds", "0"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("1 points run, 1 already finished"));
+    assert!(
+        point.join("kept.txt").is_file(),
+        "the point was started afresh"
+    );
+    assert!(files("metrics.csv") == metrics && files("model.safetensors") == model);
+}
+
+#[test]
 fn sweep_baselines_and_a_sweep_table_in_the_config() {
     let tmp = tempfile::tempdir().unwrap();
     let config = digits(
