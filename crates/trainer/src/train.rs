@@ -177,6 +177,20 @@ pub fn train_checkpointed(
                 ),
             });
         }
+        // Ids derive from the seed: a network that does not find its own ids in the file is
+        // not the network that wrote it, and restoring would silently keep fresh weights.
+        let missing = pruning::param_infos(&model)
+            .into_iter()
+            .find(|p| !r.model.values().contains_key(&p.id));
+        if let Some(p) = missing {
+            return Err(TrainError::Checkpoint {
+                path: c.path.clone(),
+                message: format!(
+                    "it holds no values for this network's `{}`: it was written for another network or by another build; start the run again",
+                    p.path
+                ),
+            });
+        }
         for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
             if let Some(state) = state {
                 h.load_state(state).map_err(hook_err(*h))?;

@@ -219,6 +219,34 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
         "{e}"
     );
 
+    // A checkpoint whose parameters are not this network's (ids from another build).
+    let other = out("other");
+    run(&[
+        "--config",
+        cfg_s,
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.checkpoint_every=1",
+        "--quiet",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(other.join("summary.json")).unwrap();
+    let file = other.join("checkpoint.safetensors");
+    let mut c = trainer::checkpoint::Checkpoint::load(&file).unwrap();
+    let mut values = c.model.values().clone();
+    let id = *values.keys().next().unwrap();
+    let v = values.remove(&id).unwrap();
+    values.insert(burn::module::ParamId::from(id.val() ^ 1), v);
+    c.model = pruning::Snapshot::from_values(c.step, values);
+    c.save(&file).unwrap();
+    let e = err(&["--resume", other.to_str().unwrap()]);
+    assert!(
+        e.contains("holds no values for this network's `layers."),
+        "{e}"
+    );
+
     let e = err(&["--resume", ck.to_str().unwrap(), "--seed", "4"]);
     assert!(e.contains("cannot be used with"), "{e}");
     let e = err(&["--config", cfg_s, "--set", "train.checkpoint_every=0"]);
