@@ -56,9 +56,6 @@ pub struct GradAccumulator {
     ids: Vec<ParamId>,
     sums: BTreeMap<ParamId, Sums>,
     n: usize,
-    /// Sums restored from a checkpoint, on the host until the next gradient shows which
-    /// device they belong on.
-    restored: BTreeMap<ParamId, BTreeMap<String, Vec<f32>>>,
 }
 
 /// The current values of the parameters `ids`, flattened, without autodiff.
@@ -100,7 +97,6 @@ impl GradAccumulator {
             ids,
             sums: BTreeMap::new(),
             n: 0,
-            restored: BTreeMap::new(),
         }
     }
 
@@ -129,13 +125,6 @@ impl GradAccumulator {
                 continue;
             };
             let s = self.sums.entry(*id).or_default();
-            if let Some(host) = self.restored.remove(id) {
-                for (kind, v) in host {
-                    crate::transfers::count_to_device();
-                    let n = v.len();
-                    *s.slot(&kind) = Some(Tensor::from_data(TensorData::new(v, [n]), &g.device()));
-                }
-            }
             if self.needs.g {
                 add(&mut s.g, g.clone());
             }
@@ -169,27 +158,25 @@ impl GradAccumulator {
                 }
             }
         }
-        for (id, host) in &self.restored {
-            for (kind, v) in host {
-                state
-                    .floats
-                    .insert(format!("{prefix}{}.{kind}", id.val()), v.clone());
-            }
-        }
     }
 
-    /// Continues the window [`save`](Self::save) wrote under `prefix`.
-    pub fn load(&mut self, state: &HookState, prefix: &str) -> Result<(), HookError> {
+    /// Continues the window [`save`](Self::save) wrote under `prefix`, the sums back on
+    /// `model`'s device.
+    pub fn load<M: Module>(
+        &mut self,
+        model: &M,
+        state: &HookState,
+        prefix: &str,
+    ) -> Result<(), HookError> {
         self.n = state.word(&format!("{prefix}n"))? as usize;
         self.sums.clear();
-        self.restored.clear();
-        for id in &self.ids {
+        for (id, param) in flat_params(model, &self.ids) {
             for kind in KINDS {
                 if let Some(v) = state.floats.get(&format!("{prefix}{}.{kind}", id.val())) {
-                    self.restored
-                        .entry(*id)
-                        .or_default()
-                        .insert(kind.to_string(), v.clone());
+                    crate::transfers::count_to_device();
+                    let data = TensorData::new(v.clone(), [v.len()]);
+                    let slot = self.sums.entry(id).or_default().slot(kind);
+                    *slot = Some(Tensor::from_data(data, &param.device()));
                 }
             }
         }
@@ -213,24 +200,6 @@ impl GradAccumulator {
                     },
                 )
             })
-            .chain(
-                // Restored sums that no step has added to since are still on the host.
-                std::mem::take(&mut self.restored)
-                    .into_iter()
-                    .map(|(id, mut h)| {
-                        let mut take = |k: &str| h.remove(k).unwrap_or_default();
-                        (
-                            id,
-                            GradStats {
-                                n_batches: n,
-                                sum_g: take("g"),
-                                sum_g2: take("g2"),
-                                sum_abs_wg: take("abs_wg"),
-                                sum_wg: take("wg"),
-                            },
-                        )
-                    }),
-            )
             .collect()
     }
 }

@@ -128,8 +128,9 @@ pub trait TrainHook<M: Module> {
     }
 
     /// Takes back what [`save_state`](Self::save_state) gave, in a resumed run, after
-    /// `on_run_start` (which saw the freshly built model) and before the first resumed step.
-    fn load_state(&mut self, _state: HookState) -> Result<(), HookError> {
+    /// `on_run_start` (which saw the freshly built model, passed here too: state that lives on
+    /// the device goes where the model is) and before the first resumed step.
+    fn load_state(&mut self, _model: &M, _state: HookState) -> Result<(), HookError> {
         Ok(())
     }
 }

@@ -387,7 +387,8 @@ impl<M: Module> TrainHook<M> for Pruner {
 
     // Between steps the dense gradient and the pending optimizer reset are always empty (both
     // are used within the step that sets them): the masks, the gradient window, the generator
-    // and the record of updates are the whole state.
+    // and the record of updates are the whole state. An update's per-layer sparsities are in
+    // `layer_sparsity` order, so only the numbers are stored.
     fn save_state(&self) -> Result<Option<HookState>, HookError> {
         let mut st = HookState::default();
         for (name, m) in &self.masks.masks {
@@ -395,68 +396,51 @@ impl<M: Module> TrainHook<M> for Pruner {
         }
         self.accum.save(&mut st, "accum.");
         st.words.insert("rng".into(), self.rng.state().to_vec());
-        let (mut words, mut names) = (Vec::new(), Vec::new());
+        let mut words = Vec::new();
         for e in &self.events {
-            words.extend([
-                e.step as u64,
-                e.epoch as u64,
-                e.changed as u64,
-                e.target.to_bits(),
-                e.sparsity.to_bits(),
-                e.layers.len() as u64,
-            ]);
-            for (name, s) in &e.layers {
-                words.push(s.to_bits());
-                names.push(name.as_str());
-            }
+            words.extend([e.step, e.epoch, e.changed].map(|v| v as u64));
+            words.extend([e.target, e.sparsity].map(f64::to_bits));
+            words.extend(e.layers.iter().map(|(_, s)| s.to_bits()));
         }
         st.words.insert("events".into(), words);
-        st.text.insert("events.layers".into(), names.join("\n"));
         st.text
             .insert("warnings".into(), self.warnings.join(WARNING_SEPARATOR));
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, model: &M, st: HookState) -> Result<(), HookError> {
         for (name, m) in self.masks.masks.iter_mut() {
             let values = st.floats(&format!("mask.{name}"))?;
             *m = Mask::from_f32(name, &m.shape, values)?;
         }
         self.hold = MaskHook::new(&self.params, &self.masks)?;
-        self.accum.load(&st, "accum.")?;
+        self.accum.load(model, &st, "accum.")?;
         let rng: [u64; 4] = st
             .words("rng")?
             .try_into()
             .map_err(|_| "hook state `rng`: expected 4 words")?;
         self.rng = Rng::from_state(rng);
+        let names: Vec<String> = self.layer_sparsity().into_iter().map(|(n, _)| n).collect();
         let words = st.words("events")?;
-        let mut names = st.text("events.layers")?.split('\n');
-        let mut events = Vec::new();
-        let mut i = 0;
-        while i < words.len() {
-            let head = words
-                .get(i..i + 6)
-                .ok_or("hook state `events` is truncated")?;
-            let n_layers = head[5] as usize;
-            let layer_bits = words
-                .get(i + 6..i + 6 + n_layers)
-                .ok_or("hook state `events` is truncated")?;
-            let mut layers = Vec::with_capacity(n_layers);
-            for bits in layer_bits {
-                let name = names.next().ok_or("hook state `events.layers` is short")?;
-                layers.push((name.to_string(), f64::from_bits(*bits)));
-            }
-            events.push(PruneEvent {
-                step: head[0] as usize,
-                epoch: head[1] as usize,
-                changed: head[2] as usize,
-                target: f64::from_bits(head[3]),
-                sparsity: f64::from_bits(head[4]),
-                layers,
-            });
-            i += 6 + n_layers;
+        let width = 5 + names.len();
+        if words.len() % width != 0 {
+            return Err("hook state `events` does not fit this pruner's layers".into());
         }
-        self.events = events;
+        self.events = words
+            .chunks_exact(width)
+            .map(|w| PruneEvent {
+                step: w[0] as usize,
+                epoch: w[1] as usize,
+                changed: w[2] as usize,
+                target: f64::from_bits(w[3]),
+                sparsity: f64::from_bits(w[4]),
+                layers: names
+                    .iter()
+                    .cloned()
+                    .zip(w[5..].iter().map(|b| f64::from_bits(*b)))
+                    .collect(),
+            })
+            .collect();
         let warnings = st.text("warnings")?;
         self.warnings = if warnings.is_empty() {
             Vec::new()

@@ -120,25 +120,22 @@ impl<M: Module> TrainHook<M> for SnapshotAt {
         };
         let mut st = HookState::default();
         st.words.insert("step".into(), vec![snap.step as u64]);
-        st.words.insert(
-            "ids".into(),
-            snap.values.keys().map(|id| id.val()).collect(),
-        );
         for (id, v) in &snap.values {
             st.floats.insert(id.val().to_string(), v.clone());
         }
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, _model: &M, st: HookState) -> Result<(), HookError> {
+        let step = st.word("step")? as usize;
         let mut values = BTreeMap::new();
-        for id in st.words("ids")? {
-            values.insert(ParamId::from(*id), st.floats(&id.to_string())?.to_vec());
+        for (id, v) in st.floats {
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("hook state: `{id}` is not a parameter id"))?;
+            values.insert(ParamId::from(id), v);
         }
-        self.snapshot = Some(Snapshot {
-            step: st.word("step")? as usize,
-            values,
-        });
+        self.snapshot = Some(Snapshot { step, values });
         Ok(())
     }
 }

@@ -75,6 +75,30 @@ fn u64_bytes(v: &[u64]) -> Vec<u8> {
 }
 
 impl Checkpoint {
+    /// Whether this checkpoint was written by a loop like the one about to resume: the same
+    /// hooks, in order, and values for every parameter of `model`.
+    pub fn fits(&self, model: &Mlp, hooks: &[&mut dyn TrainHook<Mlp>]) -> Result<(), String> {
+        let names: Vec<&str> = hooks.iter().map(|h| h.name()).collect();
+        let saved: Vec<&str> = self.hooks.iter().map(|(n, _)| n.as_str()).collect();
+        if names != saved {
+            return Err(format!(
+                "it was written by a loop with hooks {saved:?}, this run has {names:?}: resume with the build and config that wrote it"
+            ));
+        }
+        // Ids derive from the seed: a network that does not find its own ids in the file is
+        // not the network that wrote it, and restoring would silently keep fresh weights.
+        match pruning::param_infos(model)
+            .into_iter()
+            .find(|p| !self.model.values().contains_key(&p.id))
+        {
+            Some(p) => Err(format!(
+                "it holds no values for this network's `{}`: it was written for another network or by another build; start the run again",
+                p.path
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Writes the checkpoint to `path` atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut buffers: Vec<(String, Dtype, Vec<u8>)> = Vec::new();

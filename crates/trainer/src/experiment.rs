@@ -439,7 +439,7 @@ fn resume_checkpoint(dir: &Path) -> Result<Checkpoint, ExperimentError> {
         dir: dir.to_path_buf(),
         message,
     };
-    if crate::sweep::finished(dir) {
+    if crate::run_dir::finished(dir) {
         return Err(fail(
             "this run finished (summary.json says ok): nothing to resume".into(),
         ));
@@ -539,12 +539,8 @@ pub fn run_experiment(
     let widths = model.widths();
     let n_params = model.num_params();
 
-    let (dir, mut metrics) = match &opts.resume {
-        Some(dir) => {
-            let metrics_path = dir.join("metrics.csv");
-            let metrics = MetricsLog::append(&metrics_path).map_err(io_err(&metrics_path))?;
-            (dir.clone(), metrics)
-        }
+    let dir = match &opts.resume {
+        Some(dir) => dir.clone(),
         None => {
             let dir = create_run_dir(
                 &opts.runs_root,
@@ -555,12 +551,16 @@ pub fn run_experiment(
             .map_err(io_err(&opts.runs_root))?;
             let config_toml = dir.join("config.toml");
             std::fs::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
-            let metrics_path = dir.join("metrics.csv");
-            let metrics = MetricsLog::create(&metrics_path).map_err(io_err(&metrics_path))?;
-            (dir, metrics)
+            dir
         }
     };
     let metrics_path = dir.join("metrics.csv");
+    let mut metrics = if opts.resume.is_some() {
+        MetricsLog::append(&metrics_path)
+    } else {
+        MetricsLog::create(&metrics_path)
+    }
+    .map_err(io_err(&metrics_path))?;
     let mut progress = Progress::new(opts.progress);
     let wall_before = resume.as_ref().map_or(0.0, |c| c.wall_s);
     let mut checkpointing = cfg.train.checkpoint_every.map(|every| Checkpointing {

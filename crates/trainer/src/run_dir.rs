@@ -53,6 +53,14 @@ pub fn create_run_dir(
     unreachable!("the loop returns")
 }
 
+/// Whether `dir` holds a finished run.
+pub fn finished(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| s["status"] == "ok")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::config::{ConfigError, LoadedConfig, load_config};
+use crate::run_dir::finished;
 
 /// Everything a sweep can fail on, each naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -264,14 +265,6 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
         })?;
     }
     Ok(points)
-}
-
-/// Whether `dir` holds a finished run.
-pub fn finished(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|s| s["status"] == "ok")
 }
 
 /// How the sweep went.

@@ -167,33 +167,14 @@ pub fn train_checkpointed(
     if let Some(c) = ckpt.as_deref_mut()
         && let Some(r) = c.resume.take()
     {
-        let names: Vec<&str> = hooks.iter().map(|h| h.name()).collect();
-        let saved: Vec<&str> = r.hooks.iter().map(|(n, _)| n.as_str()).collect();
-        if names != saved {
-            return Err(TrainError::Checkpoint {
+        r.fits(&model, hooks)
+            .map_err(|message| TrainError::Checkpoint {
                 path: c.path.clone(),
-                message: format!(
-                    "it was written by a loop with hooks {saved:?}, this run has {names:?}: resume with the build and config that wrote it"
-                ),
-            });
-        }
-        // Ids derive from the seed: a network that does not find its own ids in the file is
-        // not the network that wrote it, and restoring would silently keep fresh weights.
-        let missing = pruning::param_infos(&model)
-            .into_iter()
-            .find(|p| !r.model.values().contains_key(&p.id));
-        if let Some(p) = missing {
-            return Err(TrainError::Checkpoint {
-                path: c.path.clone(),
-                message: format!(
-                    "it holds no values for this network's `{}`: it was written for another network or by another build; start the run again",
-                    p.path
-                ),
-            });
-        }
+                message,
+            })?;
         for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
             if let Some(state) = state {
-                h.load_state(state).map_err(hook_err(*h))?;
+                h.load_state(&model, state).map_err(hook_err(*h))?;
             }
         }
         model = r.model.restore(model);

@@ -46,7 +46,7 @@ impl TrainHook<Mlp> for BestValid {
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, _model: &Mlp, st: HookState) -> Result<(), HookError> {
         let value = |k: &str| -> Result<Option<f64>, HookError> {
             Ok(st.words(k)?.first().map(|b| f64::from_bits(*b)))
         };

@@ -93,7 +93,7 @@ impl TrainHook<Mlp> for MetricsLog {
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, _model: &Mlp, st: HookState) -> Result<(), HookError> {
         let len = st.word("bytes")?;
         self.flush()?;
         let file = self.out.get_ref();

@@ -101,7 +101,7 @@ impl TrainHook<Mlp> for PrunerLog<'_> {
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, mut st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, model: &Mlp, mut st: HookState) -> Result<(), HookError> {
         let mut m = HookState::default();
         let keys: Vec<String> = st
             .words
@@ -113,8 +113,8 @@ impl TrainHook<Mlp> for PrunerLog<'_> {
             let v = st.words.remove(&k).expect("listed");
             m.words.insert(k[METRICS.len()..].to_string(), v);
         }
-        self.metrics.load_state(m)?;
-        TrainHook::<Mlp>::load_state(self.pruner, st)?;
+        self.metrics.load_state(model, m)?;
+        self.pruner.load_state(model, st)?;
         // Events up to the checkpoint are in metrics.csv already.
         self.logged = self.pruner.events().len();
         Ok(())

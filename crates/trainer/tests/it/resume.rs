@@ -171,18 +171,23 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         String::from_utf8(o.stderr).unwrap()
     };
-    let cfg_s = cfg.to_str().unwrap();
+    // A finished 3-epoch run in `name`, with or without checkpoints; `stopped` removes its
+    // summary, as a kill would have left it.
+    let three_epochs = |name: &str, checkpoints: bool, stopped: bool| -> PathBuf {
+        let dir = out(name);
+        let mut args = vec!["--config", cfg.to_str().unwrap(), "--set", "train.epochs=3"];
+        if checkpoints {
+            args.extend(["--set", "train.checkpoint_every=1"]);
+        }
+        args.extend(["--quiet", "--out", dir.to_str().unwrap()]);
+        run(&args);
+        if stopped {
+            std::fs::remove_file(dir.join("summary.json")).unwrap();
+        }
+        dir
+    };
 
-    let plain = out("plain");
-    run(&[
-        "--config",
-        cfg_s,
-        "--set",
-        "train.epochs=3",
-        "--quiet",
-        "--out",
-        plain.to_str().unwrap(),
-    ]);
+    let plain = three_epochs("plain", false, false);
     let e = err(&["--resume", plain.to_str().unwrap()]);
     assert!(
         e.contains("this run finished (summary.json says ok)"),
@@ -195,19 +200,7 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
         "{e}"
     );
 
-    let ck = out("ck");
-    run(&[
-        "--config",
-        cfg_s,
-        "--set",
-        "train.epochs=3",
-        "--set",
-        "train.checkpoint_every=1",
-        "--quiet",
-        "--out",
-        ck.to_str().unwrap(),
-    ]);
-    std::fs::remove_file(ck.join("summary.json")).unwrap();
+    let ck = three_epochs("ck", true, true);
     let toml = ck.join("config.toml");
     let edited = std::fs::read_to_string(&toml)
         .unwrap()
@@ -220,19 +213,7 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
     );
 
     // A checkpoint whose parameters are not this network's (ids from another build).
-    let other = out("other");
-    run(&[
-        "--config",
-        cfg_s,
-        "--set",
-        "train.epochs=3",
-        "--set",
-        "train.checkpoint_every=1",
-        "--quiet",
-        "--out",
-        other.to_str().unwrap(),
-    ]);
-    std::fs::remove_file(other.join("summary.json")).unwrap();
+    let other = three_epochs("other", true, true);
     let file = other.join("checkpoint.safetensors");
     let mut c = trainer::checkpoint::Checkpoint::load(&file).unwrap();
     let mut values = c.model.values().clone();
@@ -249,6 +230,11 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
 
     let e = err(&["--resume", ck.to_str().unwrap(), "--seed", "4"]);
     assert!(e.contains("cannot be used with"), "{e}");
-    let e = err(&["--config", cfg_s, "--set", "train.checkpoint_every=0"]);
+    let e = err(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--set",
+        "train.checkpoint_every=0",
+    ]);
     assert!(e.contains("train.checkpoint_every"), "{e}");
 }
