@@ -70,6 +70,8 @@ pub fn table(cells: &[Cell]) -> String {
         groups.entry((m, key(c.target))).or_default().push(c);
     }
     targets.sort_unstable();
+    // A cell with fewer runs than the most any cell has says so.
+    let full = groups.values().map(Vec::len).max().unwrap_or(0);
     let head: Vec<String> = targets
         .iter()
         .map(|t| {
@@ -98,7 +100,7 @@ pub fn table(cells: &[Cell]) -> String {
                     if (measured - *t as f64 / 1000.0).abs() > 0.005 {
                         cell += &format!(" (at {:.1} %)", 100.0 * measured);
                     }
-                    if g.len() != 3 {
+                    if g.len() != full {
                         cell += &format!(" (n = {})", g.len());
                     }
                     cell
@@ -225,27 +227,7 @@ pub fn run() -> Result<()> {
             }
         }
     }
-    // Every sweep trains its own dense baseline; the same seed must give the same numbers.
-    let mut dense_cells = Vec::new();
-    for &(ref from, seed, accuracy) in &dense {
-        let first = dense.iter().find(|d| d.1 == seed).expect("itself");
-        if first.2 != accuracy {
-            bail!(
-                "dense seed {seed}: {} gave {} but {from} gave {accuracy}: training is not deterministic",
-                first.0,
-                first.2
-            );
-        }
-        if first.0 == *from {
-            dense_cells.push(Cell {
-                method: "dense".into(),
-                target: 0.0,
-                measured: 0.0,
-                accuracy,
-                seed,
-            });
-        }
-    }
+    let mut dense_cells = dense_row(dense)?;
     dense_cells.extend(cells);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -268,6 +250,29 @@ pub fn run() -> Result<()> {
     std::fs::write(root.join("table.md"), &text)?;
     print!("{text}");
     Ok(())
+}
+
+/// The dense row from every sweep's dense runs `(sweep, seed, accuracy)`. Every sweep trains
+/// its own dense baseline; the same seed must give the same number, so the first sweep's stand.
+fn dense_row(dense: Vec<(String, u64, f64)>) -> Result<Vec<Cell>> {
+    let mut row: Vec<Cell> = Vec::new();
+    for (from, seed, accuracy) in dense {
+        match row.iter().find(|c| c.seed == seed) {
+            Some(c) if c.accuracy != accuracy => bail!(
+                "dense seed {seed}: the first sweep gave {} but {from} gave {accuracy}: training is not deterministic",
+                c.accuracy
+            ),
+            Some(_) => {}
+            None => row.push(Cell {
+                method: "dense".into(),
+                target: 0.0,
+                measured: 0.0,
+                accuracy,
+                seed,
+            }),
+        }
+    }
+    Ok(row)
 }
 
 /// The table column a lottery level belongs to (levels are configured at the columns'
@@ -312,6 +317,21 @@ mod tests {
             lines[3],
             "| gmp |  | 87.00 ± 0.00 | 81.00 ± 1.41 (at 85.0 %) (n = 2) |"
         );
+    }
+
+    #[test]
+    fn the_dense_row_is_one_per_seed_and_sweeps_must_agree() {
+        let d = |sweep: &str, seed, acc| (sweep.to_string(), seed, acc);
+        let row = dense_row(vec![
+            d("a", 0, 0.8),
+            d("a", 1, 0.9),
+            d("b", 0, 0.8),
+            d("b", 1, 0.9),
+        ])
+        .unwrap();
+        assert_eq!(row.iter().map(|c| c.seed).collect::<Vec<_>>(), [0, 1]);
+        let e = dense_row(vec![d("a", 0, 0.8), d("b", 0, 0.81)]).unwrap_err();
+        assert!(e.to_string().contains("b gave 0.81"), "{e}");
     }
 
     #[test]
