@@ -87,6 +87,19 @@ pub struct Config {
     /// What `trainer sweep` varies; a plain run trains the config as written and ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepConfig>,
+    /// Pictures beyond the usual ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plots: Option<PlotsConfig>,
+}
+
+/// `[plots]`: pictures a run draws besides its training curves, sparsity bars and weight maps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlotsConfig {
+    /// Also draw every layer's kernel as the write-up shows it (`kernels.png`): a gray image in
+    /// Keras's `[in, out]` layout, black at the layer's smallest weight, white at its largest.
+    #[serde(default)]
+    pub gray_kernels: bool,
 }
 
 /// `[sweep]`: the grid, seeds and baselines of `trainer sweep` (its flags add to or replace them).

@@ -672,6 +672,7 @@ pub fn run_experiment(
         trained.before_weights.as_ref(),
         &after,
         trained.pruning.as_ref(),
+        cfg.plots.as_ref().is_some_and(|p| p.gray_kernels),
     )
     .and_then(|plots| crate::plots::write_index(&dir, &summary, trained.pruning.as_ref(), &plots));
     if let Err(e) = plotted {

@@ -8,7 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::PlotError;
-use super::draw::{FONT, Figure, PALETTE, both, s};
+use super::draw::{
+    FONT, Figure, Mark, PALETTE, both, integer_ticks, legend, percent_range, s, with_legend_column,
+};
 
 /// Pruning events: a colour no split uses.
 const EVENT: RGBColor = RGBColor(148, 103, 189);
@@ -54,56 +56,68 @@ impl Curves {
         metric: &str,
         title: &str,
     ) -> Result<(), String> {
-        let points: Vec<&(f64, f64)> = self
+        // Accuracy is drawn in percent on an axis that stays within 0–100 %.
+        let accuracy = metric == "accuracy";
+        let scale = if accuracy { 100.0 } else { 1.0 };
+        let points: Vec<(f64, f64)> = self
             .series
             .iter()
             .filter(|((_, m), _)| m == metric)
-            .flat_map(|(_, p)| p)
+            .flat_map(|(_, p)| p.iter().map(|&(x, y)| (x, y * scale)))
             .collect();
         let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-        let (mut y_min, mut y_max) = points
+        let (lo, hi) = points
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
                 (a.min(p.1), b.max(p.1))
             });
-        if !y_min.is_finite() {
-            (y_min, y_max) = (0.0, 1.0);
-        }
-        let pad = ((y_max - y_min) * 0.05).max(0.02);
-        // A little room on the right, so an event at the last epoch is not hidden by the frame.
-        let x_max = x_max * 1.02;
-        let mut chart = ChartBuilder::on(area)
+        let (y_min, y_max) = if accuracy {
+            percent_range(lo, hi, 10.0)
+        } else if lo.is_finite() {
+            // Room around the data, relative to its size so a flat loss is a flat line; a loss
+            // is never negative, so neither is its axis.
+            let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.05).max(1e-6);
+            let bottom = if lo >= 0.0 {
+                (lo - pad).max(0.0)
+            } else {
+                lo - pad
+            };
+            (bottom, hi + pad)
+        } else {
+            (0.0, 1.0)
+        };
+        let (plot, key) = with_legend_column(area);
+        // Whole epochs only, on an integer axis with ticks we choose: a 2-epoch run gets 0, 1,
+        // 2, never 0.0, 0.2, … rounded to `0 0 0 1 1 1`.
+        let x_end = x_max.round() as i32;
+        let ticks: Vec<i32> = integer_ticks(x_max, 6)
+            .into_iter()
+            .map(|t| t as i32)
+            .collect();
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(75)
-            .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
+            .build_cartesian_2d((0..x_end).with_key_points(ticks), y_min..y_max)
             .map_err(s)?;
+        let y_desc = if accuracy { "accuracy (%)" } else { metric };
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(metric)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_desc(y_desc)
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .draw()
             .map_err(s)?;
+        let mut entries = Vec::new();
         for &e in &self.events {
             chart
                 .draw_series(LineSeries::new(
-                    vec![(e, y_min - pad), (e, y_max + pad)],
+                    vec![(e.round() as i32, y_min), (e.round() as i32, y_max)],
                     EVENT.stroke_width(2),
                 ))
                 .map_err(s)?;
-        }
-        if !self.events.is_empty() {
-            chart
-                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-                .map_err(s)?
-                .label("pruning event")
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], EVENT.stroke_width(2))
-                });
         }
         for (i, split) in ["train", "valid", "test"].iter().enumerate() {
             let Some(p) = self.series.get(&(split.to_string(), metric.to_string())) else {
@@ -111,19 +125,17 @@ impl Curves {
             };
             let color = PALETTE[i];
             chart
-                .draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))
-                .map_err(s)?
-                .label(*split)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                .draw_series(LineSeries::new(
+                    p.iter().map(|&(x, y)| (x.round() as i32, y * scale)),
+                    color.stroke_width(2),
+                ))
+                .map_err(s)?;
+            entries.push((split.to_string(), Mark::Line(color)));
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(s)?;
-        Ok(())
+        if !self.events.is_empty() {
+            entries.push(("pruning event".to_string(), Mark::Line(EVENT)));
+        }
+        legend(&key, &entries, 60)
     }
 }
 
@@ -150,9 +162,11 @@ pub fn training_curves(dir: &Path) -> Result<Vec<(String, String)>, PlotError> {
     if c.series.values().all(|p| p.len() < 2) {
         return Ok(Vec::new());
     }
-    both(dir, "training", (1200, 480), &c)?;
-    Ok(vec![(
-        "training".into(),
-        "Loss and accuracy per epoch (purple lines: pruning events)".into(),
-    )])
+    both(dir, "training", (1400, 480), &c)?;
+    let caption = if c.events.is_empty() {
+        "Loss and accuracy per epoch"
+    } else {
+        "Loss and accuracy per epoch (purple lines: pruning events)"
+    };
+    Ok(vec![("training".into(), caption.into())])
 }

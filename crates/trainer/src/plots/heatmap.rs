@@ -54,9 +54,14 @@ fn panel<DB: DrawingBackend>(
         .y_label_area_size(48)
         .build_cartesian_2d(0..cols, 0..rows)
         .map_err(s)?;
+    // No more tick labels than fit: a 10-unit layer drawn 40 pixels tall gets a few, not ten
+    // on top of each other.
+    let (w, h) = area.dim_in_pixel();
     chart
         .configure_mesh()
         .disable_mesh()
+        .x_labels((w as usize / 60).clamp(2, 10))
+        .y_labels((h as usize / 40).clamp(2, 10))
         .x_desc("input")
         .y_desc("unit")
         .label_style((FONT, 13))
@@ -150,7 +155,7 @@ pub fn weight_maps(
             .and_then(|m| m.layers.get(i))
             .filter(|b| b.w.len() == layer.w.len());
         // At least one pixel per weight, more for small layers, so each weight can be seen.
-        let scale = (400 / layer.n_in.max(layer.n_out)).clamp(1, 12);
+        let scale = (400 / layer.n_in.max(layer.n_out)).clamp(1, 40);
         let panels = if b.is_some() { 2 } else { 1 };
         let width = (panels * (layer.n_in.min(800) * scale + 90)) as u32;
         let height = (layer.n_out.min(600) * scale + 130) as u32;

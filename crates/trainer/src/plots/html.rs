@@ -25,9 +25,14 @@ pub fn write_index(
     plots: &[(String, String)],
 ) -> Result<(), PlotError> {
     let mut h = String::new();
+    // The config's file name: its full path (in summary.json) is noise in a heading.
+    let config = summary["config"].as_str().unwrap_or("run");
+    let config = Path::new(config)
+        .file_name()
+        .map_or(config.into(), |n| n.to_string_lossy());
     let title = format!(
         "{} — {} on {}",
-        summary["config"].as_str().unwrap_or("run"),
+        config,
         summary["dataset"].as_str().unwrap_or(""),
         summary["backend"].as_str().unwrap_or("")
     );

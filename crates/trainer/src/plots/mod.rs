@@ -6,7 +6,10 @@ mod curves;
 mod draw;
 mod heatmap;
 mod html;
+mod kernels;
 mod sparsity;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,7 @@ pub fn write_all(
     before: Option<&HostMlp>,
     after: &HostMlp,
     pruning: Option<&serde_json::Value>,
+    gray_kernels: bool,
 ) -> Result<Vec<(String, String)>, PlotError> {
     let mut written = Vec::new();
     written.extend(curves::training_curves(dir)?);
@@ -43,5 +47,8 @@ pub fn write_all(
         }
     }
     written.extend(heatmap::weight_maps(dir, before, after)?);
+    if gray_kernels {
+        written.extend(kernels::gray_kernels(dir, after)?);
+    }
     Ok(written)
 }

@@ -7,7 +7,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::PlotError;
-use super::draw::{FONT, Figure, PALETTE, both, s};
+use super::draw::{
+    FONT, Figure, Mark, PALETTE, both, legend, percent_range, s, with_legend_column,
+};
 
 struct Bars {
     layers: Vec<(String, f64)>,
@@ -97,6 +99,8 @@ struct AccVsSparsity {
     errors: Vec<Vec<f64>>,
     title: String,
     y_desc: String,
+    /// The y values are percentages (accuracy): the axis stays within 0–100 %.
+    percent: bool,
 }
 
 impl Figure for AccVsSparsity {
@@ -120,14 +124,21 @@ impl Figure for AccVsSparsity {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (i, j, y)| {
                 (a.min(y - err(i, j)), b.max(y + err(i, j)))
             });
-        // At least five points of accuracy on the axis, so a flat line looks flat.
-        let pad = ((hi - lo) * 0.1).max((5.0 - (hi - lo)) / 2.0).max(0.5);
-        let mut chart = ChartBuilder::on(root)
+        let (y_min, y_max) = if self.percent {
+            // At least five points of accuracy on the axis, so a flat line looks flat; never
+            // past 100 %.
+            percent_range(lo, hi, 5.0)
+        } else {
+            let pad = ((hi - lo) * 0.1).max(hi.abs() * 0.05).max(1e-6);
+            (lo - pad, hi + pad)
+        };
+        let (plot, key) = with_legend_column(root);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, (FONT, 22))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..100f64, (lo - pad).max(0.0)..(hi + pad))
+            .build_cartesian_2d(0f64..100f64, y_min..y_max)
             .map_err(s)?;
         chart
             .configure_mesh()
@@ -137,33 +148,32 @@ impl Figure for AccVsSparsity {
             .axis_desc_style((FONT, 17))
             .draw()
             .map_err(s)?;
+        let mut entries = Vec::new();
         for (i, (label, pts)) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(s)?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                .map_err(s)?;
             chart
                 .draw_series(pts.iter().map(|p| Circle::new(*p, 4, color.filled())))
                 .map_err(s)?;
             let bars = pts.iter().enumerate().filter(|(j, _)| err(i, *j) > 0.0);
             chart
                 .draw_series(bars.map(|(j, &(x, y))| {
+                    // Mean ± sd may pass 0 or 100 %; the bar stops at the axis, as the data can.
                     let e = err(i, j);
-                    ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(2), 8)
+                    let (lo, hi) = (y - e, y + e);
+                    let (lo, hi) = if self.percent {
+                        (lo.max(0.0), hi.min(100.0))
+                    } else {
+                        (lo, hi)
+                    };
+                    ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(2), 8)
                 }))
                 .map_err(s)?;
+            entries.push((label.clone(), Mark::LineDot(color)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(s)?;
-        Ok(())
+        legend(&key, &entries, 60)
     }
 }
 
@@ -220,12 +230,13 @@ pub fn accuracy_vs_sparsity(
         return Ok(Vec::new());
     }
     let fig = AccVsSparsity {
+        percent: true,
         errors: Vec::new(),
         series,
         title: format!("{split} accuracy against sparsity"),
         y_desc: format!("{split} accuracy (%)"),
     };
-    both(dir, "accuracy_vs_sparsity", (800, 500), &fig)?;
+    both(dir, "accuracy_vs_sparsity", (1000, 500), &fig)?;
     Ok(vec![(
         "accuracy_vs_sparsity".into(),
         "Accuracy at each sparsity level the run visited".into(),
@@ -257,6 +268,7 @@ pub fn sensitivity_plot(dir: &Path, r: &crate::sensitivity::Sensitivity) -> Resu
     ));
     let unit = if r.metric == "accuracy" { " (%)" } else { "" };
     let fig = AccVsSparsity {
+        percent: r.metric == "accuracy",
         errors: Vec::new(),
         series,
         title: format!(
@@ -265,7 +277,7 @@ pub fn sensitivity_plot(dir: &Path, r: &crate::sensitivity::Sensitivity) -> Resu
         ),
         y_desc: format!("{} {}{unit}", r.split, r.metric),
     };
-    both(dir, "sensitivity", (800, 500), &fig)
+    both(dir, "sensitivity", (1000, 500), &fig)
 }
 
 /// `sweep.png/svg`: accuracy against measured sparsity, one line per method, mean over seeds with
@@ -303,12 +315,13 @@ pub fn sweep_plot(dir: &Path, groups: &[crate::sweep::Group]) -> Result<(), Plot
     }
     let split = groups.first().map_or("test", |g| g.split.as_str());
     let fig = AccVsSparsity {
+        percent: true,
         series,
         errors,
         title: format!("{split} accuracy against sparsity (mean ± sd over seeds)"),
         y_desc: format!("{split} accuracy (%)"),
     };
-    both(dir, "sweep", (800, 500), &fig)
+    both(dir, "sweep", (1000, 500), &fig)
 }
 
 /// `search.png/svg`: every probe of an accuracy-constrained search (metric against sparsity),
@@ -353,12 +366,13 @@ pub fn search_plot(
     let unit = if accuracy { " (%)" } else { "" };
     let name = search["metric"].as_str().unwrap_or("metric");
     let fig = AccVsSparsity {
+        percent: accuracy,
         errors: Vec::new(),
         series,
         title: format!("Search: {name} of each probe after fine-tuning"),
         y_desc: format!("{name}{unit}"),
     };
-    both(dir, "search", (800, 500), &fig)?;
+    both(dir, "search", (1000, 500), &fig)?;
     Ok(vec![(
         "search".into(),
         "Accuracy-constrained search: every probe, the kept ones, and the tolerance".into(),
