@@ -448,10 +448,10 @@ fn print_pruning(p: &serde_json::Value) {
             print!("{}", trainer::lottery::table(levels));
             println!("final ticket:");
         }
-        _ => println!(
-            "pruning ({} rounds):",
-            p["rounds"].as_array().map_or(0, Vec::len)
-        ),
+        _ => {
+            let n = p["rounds"].as_array().map_or(0, Vec::len);
+            println!("pruning ({n} round{}):", if n == 1 { "" } else { "s" })
+        }
     }
     println!(
         "{:<18} {:>12} {:>10} {:>10} {:>6}",
@@ -464,7 +464,7 @@ fn print_pruning(p: &serde_json::Value) {
             l["name"].as_str().unwrap_or(""),
             format!("{}/{}", l["kept"], l["weights"]),
             100.0 * l["sparsity"].as_f64().unwrap_or(0.0),
-            l["dead_units"]
+            l["dead_units"].as_u64().unwrap_or(0)
         );
     }
     let t = &p["total"];

@@ -397,6 +397,10 @@ pub struct RunFigures {
     pub loss: f64,
     /// Fraction of prunable weights that are zero by mask (0 for dense runs).
     pub sparsity: f64,
+    /// Accuracy on the same split right before pruning (static pruning of a trained network).
+    pub accuracy_before: Option<f64>,
+    /// Hidden units left without incoming or outgoing weights (pruned runs).
+    pub units_removed: Option<u64>,
     /// Wall time of the run.
     pub wall_s: f64,
 }
@@ -411,14 +415,18 @@ fn read_run(dir: &Path) -> RunFigures {
         .into_iter()
         .find(|k| !s["final"][*k].is_null())
         .unwrap_or("train");
-    let sparsity = read_json(&dir.join("pruning.json"))
-        .and_then(|p| p["total"]["sparsity"].as_f64())
-        .unwrap_or(0.0);
+    let p = read_json(&dir.join("pruning.json")).unwrap_or_default();
+    let sparsity = p["total"]["sparsity"].as_f64().unwrap_or(0.0);
+    let units_removed = p["layers"]
+        .as_array()
+        .map(|layers| layers.iter().filter_map(|l| l["dead_units"].as_u64()).sum());
     RunFigures {
         split: split.into(),
         accuracy: s["final"][split]["accuracy"].as_f64(),
         loss: s["final"][split]["loss"].as_f64().unwrap_or(f64::NAN),
         sparsity,
+        accuracy_before: p["before_pruning"][split]["accuracy"].as_f64(),
+        units_removed,
         wall_s: s["wall_time_s"].as_f64().unwrap_or(f64::NAN),
     }
 }
@@ -446,7 +454,8 @@ pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Ro
     for k in keys {
         csv += &format!(",{k}");
     }
-    csv += ",seed,split,accuracy,loss,sparsity,wall_s,run_dir\n";
+    csv +=
+        ",seed,split,accuracy,loss,sparsity,accuracy_before_pruning,units_removed,wall_s,run_dir\n";
     for r in &rows {
         csv += &r.point.method;
         for k in keys {
@@ -459,13 +468,16 @@ pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Ro
             csv += &format!(",{}", v.replace(',', ";"));
         }
         let f = &r.figures;
+        let blank = |v: Option<String>| v.unwrap_or_default();
         csv += &format!(
-            ",{},{},{},{},{},{},{}\n",
+            ",{},{},{},{},{},{},{},{},{}\n",
             r.point.seed,
             f.split,
-            f.accuracy.map_or(String::new(), |a| a.to_string()),
+            blank(f.accuracy.map(|a| a.to_string())),
             f.loss,
             f.sparsity,
+            blank(f.accuracy_before.map(|a| a.to_string())),
+            blank(f.units_removed.map(|u| u.to_string())),
             f.wall_s,
             r.point
                 .dir
@@ -478,7 +490,8 @@ pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Ro
     std::fs::write(&csv_path, csv).map_err(io(&csv_path))?;
     let groups = group(&rows);
     let md_path = dir.join("results.md");
-    std::fs::write(&md_path, table(&groups)).map_err(io(&md_path))?;
+    let md = format!("{}\n{}", table(&groups), per_run_table(&rows));
+    std::fs::write(&md_path, md).map_err(io(&md_path))?;
     if let Err(e) = crate::plots::sweep_plot(dir, &groups) {
         // Numbers first: a plot that cannot be drawn (no fonts, say) costs only the picture.
         eprintln!("warning: {e}");
@@ -539,6 +552,42 @@ fn group(rows: &[Row]) -> Vec<Group> {
     groups
 }
 
+/// Every run on its own line: accuracy before and after pruning and the units removed, so
+/// seed-to-seed differences (one seed losing a unit the others keep) are visible.
+pub fn per_run_table(rows: &[Row]) -> String {
+    let split = rows.first().map_or("test", |r| r.figures.split.as_str());
+    let pct = |a: Option<f64>| a.map_or("–".to_string(), |a| format!("{:.2} %", 100.0 * a));
+    let mut out = format!(
+        "Per run ({split} split):\n\n| method | point | seed | accuracy before pruning | accuracy | sparsity | units removed |\n|---|---|---:|---:|---:|---:|---:|\n"
+    );
+    for r in rows {
+        let f = &r.figures;
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {:.1} % | {} |\n",
+            r.point.method,
+            point_label(&r.point.values),
+            r.point.seed,
+            pct(f.accuracy_before),
+            pct(f.accuracy),
+            100.0 * f.sparsity,
+            f.units_removed.map_or("–".to_string(), |u| u.to_string()),
+        );
+    }
+    out
+}
+
+fn point_label(values: &[(String, String)]) -> String {
+    if values.is_empty() {
+        "—".to_string()
+    } else {
+        values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The Markdown table: one row per method and grid point, accuracy as mean ± sample sd.
 pub fn table(groups: &[Group]) -> String {
     let split = groups.first().map_or("test", |g| g.split.as_str());
@@ -546,15 +595,7 @@ pub fn table(groups: &[Group]) -> String {
         "| method | point | seeds | sparsity | {split} accuracy (mean ± sd) |\n|---|---|---:|---:|---:|\n"
     );
     for g in groups {
-        let point = if g.values.is_empty() {
-            "—".to_string()
-        } else {
-            g.values
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let point = point_label(&g.values);
         let (s, _) = mean_sd(&g.sparsities);
         let acc = if g.accuracies.is_empty() {
             "—".to_string()

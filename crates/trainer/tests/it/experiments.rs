@@ -80,6 +80,8 @@ fn a_sweep_runs_every_point_once_resumes_and_reports_mean_and_sd() {
             "accuracy",
             "loss",
             "sparsity",
+            "accuracy_before_pruning",
+            "units_removed",
             "wall_s",
             "run_dir"
         ]

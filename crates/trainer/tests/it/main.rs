@@ -12,6 +12,7 @@ mod resume;
 mod static_pruning;
 #[cfg(feature = "wgpu")]
 mod wgpu;
+mod writeup;
 
 use std::path::{Path, PathBuf};
 
