@@ -169,7 +169,7 @@ const USAGE: &str = "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quic
   lint       fmt check, and clippy (with and without wgpu) with warnings denied
   bench      the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
              sparse inference (dense / CSR / compacted)
-  results   the README's Fashion-MNIST table: one sweep per configs/results/*.toml (dense,
+  results   the Fashion-MNIST table of docs/results.md: one sweep per configs/results/*.toml (dense,
              one-shot, gradual, lottery + reinit control, RigL, random at 50–98 %, seeds 0–2),
              merged into runs/results/table.md; resumable (about an hour on 2 cores)
   gpu-bench  build with wgpu, train configs/fashion-mnist.toml and fashion-mnist-gmp.toml on

@@ -1,4 +1,4 @@
-//! `cargo xtask results`: the README's Fashion-MNIST table. One `trainer sweep` per method
+//! `cargo xtask results`: the Fashion-MNIST table of docs/results.md. One `trainer sweep` per method
 //! config in `configs/results/` (each sweep resumable, so a stopped run continues), then one
 //! table: methods down, target sparsities across, test accuracy as mean ± sample sd over seeds.
 

@@ -1,5 +1,5 @@
 //! One training step (forward + backward + Adam) of 784-300-100-10 at batch 128, ReLU, on each
-//! CPU backend in this build: the figure the README's backend choice rests on.
+//! CPU backend in this build: the figure the backend choice in docs/performance.md rests on.
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};

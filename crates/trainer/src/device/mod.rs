@@ -103,7 +103,7 @@ pub fn select_device(
     }
     match kind {
         // Burn 0.22 deprecates ndarray in favour of Flex, but ndarray is faster on our training
-        // step (README, "CPU backends"), so it stays the default while it is.
+        // step (docs/performance.md, "CPU backends"), so it stays the default while it is.
         #[allow(deprecated)]
         BackendKind::Ndarray => Ok((Device::ndarray(), DeviceInfo::cpu(kind))),
         BackendKind::Flex => flex().map(|d| (d, DeviceInfo::cpu(kind))),

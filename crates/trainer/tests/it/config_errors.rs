@@ -143,7 +143,7 @@ fn bare_names_are_found_in_configs() {
 #[test]
 fn every_shipped_config_parses_and_validates() {
     let mut n = 0;
-    // configs/ and its folders (configs/results/: the README table's methods).
+    // configs/ and its folders (configs/results/: docs/results.md's methods).
     let mut dirs = vec![crate::repo().join("configs")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
