@@ -145,12 +145,13 @@ impl Figure for Curves {
         root: &DrawingArea<DB, Shift>,
         _fine: bool,
     ) -> Result<(), String> {
+        // Regression runs have no accuracy: their loss gets the whole width.
+        if !self.series.keys().any(|(_, m)| m == "accuracy") {
+            return self.panel(root, "loss", "Loss per epoch");
+        }
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
         self.panel(&left, "loss", "Loss per epoch")?;
-        if self.series.keys().any(|(_, m)| m == "accuracy") {
-            self.panel(&right, "accuracy", "Accuracy per epoch")?;
-        }
-        Ok(())
+        self.panel(&right, "accuracy", "Accuracy per epoch")
     }
 }
 

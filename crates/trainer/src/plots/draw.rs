@@ -46,14 +46,19 @@ pub fn s<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
-/// Colours of the series, in order (matplotlib's tab10, readable on white).
-pub const PALETTE: [RGBColor; 6] = [
+/// Colours of the series, in order (matplotlib's tab10, readable on white): ten before a colour
+/// repeats (a sensitivity plot has one series per layer).
+pub const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// The font of every label.

@@ -125,6 +125,19 @@ img{{max-width:100%;border:1px solid #ddd}}figcaption{{color:#555;margin-top:0.3
             t["compression_ratio"].as_f64().unwrap_or(1.0),
             t["theoretical_speedup"].as_f64().unwrap_or(1.0)
         );
+        // What pruning cost, in the run's own words: the accuracy right before pruning against
+        // the final one (after fine-tuning, if any), on the split the summary leads with.
+        let split = ["test", "valid", "train"]
+            .into_iter()
+            .find(|k| p["before_pruning"].get(*k).is_some());
+        if let Some(split) = split {
+            let _ = writeln!(
+                h,
+                "<p>{split} accuracy before pruning {}, at the end {}.</p>",
+                pct(&p["before_pruning"][split]["accuracy"]),
+                pct(&summary["final"][split]["accuracy"])
+            );
+        }
         if let Some(levels) = p["levels"].as_array() {
             let cells = |tag: &str, items: &[String]| -> String {
                 items

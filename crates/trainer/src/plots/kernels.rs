@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::PlotError;
-use super::draw::{FONT, Figure, both, s};
+use super::draw::{FONT, Figure, both, integer_ticks, s};
 use crate::inference::{HostLayer, HostMlp};
 
 /// Kernels small enough get their values written into the cells.
@@ -32,12 +32,6 @@ fn gray(v: f32, min: f32, max: f32) -> RGBColor {
     };
     let g = (t * 255.0).round() as u8;
     RGBColor(g, g, g)
-}
-
-/// At most about 12 ticks: every k-th centre of a long axis.
-fn thin(centres: Vec<i32>) -> Vec<i32> {
-    let k = centres.len().div_ceil(12).max(1);
-    centres.into_iter().step_by(k).collect()
 }
 
 fn cell_px(layer: &HostLayer) -> usize {
@@ -70,7 +64,20 @@ fn panel<DB: DrawingBackend>(
     // Cell (r, c) spans [2c, 2c + 2] × [2(rows-1-r), 2(rows-r)] on integer axes (row 0 at the
     // top, as an image); ticks sit on the odd centres and are labelled with the index.
     // Integer axes with ticks we choose draw every index once, a single row or column too.
-    let centres = |n: usize| (0..n).map(|i| 2 * i as i32 + 1).collect::<Vec<i32>>();
+    // Labelled indices start at 0 (the top row, the left column) and step evenly.
+    let step_of = |n: usize| {
+        integer_ticks(n.saturating_sub(1) as f64, 12)
+            .get(1)
+            .map_or(1, |t| *t as usize)
+    };
+    let x_ticks: Vec<i32> = (0..cols)
+        .step_by(step_of(cols))
+        .map(|c| 2 * c as i32 + 1)
+        .collect();
+    let y_ticks: Vec<i32> = (0..rows)
+        .step_by(step_of(rows))
+        .map(|r| 2 * (rows - 1 - r) as i32 + 1)
+        .collect();
     let (w, h) = (2 * cols as i32, 2 * rows as i32);
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -81,8 +88,8 @@ fn panel<DB: DrawingBackend>(
         .x_label_area_size(60)
         .y_label_area_size(50)
         .build_cartesian_2d(
-            (0..w).with_key_points(thin(centres(cols))),
-            (0..h).with_key_points(thin(centres(rows))),
+            (0..w).with_key_points(x_ticks),
+            (0..h).with_key_points(y_ticks),
         )
         .map_err(s)?;
     let x_index = |v: &i32| format!("{}", (v - 1) / 2);

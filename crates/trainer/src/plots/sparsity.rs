@@ -129,8 +129,14 @@ impl Figure for AccVsSparsity {
             // past 100 %.
             percent_range(lo, hi, 5.0)
         } else {
+            // A loss or an error is never negative, so neither is its axis.
             let pad = ((hi - lo) * 0.1).max(hi.abs() * 0.05).max(1e-6);
-            (lo - pad, hi + pad)
+            let bottom = if lo >= 0.0 {
+                (lo - pad).max(0.0)
+            } else {
+                lo - pad
+            };
+            (bottom, hi + pad)
         };
         let (plot, key) = with_legend_column(root);
         let mut chart = ChartBuilder::on(&plot)

@@ -362,3 +362,32 @@ fn kernels_are_drawn_in_keras_layout_with_every_value() {
         assert!(texts.contains(&v), "{v} missing: {texts:?}");
     }
 }
+
+#[test]
+fn a_loss_only_run_gets_one_wide_panel_and_loss_axes_stay_non_negative() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut csv = String::from("step,epoch,split,metric,value\n");
+    for e in 1..=2 {
+        csv += &format!("{e},{e},train,loss,{}\n", 0.02 / f64::from(e));
+    }
+    std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+    curves::training_curves(dir).unwrap();
+    let path = dir.join("training.svg");
+    let all = check_common(&path);
+    assert_eq!(x_ticks(&all).len(), 1, "a regression run has one panel");
+    let y = y_ticks(&all);
+    assert!(y[0].iter().all(|v| *v >= 0.0), "{y:?}");
+
+    let search = json!({
+        "metric": "val_loss", "dense": 0.001, "tolerance": 0.002,
+        "probes": [
+            { "sparsity": 0.5, "metric": 0.002, "kept": true },
+            { "sparsity": 0.9, "metric": 0.004, "kept": false },
+        ],
+    });
+    sparsity::search_plot(dir, &search).unwrap();
+    let path = dir.join("search.svg");
+    let y = y_ticks(&check_common(&path));
+    assert!(y[0].iter().all(|v| *v >= 0.0), "{y:?}");
+}

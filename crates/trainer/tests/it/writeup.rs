@@ -29,21 +29,27 @@ fn seed_toml_over_ten_seeds_reproduces_the_writeups_numbers() {
         .collect();
     assert_eq!(pruned.len(), 10);
     let num = |r: &Vec<&str>, c: &str| -> f64 { r[col(c)].parse().unwrap() };
-    // Keras: 1.0 before pruning for every seed; after pruning a mean of 0.92, with 0 or 1 of the
-    // 3 hidden units removed per seed.
-    for r in &pruned {
-        assert_eq!(num(r, "accuracy_before_pruning"), 1.0, "{r:?}");
-        assert!(num(r, "units_removed") <= 2.0, "{r:?}");
-    }
-    let after: f64 = pruned.iter().map(|r| num(r, "accuracy")).sum::<f64>() / 10.0;
+    let by_seed = |c: &str| -> Vec<f64> {
+        let mut v: Vec<(f64, f64)> = pruned.iter().map(|r| (num(r, "seed"), num(r, c))).collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v.into_iter().map(|(_, x)| x).collect()
+    };
+    // The numbers README.md and docs/writeup.md print, seed by seed (deterministic: the same
+    // config and seed give the same numbers). Keras, for comparison: 1.0 before pruning for
+    // every seed, 0.92 after on average, 0 or 1 of the 3 hidden units removed per seed.
+    assert_eq!(by_seed("accuracy_before_pruning"), [1.0; 10]);
+    assert_eq!(
+        by_seed("accuracy"),
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.6, 0.6, 1.0, 1.0]
+    );
+    assert_eq!(
+        by_seed("units_removed"),
+        [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 2.0, 0.0]
+    );
+    let after: f64 = by_seed("accuracy").iter().sum::<f64>() / 10.0;
     assert!(
         (after - 0.92).abs() <= 0.1,
         "mean accuracy after pruning {after}"
-    );
-    let removed: f64 = pruned.iter().map(|r| num(r, "units_removed")).sum();
-    assert!(
-        (1.0..=15.0).contains(&removed),
-        "{removed} units removed in all"
     );
     let table = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
