@@ -806,13 +806,17 @@ pub fn parse_config(
                 message: e.message().to_string(),
             })?;
     }
+    // Data paths relative to the config file become absolute, so the run folder's config.toml
+    // names the same files from any working directory (`--resume`, `compact`, `infer` and
+    // `sensitivity` read it, possibly after the folder was moved).
     let base = path.parent().unwrap_or(Path::new("."));
     for p in [&mut config.data.path, &mut config.data.dir]
         .into_iter()
         .flatten()
     {
         if p.is_relative() {
-            *p = base.join(&*p);
+            let joined = base.join(&*p);
+            *p = std::path::absolute(&joined).unwrap_or(joined);
         }
     }
     config.validate().map_err(|(key, message)| {

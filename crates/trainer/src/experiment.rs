@@ -78,6 +78,9 @@ pub enum ExperimentError {
         /// What is wrong.
         message: String,
     },
+    /// The run folder is in use by another process, or not Lopper's.
+    #[error(transparent)]
+    Folder(#[from] crate::folder::FolderError),
     /// Writing the run folder failed.
     #[error("cannot write {}: {cause}", path.display())]
     Io {
@@ -476,9 +479,15 @@ pub fn run_experiment(
     let start = Instant::now();
     let cfg = &loaded.config;
     let resolved = resolved_toml(cfg);
+    // One writer per run folder: a resumed run takes the folder's lock before reading it (a
+    // second `--resume` of a run still training is refused, naming the first's pid).
+    let mut lock = None;
     let resume = match &opts.resume {
         None => None,
-        Some(dir) => Some(resume_checkpoint(dir)?),
+        Some(dir) => {
+            lock = Some(crate::folder::FolderLock::acquire(dir)?);
+            Some(resume_checkpoint(dir)?)
+        }
     };
     // The config file the run started from: data paths in it are relative to it.
     let config_path = match &resume {
@@ -548,7 +557,8 @@ pub fn run_experiment(
                 &resolved,
                 opts.out.as_deref(),
             )
-            .map_err(io_err(&opts.runs_root))?;
+            .map_err(io_err(opts.out.as_deref().unwrap_or(&opts.runs_root)))?;
+            lock = Some(crate::folder::FolderLock::acquire(&dir)?);
             let config_toml = dir.join("config.toml");
             std::fs::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
             dir
@@ -678,6 +688,8 @@ pub fn run_experiment(
     if let Err(e) = plotted {
         eprintln!("warning: plots not written: {e}");
     }
+    // The folder stays ours until everything is written.
+    drop(lock);
     Ok(RunResult {
         pruning: trained.pruning,
         dir,

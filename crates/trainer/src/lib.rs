@@ -15,6 +15,7 @@ pub mod early_stop;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod folder;
 pub mod head;
 pub mod hooks;
 pub mod inference;

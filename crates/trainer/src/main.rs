@@ -332,21 +332,6 @@ fn sweep_command(a: &SweepArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", loaded.stem())));
-    // A sweep folder belongs to one config: finished points of another would be mixed in.
-    let text = std::fs::read_to_string(&path)?;
-    let stamp = dir.join("config.toml");
-    match std::fs::read_to_string(&stamp) {
-        Ok(old) if old != text => anyhow::bail!(
-            "{} was made from a different {}: pass --out with a new folder, or delete it",
-            dir.display(),
-            path.display()
-        ),
-        Ok(_) => {}
-        Err(_) => {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(&stamp, &text)?;
-        }
-    }
     let exe = std::env::current_exe().context("cannot find the trainer binary to run points")?;
     let bar = if a.quiet {
         indicatif::ProgressBar::hidden()

@@ -13,8 +13,9 @@ pub fn short_hash(text: &str) -> String {
     format!("{h:016x}")[..8].to_string()
 }
 
-/// Creates the run folder. With `out`, exactly that folder, which must not exist or be empty;
-/// otherwise `root/<stem>-<hash>`, or `…-2`, `…-3`, … if taken.
+/// Creates the run folder, marked as Lopper's ([`crate::folder::MARKER`]). With `out`, exactly
+/// that folder, which must not exist or be empty; otherwise `root/<stem>-<hash>`, or `…-2`,
+/// `…-3`, … if taken.
 pub fn create_run_dir(
     root: &Path,
     stem: &str,
@@ -32,6 +33,7 @@ pub fn create_run_dir(
             ));
         }
         std::fs::create_dir_all(out)?;
+        mark(out)?;
         return Ok(out.to_path_buf());
     }
     std::fs::create_dir_all(root)?;
@@ -45,12 +47,19 @@ pub fn create_run_dir(
         let dir = root.join(name);
         // create_dir (not _all) fails if the folder exists, so two runs cannot share one.
         match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
+            Ok(()) => {
+                mark(&dir)?;
+                return Ok(dir);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
     unreachable!("the loop returns")
+}
+
+fn mark(dir: &Path) -> std::io::Result<()> {
+    crate::folder::mark(dir).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Whether `dir` holds a finished run.

@@ -35,6 +35,9 @@ pub enum SweepError {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// The sweep folder or a point's folder is in use, or not Lopper's.
+    #[error(transparent)]
+    Folder(#[from] crate::folder::FolderError),
     /// Points failed; the others are aggregated.
     #[error(
         "{failed} of {total} sweep points failed (their run folders keep what they wrote; rerun the same command to retry them): {}",
@@ -115,6 +118,24 @@ impl SweepSpec {
         let seeds = seeds
             .or_else(|| (!table.seeds.is_empty()).then(|| table.seeds.clone()))
             .unwrap_or_else(|| vec![loaded.config.seed]);
+        // A value given twice would run one folder twice and count it as two seeds.
+        if let Some(s) = first_repeat(&seeds) {
+            return Err(SweepError::Plan(format!(
+                "seed {s} is given twice; each seed runs once"
+            )));
+        }
+        if let Some(k) = first_repeat(&grid.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()) {
+            return Err(SweepError::Plan(format!(
+                "grid key {k} is given twice; list all its values in one --grid {k}=V1,V2"
+            )));
+        }
+        for (k, vs) in &grid {
+            if let Some(v) = first_repeat(vs) {
+                return Err(SweepError::Plan(format!(
+                    "grid key {k} lists the value {v} twice; each value runs once"
+                )));
+            }
+        }
         let jobs = jobs.unwrap_or(table.jobs);
         if jobs == 0 {
             return Err(SweepError::Plan("--jobs must be ≥ 1".into()));
@@ -181,29 +202,58 @@ fn baseline_overrides(method: &str) -> &'static [&'static str] {
     }
 }
 
-/// A folder name for a grid value: `pruning.sparsity=0.9` → `sparsity-0.9`.
+/// The first value that appears twice in `v`.
+fn first_repeat<T: PartialEq + Clone>(v: &[T]) -> Option<T> {
+    v.iter()
+        .enumerate()
+        .find(|(i, x)| v[..*i].contains(x))
+        .map(|(_, x)| x.clone())
+}
+
+/// Longest folder name a grid point gets (file systems allow 255 bytes).
+const MAX_SLUG: usize = 120;
+
+/// A folder name for a grid point: `pruning.sparsity=0.9` → `sparsity-0.9`. Keys and values come
+/// from the user, so only `[A-Za-z0-9._-]` survive (no separator, no `..`, never absolute), the
+/// name never starts with a dot, and a long one is cut and given a hash of the whole so that it
+/// stays distinct.
 fn slug(values: &[(String, String)]) -> String {
     if values.is_empty() {
         return "base".into();
     }
-    values
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let name = values
         .iter()
         .map(|(k, v)| {
             let key = k.rsplit('.').next().unwrap_or(k);
-            let v: String = v
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("{key}-{v}")
+            format!("{}-{}", clean(key), clean(v))
         })
         .collect::<Vec<_>>()
-        .join(",")
+        .join(",");
+    let name = if name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    };
+    if name.len() <= MAX_SLUG {
+        return name;
+    }
+    let whole: String = values.iter().map(|(k, v)| format!("{k}={v};")).collect();
+    format!(
+        "{}-{}",
+        &name[..MAX_SLUG - 9],
+        crate::run_dir::short_hash(&whole)
+    )
 }
 
 /// Every point of the sweep, each checked by loading its config (a bad grid key or value is an
@@ -258,7 +308,17 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
             }
         }
     }
-    for p in &points {
+    for (i, p) in points.iter().enumerate() {
+        // Distinct grid values can clean to one folder name (`a/b` and `a_b`): refuse, rather
+        // than run two points in one folder.
+        if let Some(q) = points[..i].iter().find(|q| q.dir == p.dir) {
+            return Err(SweepError::Plan(format!(
+                "points `{}` and `{}` would share the folder {}; make the grid values differ in letters, digits, '.' or '-'",
+                q.label(),
+                p.label(),
+                p.dir.display()
+            )));
+        }
         load_config(&loaded.path, &p.overrides()).map_err(|cause| SweepError::Point {
             point: p.label(),
             cause,
@@ -287,10 +347,46 @@ pub fn run_sweep(
     dir: &Path,
     mut report: impl FnMut(usize, usize, &str),
 ) -> Result<SweepOutcome, SweepError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
     let points = plan(loaded, spec, dir)?;
+    // The sweep folder follows `--out`'s rule: new, empty, or a sweep folder Lopper made; and
+    // one sweep process at a time.
+    let fresh = !dir.exists() || std::fs::read_dir(dir).map_err(io(dir))?.next().is_none();
+    if !fresh && !crate::folder::is_ours(dir) {
+        return Err(crate::folder::FolderError::NotOurs {
+            dir: dir.to_path_buf(),
+        }
+        .into());
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::folder::mark(dir)?;
+    let _lock = crate::folder::FolderLock::acquire(dir)?;
+    // A sweep folder belongs to one config: finished points of another would be mixed in.
+    let text = std::fs::read_to_string(&loaded.path).map_err(io(&loaded.path))?;
+    let stamp = dir.join("config.toml");
+    match std::fs::read_to_string(&stamp) {
+        Ok(old) if old != text => {
+            return Err(SweepError::Plan(format!(
+                "{} was made from a different {}: pass --out with a new folder, or delete it",
+                dir.display(),
+                loaded.path.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(_) => std::fs::write(&stamp, &text).map_err(io(&stamp))?,
+    }
     let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
+    // A point still run by a process of an earlier sweep (stopped, its children orphaned) is
+    // not started a second time.
+    for p in &todo {
+        if let Some(pid) = crate::folder::holder(&p.dir) {
+            return Err(crate::folder::FolderError::Busy {
+                dir: p.dir.clone(),
+                pid: Some(pid),
+            }
+            .into());
+        }
+    }
     let skipped = points.len() - todo.len();
     let mut queue = todo.iter();
     let mut running: Vec<(&Point, Child)> = Vec::new();
@@ -303,7 +399,7 @@ pub fn run_sweep(
             // (`train.checkpoint_every`), or starts afresh without one.
             let resume = p.dir.join(crate::checkpoint::FILE).is_file();
             if p.dir.exists() && !resume {
-                std::fs::remove_dir_all(&p.dir).map_err(io(&p.dir))?;
+                crate::folder::remove_ours(&p.dir)?;
             }
             let parent = p.dir.parent().expect("point folders are nested");
             std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -322,6 +418,7 @@ pub fn run_sweep(
                 }
                 cmd.arg("--out").arg(&p.dir);
             }
+            die_with_parent(&mut cmd);
             cmd.arg("--quiet")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(io(&log_path))?)
@@ -373,6 +470,31 @@ pub fn run_sweep(
         rows,
     })
 }
+
+/// A point's process ends when the sweep's does (`PR_SET_PDEATHSIG`), however the sweep ends —
+/// Ctrl-C, SIGTERM or SIGKILL — so no orphan keeps writing into a folder a rerun will use.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The sweep may have died between fork and prctl: then nobody would signal us.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(143);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 fn summary_line(dir: &Path) -> String {
     let r = read_run(dir);

@@ -93,8 +93,13 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
             stream_len.saturating_sub(header)
         )));
     }
+    if dims.contains(&0) {
+        return Err(bad(format!(
+            "header says {dims:?}: a data set needs at least one sample of at least one value"
+        )));
+    }
     let mut data = Vec::with_capacity(payload as usize);
-    reader
+    (&mut reader)
         .take(payload)
         .read_to_end(&mut data)
         .map_err(|e| bad(format!("data unreadable ({e})")))?;
@@ -102,6 +107,20 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
         return Err(bad(format!(
             "truncated: {} of {payload} data bytes",
             data.len()
+        )));
+    }
+    // Read to the end of the stream: only there does gzip check its CRC-32 and length, so a
+    // corrupted file is refused instead of trained on.
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).map_err(|e| {
+        bad(format!(
+            "corrupt: the gzip stream fails its integrity check ({e}); download the file again"
+        ))
+    })?;
+    if !rest.is_empty() {
+        return Err(bad(format!(
+            "{} bytes after the data the header describes",
+            rest.len()
         )));
     }
     Ok(IdxArray { dims, data })
@@ -135,8 +154,16 @@ fn images_and_labels(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
 
 /// Fashion-MNIST's training and test sets from the four gzip files in `dir`.
 pub fn fashion_mnist(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
-    Ok((
-        images_and_labels(dir, "train")?,
-        images_and_labels(dir, "t10k")?,
-    ))
+    let train = images_and_labels(dir, "train")?;
+    let test = images_and_labels(dir, "t10k")?;
+    if test.n_features != train.n_features {
+        return Err(DataError::Idx {
+            path: dir.join("t10k-images-idx3-ubyte.gz"),
+            message: format!(
+                "test images have {} pixels but training images {}: the four files must come from one data set",
+                test.n_features, train.n_features
+            ),
+        });
+    }
+    Ok((train, test))
 }

@@ -10,7 +10,7 @@ mod split;
 mod synthetic;
 
 pub use csv::read_csv;
-pub use idx::{IdxArray, read_idx};
+pub use idx::{IdxArray, fashion_mnist, read_idx};
 pub use scale::Scaler;
 pub use split::split_indices;
 

@@ -86,6 +86,24 @@ fn idx_reader_accepts_good_files_and_rejects_corrupt_ones_before_allocating() {
     std::fs::write(&cut, &full[..full.len() - 9]).unwrap();
     assert!(read_idx(&cut, 3).is_err());
 
+    // A flipped bit in the CRC-32 of the trailer: the data decode, the check fails.
+    let crc = dir.path().join("crc.gz");
+    let mut bytes = full.clone();
+    let at = bytes.len() - 8;
+    bytes[at] ^= 0x01;
+    std::fs::write(&crc, &bytes).unwrap();
+    let e = read_idx(&crc, 3).unwrap_err().to_string();
+    assert!(e.contains("integrity check") && e.contains("crc.gz"), "{e}");
+
+    // A header with zero rows (or zero pixels) describes no data set.
+    let empty = dir.path().join("empty.gz");
+    gz(&empty, &idx_bytes(&[0, 28, 28], &[]));
+    let e = read_idx(&empty, 3).unwrap_err().to_string();
+    assert!(
+        e.contains("[0, 28, 28]") && e.contains("at least one sample"),
+        "{e}"
+    );
+
     // Wrong magic, wrong element type, wrong rank; plain (not gzip) files too.
     let plain = dir.path().join("plain-idx");
     let mut bytes = idx_bytes(&[2, 2], &[0; 4]);
@@ -148,4 +166,28 @@ fn digits_split_is_stratified_and_deterministic() {
             .count();
         assert!((34..=38).contains(&k), "class {class}: {k}");
     }
+}
+
+#[test]
+fn test_images_of_another_size_than_training_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    gz(
+        &d.join("train-images-idx3-ubyte.gz"),
+        &idx_bytes(&[2, 2, 2], &[0; 8]),
+    );
+    gz(
+        &d.join("train-labels-idx1-ubyte.gz"),
+        &idx_bytes(&[2], &[0, 1]),
+    );
+    gz(
+        &d.join("t10k-images-idx3-ubyte.gz"),
+        &idx_bytes(&[1, 3, 3], &[0; 9]),
+    );
+    gz(&d.join("t10k-labels-idx1-ubyte.gz"), &idx_bytes(&[1], &[1]));
+    let e = trainer::data::fashion_mnist(d).unwrap_err().to_string();
+    assert!(
+        e.contains("test images have 9 pixels but training images 4") && e.contains("t10k-images"),
+        "{e}"
+    );
 }

@@ -7,6 +7,7 @@ mod datasets;
 mod dynamic_pruning;
 mod end_to_end;
 mod experiments;
+mod hardening;
 mod payoff;
 mod resume;
 mod static_pruning;

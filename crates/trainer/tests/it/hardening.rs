@@ -1,0 +1,309 @@
+//! Nothing touched outside its folder, one writer per folder, run folders that work from anywhere:
+//! the trainer and its sweeps run as a careless or hostile user would run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::write;
+
+fn trainer(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.current_dir(cwd);
+    c
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn err(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The digits set as a CSV named relative to the config (`data.csv` beside it).
+fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(
+        crate::repo().join("datasets/digits.csv"),
+        dir.join("data.csv"),
+    )
+    .unwrap();
+    write(
+        dir,
+        "digits.toml",
+        &format!(
+            "seed = 0\n[data]\nname = \"csv\"\npath = \"data.csv\"\ntarget = \"digit\"\n\
+             test_fraction = 0.2\nscale = \"global-minmax\"\n[model]\nhidden = [32]\n\
+             [train]\nepochs = {epochs}\nbatch_size = 64\nlr = 0.01\n{train_extra}\n"
+        ),
+    )
+}
+
+fn epochs_logged(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .map(|t| t.lines().filter(|l| l.contains(",train,loss,")).count())
+        .unwrap_or(0)
+}
+
+/// Waits until `ready` holds, failing the test if `child` ends first.
+fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the process ended before {what}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{what}: stalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_second_process_on_a_running_folder_is_refused_and_the_first_finishes_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = project(&tmp.path().join("p"), 150, "checkpoint_every = 1");
+    let run = tmp.path().join("run");
+    let mut first = trainer(tmp.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .arg("--quiet")
+        .spawn()
+        .unwrap();
+    wait_for(&mut first, "its first checkpoint", || {
+        run.join("checkpoint.safetensors").is_file()
+    });
+    let second = trainer(tmp.path())
+        .arg("--resume")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let e = err(&second);
+    assert!(
+        e.contains("in use by another Lopper process")
+            && e.contains(&format!("pid {}", first.id())),
+        "{e}"
+    );
+    assert!(first.wait().unwrap().success());
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(!metrics.contains('\0'), "NUL bytes in metrics.csv");
+    assert_eq!(epochs_logged(&run), 150, "every epoch logged once");
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(summary.contains("\"status\": \"ok\""), "{summary}");
+}
+
+#[test]
+fn a_run_folder_moved_elsewhere_resumes_compacts_and_infers() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The config names its data relative to itself, and the run starts from another folder.
+    let config = project(
+        &tmp.path().join("project"),
+        60,
+        "checkpoint_every = 1\n[pruning]\ncriterion = \"l1\"\ngranularity = \"neuron\"\nsparsity = 0.5",
+    );
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let run = tmp.path().join("run");
+    // Named relative to the working directory, as a user types it.
+    let relative = Path::new("..").join(config.strip_prefix(tmp.path()).unwrap());
+    let mut child = trainer(&elsewhere)
+        .arg("--config")
+        .arg(&relative)
+        .arg("--out")
+        .arg(&run)
+        .arg("--quiet")
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, "two epochs and a checkpoint", || {
+        run.join("checkpoint.safetensors").is_file() && epochs_logged(&run) >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Moved and renamed, then used from a third folder.
+    let moved = tmp.path().join("archive").join("renamed-run");
+    std::fs::create_dir(tmp.path().join("archive")).unwrap();
+    std::fs::rename(&run, &moved).unwrap();
+    let third = tmp.path().join("third");
+    std::fs::create_dir(&third).unwrap();
+    ok(&trainer(&third)
+        .arg("--resume")
+        .arg(&moved)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+    assert!(
+        std::fs::read_to_string(moved.join("summary.json"))
+            .unwrap()
+            .contains("\"status\": \"ok\"")
+    );
+    ok(&trainer(&third).arg("compact").arg(&moved).output().unwrap());
+    let infer = ok(&trainer(&third)
+        .args(["infer"])
+        .arg(&moved)
+        .args(["--format", "csr"])
+        .output()
+        .unwrap());
+    assert!(infer.contains("accuracy"), "{infer}");
+}
+
+fn sweep(cwd: &Path, config: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = trainer(cwd);
+    c.arg("sweep")
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    c
+}
+
+#[test]
+fn sweep_names_come_from_its_folder_only_and_repeats_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = project(
+        &tmp.path().join("p"),
+        2,
+        "[pruning]\ncriterion = \"l1\"\nsparsity = 0.5",
+    );
+    // A folder that is not Lopper's: a sweep neither writes into it nor deletes from it.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    write(&theirs, "thesis.tex", "years of work");
+    let e = err(&sweep(tmp.path(), &config, &theirs, &["--seeds", "0"])
+        .output()
+        .unwrap());
+    assert!(e.contains("was not made by Lopper"), "{e}");
+    let names: Vec<_> = std::fs::read_dir(&theirs).unwrap().collect();
+    assert_eq!(names.len(), 1, "nothing written into a foreign folder");
+
+    // A grid key with an absolute path in it (no dots, so all of it is the key's last part)
+    // stays a name inside the sweep folder: the point folder it would have named, which exists
+    // outside and looks half-written, is neither deleted nor written to.
+    let base = std::env::temp_dir().join(format!("lopper-victim-{}", std::process::id()));
+    let victim = PathBuf::from(format!("{}-0.5", base.display())).join("seed-0");
+    std::fs::create_dir_all(&victim).unwrap();
+    write(&victim, "keep.txt", "x");
+    let out = tmp.path().join("sweep");
+    let key = format!("--grid=pruning.layer_factor.{}=0.5", base.display());
+    let _ = sweep(tmp.path(), &config, &out, &[&key, "--seeds", "0"])
+        .output()
+        .unwrap();
+    let intact =
+        victim.join("keep.txt").is_file() && std::fs::read_dir(&victim).unwrap().count() == 1;
+    std::fs::remove_dir_all(victim.parent().unwrap()).unwrap();
+    assert!(intact, "a folder outside the sweep was touched");
+    for entry in walk(&out) {
+        assert!(entry.starts_with(&out), "{} outside", entry.display());
+    }
+
+    // Seeds or grid values given twice would run one folder twice.
+    let e = err(&sweep(
+        tmp.path(),
+        &config,
+        &tmp.path().join("s2"),
+        &["--seeds", "0,0"],
+    )
+    .output()
+    .unwrap());
+    assert!(e.contains("seed 0 is given twice"), "{e}");
+    let e = err(&sweep(
+        tmp.path(),
+        &config,
+        &tmp.path().join("s3"),
+        &["--grid", "pruning.sparsity=0.5,0.5"],
+    )
+    .output()
+    .unwrap());
+    assert!(e.contains("lists the value 0.5 twice"), "{e}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = project(&tmp.path().join("p"), 60, "");
+    let args = ["--seeds", "0,1", "--jobs", "2"];
+    let reference = tmp.path().join("reference");
+    ok(&sweep(tmp.path(), &config, &reference, &args)
+        .output()
+        .unwrap());
+
+    let out = tmp.path().join("stopped");
+    let mut parent = sweep(tmp.path(), &config, &out, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let points: Vec<PathBuf> = ["seed-0", "seed-1"]
+        .iter()
+        .map(|s| out.join("config/base").join(s))
+        .collect();
+    wait_for(&mut parent, "both points train", || {
+        points.iter().all(|p| epochs_logged(p) >= 1)
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &parent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    parent.wait().unwrap();
+    // The points die with their sweep: within a few seconds nobody holds their folders.
+    let start = Instant::now();
+    while points.iter().any(|p| trainer::folder::holder(p).is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a point process outlived its sweep"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        points.iter().all(|p| !p.join("summary.json").exists()),
+        "the points were stopped before they finished"
+    );
+
+    // Run again at once: the half-written points start afresh and match the reference.
+    ok(&sweep(tmp.path(), &config, &out, &args).output().unwrap());
+    let table = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let t = header.iter().position(|c| *c == "wall_s").unwrap();
+        text.lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(t);
+                f.join(",")
+            })
+            .collect()
+    };
+    assert_eq!(table(&out), table(&reference));
+}
