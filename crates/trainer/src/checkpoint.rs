@@ -158,14 +158,7 @@ impl Checkpoint {
             })
             .collect();
         let bytes = crate::export::safetensors_bytes(views, meta).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("safetensors.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        crate::atomic::write(path, bytes)
     }
 
     /// Reads the checkpoint at `path`.

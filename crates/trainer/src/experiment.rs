@@ -560,7 +560,7 @@ pub fn run_experiment(
             .map_err(io_err(opts.out.as_deref().unwrap_or(&opts.runs_root)))?;
             lock = Some(crate::folder::FolderLock::acquire(&dir)?);
             let config_toml = dir.join("config.toml");
-            std::fs::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
+            crate::atomic::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
             dir
         }
     };
@@ -602,7 +602,7 @@ pub fn run_experiment(
             s.extend(e.clone());
         }
         let text = serde_json::to_string_pretty(&s).expect("json");
-        std::fs::write(&summary_path, text + "\n").map_err(io_err(&summary_path))
+        crate::atomic::write(&summary_path, text + "\n").map_err(io_err(&summary_path))
     };
 
     let phases = run_phases(
@@ -622,54 +622,76 @@ pub fn run_experiment(
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {
+            let status = if matches!(source, TrainError::Interrupted { .. }) {
+                "interrupted"
+            } else {
+                "failed"
+            };
             write_summary(json!({
-                "status": "failed",
+                "status": status,
                 "error": source.to_string(),
                 "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
             }))?;
             return Err(ExperimentError::Train { cause: source, dir });
         }
     };
-    if let Some(report) = &trained.pruning {
-        let path = dir.join("pruning.json");
-        let text = serde_json::to_string_pretty(report).expect("json") + "\n";
-        std::fs::write(&path, text).map_err(io_err(&path))?;
-        if let Some(masks) = &trained.masks {
-            save_masks(masks, &dir.join("masks.safetensors"))?;
+    // Every output after training, each written atomically; a failure (a full disk, say) marks
+    // the run failed with the real cause and the file it hit, and leaves earlier files whole.
+    let written = (|| -> Result<_, ExperimentError> {
+        if let Some(report) = &trained.pruning {
+            let path = dir.join("pruning.json");
+            let text = serde_json::to_string_pretty(report).expect("json") + "\n";
+            crate::atomic::write(&path, text).map_err(io_err(&path))?;
+            if let Some(masks) = &trained.masks {
+                save_masks(masks, &dir.join("masks.safetensors"))?;
+            }
+            if let Some(small) = &trained.compact {
+                small.save(&dir.join("compact.safetensors"))?;
+            }
+            if let Some(levels) = report.get("levels") {
+                let path = dir.join("lottery.md");
+                crate::atomic::write(&path, crate::lottery::table(levels))
+                    .map_err(io_err(&path))?;
+            }
+            if let Some(search) = report.get("search") {
+                let path = dir.join("search.md");
+                crate::atomic::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
+            }
         }
-        if let Some(small) = &trained.compact {
-            small.save(&dir.join("compact.safetensors"))?;
-        }
-        if let Some(levels) = report.get("levels") {
-            let path = dir.join("lottery.md");
-            std::fs::write(&path, crate::lottery::table(levels)).map_err(io_err(&path))?;
-        }
-        if let Some(search) = report.get("search") {
-            let path = dir.join("search.md");
-            std::fs::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
-        }
-    }
 
-    let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
-    let model_path = dir.join("model.safetensors");
-    save_model(&trained.model, &model_path)?;
-    let wall_s = wall_before + start.elapsed().as_secs_f64();
-    let mut final_metrics = serde_json::Map::new();
-    for (split, e) in &evals {
-        final_metrics.insert(
-            split.to_string(),
-            json!({ "n": e.n, "loss": e.loss, "accuracy": e.accuracy(), "correct": e.correct }),
-        );
-    }
-    let ok = json!({
-        "status": "ok",
-        "epochs": trained.end.epochs_done,
-        "steps": trained.end.steps_done,
-        "stopped_early": trained.end.stopped_early,
-        "final": final_metrics,
-        "wall_time_s": wall_s,
-    });
-    write_summary(ok.clone())?;
+        let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
+        let model_path = dir.join("model.safetensors");
+        save_model(&trained.model, &model_path)?;
+        let wall_s = wall_before + start.elapsed().as_secs_f64();
+        let mut final_metrics = serde_json::Map::new();
+        for (split, e) in &evals {
+            final_metrics.insert(
+                split.to_string(),
+                json!({ "n": e.n, "loss": e.loss, "accuracy": e.accuracy(), "correct": e.correct }),
+            );
+        }
+        let ok = json!({
+            "status": "ok",
+            "epochs": trained.end.epochs_done,
+            "steps": trained.end.steps_done,
+            "stopped_early": trained.end.stopped_early,
+            "final": final_metrics,
+            "wall_time_s": wall_s,
+        });
+        write_summary(ok.clone())?;
+        Ok((evals, wall_s, ok))
+    })();
+    let (evals, wall_s, ok) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = write_summary(json!({
+                "status": "failed",
+                "error": e.to_string(),
+                "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
+            }));
+            return Err(e);
+        }
+    };
     // Pictures last: everything measured is on disk before, so a plotting failure (say, no
     // fonts) costs only the pictures, and says so.
     let after = HostMlp::from_mlp(&trained.model);

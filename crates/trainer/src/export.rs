@@ -129,7 +129,7 @@ pub fn write_safetensors<'a>(
     path: &Path,
 ) -> Result<(), String> {
     let bytes = safetensors_bytes(views, metadata)?;
-    std::fs::write(path, bytes).map_err(|e| e.to_string())
+    crate::atomic::write(path, bytes).map_err(|e| e.to_string())
 }
 
 /// Writes `model` to `path` in PyTorch's `[out, in]` layout.

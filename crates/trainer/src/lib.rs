@@ -5,6 +5,7 @@
 //! terminals, run folders; the `pruning` crate owns none of it.
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -19,6 +20,7 @@ pub mod folder;
 pub mod head;
 pub mod hooks;
 pub mod inference;
+pub mod interrupt;
 pub mod lottery;
 pub mod model;
 pub mod optim;

@@ -182,7 +182,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            // Stopped by Ctrl-C or SIGTERM: the shell's convention for SIGINT, 128 + 2.
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<trainer::experiment::ExperimentError>(),
+                    Some(trainer::experiment::ExperimentError::Train {
+                        cause: trainer::train::TrainError::Interrupted { .. },
+                        ..
+                    })
+                )
+            });
+            ExitCode::from(if interrupted { 130 } else { 2 })
         }
     }
 }
@@ -259,6 +269,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         None => {}
     }
     let cli = &cli.train;
+    // A training run: Ctrl-C and SIGTERM end it at the epoch's end with its status written.
+    trainer::interrupt::install().context("cannot install the Ctrl-C handler")?;
     if let Some(dir) = &cli.resume {
         let path = dir.join("config.toml");
         if !path.is_file() {

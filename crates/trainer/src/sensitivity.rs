@@ -171,7 +171,7 @@ fn write_files(dir: &Path, r: &Sensitivity, sparsities: &[f64]) -> Result<(), Ru
         ("sensitivity_targets.toml", suggested_toml(r)),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io(&path))?;
+        crate::atomic::write(&path, text).map_err(io(&path))?;
     }
     crate::plots::sensitivity_plot(dir, r).map_err(|e| RunFolderError::Folder {
         path: e.path,

@@ -373,7 +373,7 @@ pub fn run_sweep(
             )));
         }
         Ok(_) => {}
-        Err(_) => std::fs::write(&stamp, &text).map_err(io(&stamp))?,
+        Err(_) => crate::atomic::write(&stamp, &text).map_err(io(&stamp))?,
     }
     let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
     // A point still run by a process of an earlier sweep (stopped, its children orphaned) is
@@ -609,11 +609,11 @@ pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Ro
         );
     }
     let csv_path = dir.join("results.csv");
-    std::fs::write(&csv_path, csv).map_err(io(&csv_path))?;
+    crate::atomic::write(&csv_path, csv).map_err(io(&csv_path))?;
     let groups = group(&rows);
     let md_path = dir.join("results.md");
     let md = format!("{}\n{}", table(&groups), per_run_table(&rows));
-    std::fs::write(&md_path, md).map_err(io(&md_path))?;
+    crate::atomic::write(&md_path, md).map_err(io(&md_path))?;
     if let Err(e) = crate::plots::sweep_plot(dir, &groups) {
         // Numbers first: a plot that cannot be drawn (no fonts, say) costs only the picture.
         eprintln!("warning: {e}");

@@ -36,6 +36,13 @@ pub enum TrainError {
         /// A suggested smaller rate.
         suggest: f64,
     },
+    /// Ctrl-C or SIGTERM: the run stopped at the end of `epoch` (after writing a checkpoint, when
+    /// the config asks for them).
+    #[error("interrupted after epoch {epoch}")]
+    Interrupted {
+        /// The last epoch completed.
+        epoch: usize,
+    },
     /// Pruning failed (a bad mask, or a criterion without the data it needs).
     #[error("pruning: {0}")]
     Prune(pruning::PruneError),
@@ -287,9 +294,10 @@ pub fn train_checkpointed(
         for h in hooks.iter_mut() {
             h.on_epoch_end(&model, &end).map_err(hook_err(*h))?;
         }
+        let interrupted = crate::interrupt::requested();
         if let Some(c) = ckpt.as_deref()
             && !stop
-            && epoch.is_multiple_of(c.every)
+            && (epoch.is_multiple_of(c.every) || interrupted)
         {
             let at = Position {
                 epoch,
@@ -299,6 +307,9 @@ pub fn train_checkpointed(
                 early: early.as_ref(),
             };
             c.write(&at, &model, best.as_ref(), &optim, hooks)?;
+        }
+        if interrupted {
+            return Err(TrainError::Interrupted { epoch });
         }
         if stop {
             stopped_early = epoch < t.epochs;

@@ -26,19 +26,40 @@ pub fn both(dir: &Path, stem: &str, size: (u32, u32), fig: &impl Figure) -> Resu
         path: path.to_path_buf(),
         message,
     };
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
+    // Drawn under temporary names and renamed when complete (crate::atomic): a failure leaves
+    // the previous picture or none, never half of one.
+    let (png_tmp, svg_tmp) = (
+        crate::atomic::temp_path(&png),
+        crate::atomic::temp_path(&svg),
+    );
+    let drawn = (|| {
+        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&png, e.to_string()))?;
         fig.draw(&root, true).map_err(|m| fail(&png, m))?;
-        root.present().map_err(|e| fail(&png, e.to_string()))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        root.present().map_err(|e| fail(&png, e.to_string()))
+    })();
+    commit(&png_tmp, &png, drawn)?;
+    let drawn = (|| {
+        let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&svg, e.to_string()))?;
         fig.draw(&root, false).map_err(|m| fail(&svg, m))?;
-        root.present().map_err(|e| fail(&svg, e.to_string()))?;
+        root.present().map_err(|e| fail(&svg, e.to_string()))
+    })();
+    commit(&svg_tmp, &svg, drawn)
+}
+
+/// Renames a complete drawing over its final name, or removes the partial one.
+fn commit(tmp: &Path, path: &Path, drawn: Result<(), PlotError>) -> Result<(), PlotError> {
+    match drawn {
+        Ok(()) => crate::atomic::finish(tmp, path, Ok(())).map_err(|e| PlotError {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// Any drawing error as text.

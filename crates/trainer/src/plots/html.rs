@@ -170,7 +170,7 @@ img{{max-width:100%;border:1px solid #ddd}}figcaption{{color:#555;margin-top:0.3
     }
     h.push_str("</body></html>\n");
     let path = dir.join("index.html");
-    std::fs::write(&path, h).map_err(|e| PlotError {
+    crate::atomic::write(&path, h).map_err(|e| PlotError {
         path,
         message: e.to_string(),
     })

@@ -286,10 +286,11 @@ fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_resu
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        points.iter().all(|p| !p.join("summary.json").exists()),
-        "the points were stopped before they finished"
-    );
+    // Each point heard the SIGTERM and ended at its epoch's end, saying so.
+    for p in &points {
+        let summary = std::fs::read_to_string(p.join("summary.json")).unwrap();
+        assert!(summary.contains("\"status\": \"interrupted\""), "{summary}");
+    }
 
     // Run again at once: the half-written points start afresh and match the reference.
     ok(&sweep(tmp.path(), &config, &out, &args).output().unwrap());
@@ -306,4 +307,128 @@ fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_resu
             .collect()
     };
     assert_eq!(table(&out), table(&reference));
+}
+
+#[test]
+fn ctrl_c_ends_a_run_interrupted_with_a_checkpoint_it_resumes_from_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = project(&tmp.path().join("p"), 120, "checkpoint_every = 1000");
+    let whole = tmp.path().join("whole");
+    ok(&trainer(tmp.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&whole)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+
+    let run = tmp.path().join("run");
+    let mut child = trainer(tmp.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .arg("--quiet")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&mut child, "three epochs", || epochs_logged(&run) >= 3);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(summary.contains("\"status\": \"interrupted\""), "{summary}");
+    // checkpoint_every = 1000 never fires by itself: this checkpoint is the interruption's.
+    assert!(run.join("checkpoint.safetensors").is_file());
+    ok(&trainer(tmp.path())
+        .arg("--resume")
+        .arg(&run)
+        .arg("--quiet")
+        .output()
+        .unwrap());
+    for f in ["metrics.csv", "model.safetensors"] {
+        assert!(
+            std::fs::read(run.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(),
+            "{f} differs from the run that was never stopped"
+        );
+    }
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_run_naming_the_file_and_keeps_what_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = tmp.path().join("disk");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mount)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        // CI runs as root and mounts; a developer's unprivileged run cannot.
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _disk = SmallDisk(mount.clone());
+    // 64-256-10: the model file (76 KB) cannot fit in 64 KB; config and metrics can.
+    let config = project(&tmp.path().join("p"), 2, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("hidden = [32]", "hidden = [256]");
+    std::fs::write(&config, text).unwrap();
+    let run = mount.join("run");
+    let out = trainer(tmp.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let e = err(&out);
+    assert!(
+        e.contains("model.safetensors") && e.contains("No space left on device"),
+        "{e}"
+    );
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"status\": \"failed\"") && summary.contains("No space left on device"),
+        "{summary}"
+    );
+    assert_eq!(epochs_logged(&run), 2, "metrics.csv intact");
+    assert!(
+        std::fs::read_to_string(run.join("config.toml"))
+            .unwrap()
+            .contains("hidden = [256]")
+    );
+    assert!(
+        !run.join("model.safetensors").exists(),
+        "no truncated model file"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
