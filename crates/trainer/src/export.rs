@@ -188,11 +188,17 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
         if t.dtype() != Dtype::F32 {
             return Err(fmt(format!("`{name}` is {:?}, expected F32", t.dtype())));
         }
-        let v = t
+        let v: Vec<f32> = t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+            return Err(fmt(format!(
+                "`{name}` holds {} at flat index {k}: a model with NaN or infinite values computes nothing meaningful",
+                v[k]
+            )));
+        }
         Ok((v, t.shape().to_vec()))
     };
     let mut layers = Vec::new();
@@ -207,11 +213,37 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
                 "`{name}` has shape {shape:?}, expected 2 dimensions"
             ))
         })?;
-        let (b, _) = read(&format!("layers.{i}.bias"))?;
+        let bias = format!("layers.{i}.bias");
+        let (b, b_shape) = read(&bias)?;
+        if b_shape != [n_out] {
+            return Err(fmt(format!(
+                "`{bias}` has shape {b_shape:?} but `{name}` has {n_out} output units"
+            )));
+        }
+        if let Some(prev) = layers.last().map(|l: &HostLayer| l.n_out)
+            && prev != n_in
+        {
+            return Err(fmt(format!(
+                "`{name}` takes {n_in} inputs but layers.{}.weight gives {prev} outputs: the layers do not form a chain",
+                i - 1
+            )));
+        }
         layers.push(HostLayer { w, n_out, n_in, b });
     }
     if layers.is_empty() {
         return Err(fmt("no `layers.0.weight`; not a Lopper model".into()));
+    }
+    // A gap (layers.0, layers.2) would silently drop every layer after it.
+    let n = layers.len();
+    if let Some(extra) = st.names().into_iter().find(|t| {
+        t.strip_prefix("layers.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|k| k.parse::<usize>().ok())
+            .is_some_and(|k| k >= n)
+    }) {
+        return Err(fmt(format!(
+            "`{extra}` is present but `layers.{n}.weight` is missing: layers must be numbered 0, 1, 2, … without gaps"
+        )));
     }
     Ok(HostMlp { layers, activation }.to_mlp(device))
 }

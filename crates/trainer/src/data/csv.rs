@@ -113,50 +113,83 @@ pub fn parse_csv(
         TaskKind::Regression => Targets::Real(
             raw_targets
                 .iter()
-                .map(|(line, v)| {
-                    v.parse::<f32>().map_err(|_| {
-                        err(
-                            *line,
-                            target_col + 1,
-                            format!("target `{}`: `{v}` is not a number", names[target_col]),
-                        )
-                    })
+                .map(|(line, v)| match v.parse::<f32>() {
+                    Ok(t) if t.is_finite() => Ok(t),
+                    Ok(_) => Err(err(
+                        *line,
+                        target_col + 1,
+                        format!(
+                            "target `{}`: `{v}` is not a finite number",
+                            names[target_col]
+                        ),
+                    )),
+                    Err(_) => Err(err(
+                        *line,
+                        target_col + 1,
+                        format!("target `{}`: `{v}` is not a number", names[target_col]),
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        TaskKind::Classification => {
-            // Numeric labels sort numerically, names alphabetically.
-            let all_numeric = raw_targets.iter().all(|(_, v)| v.parse::<f64>().is_ok());
-            let mut classes: Vec<&str> = raw_targets.iter().map(|(_, v)| v.as_str()).collect();
-            if all_numeric {
-                classes.sort_by(|a, b| {
-                    a.parse::<f64>()
-                        .unwrap()
-                        .total_cmp(&b.parse::<f64>().unwrap())
-                });
-            } else {
-                classes.sort_unstable();
-            }
-            classes.dedup();
-            let index: BTreeMap<&str, u32> = classes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (*c, i as u32))
-                .collect();
-            if classes.len() < 2 {
-                return Err(DataError::Unusable(format!(
-                    "{}: target column `{}` has a single class; classification needs two or more",
-                    path.display(),
-                    names[target_col]
-                )));
-            }
-            Targets::Classes {
-                labels: raw_targets.iter().map(|(_, v)| index[v.as_str()]).collect(),
-                n_classes: classes.len(),
-            }
-        }
+        TaskKind::Classification => classes(&raw_targets, path, target_col, &names, &err)?,
     };
     Ok(Dataset { x, n_features, y })
+}
+
+/// Class indices for the target column. Numeric labels are classes by value, so `1`, `1.0` and
+/// `1e0` are one class, sorted numerically; a non-finite number is an error; otherwise labels
+/// are names, sorted alphabetically.
+fn classes(
+    raw: &[(usize, String)],
+    path: &Path,
+    target_col: usize,
+    names: &[&str],
+    err: &impl Fn(usize, usize, String) -> DataError,
+) -> Result<Targets, DataError> {
+    let numbers: Option<Vec<f64>> = raw.iter().map(|(_, v)| v.parse::<f64>().ok()).collect();
+    let keys: Vec<String> = match &numbers {
+        Some(values) => {
+            if let Some(((line, v), _)) = raw.iter().zip(values).find(|(_, n)| !n.is_finite()) {
+                return Err(err(
+                    *line,
+                    target_col + 1,
+                    format!("target `{}`: `{v}` is not a class label", names[target_col]),
+                ));
+            }
+            // One key per value: -0 and 0 are one class too.
+            values.iter().map(|n| format!("{}", n + 0.0)).collect()
+        }
+        None => raw.iter().map(|(_, v)| v.clone()).collect(),
+    };
+    let mut classes: Vec<(f64, &str)> = keys
+        .iter()
+        .zip(
+            numbers
+                .iter()
+                .flatten()
+                .copied()
+                .chain(std::iter::repeat(0.0)),
+        )
+        .map(|(k, n)| (n, k.as_str()))
+        .collect();
+    classes.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    classes.dedup_by(|a, b| a.1 == b.1);
+    if classes.len() < 2 {
+        return Err(DataError::Unusable(format!(
+            "{}: target column `{}` has a single class; classification needs two or more",
+            path.display(),
+            names[target_col]
+        )));
+    }
+    let index: BTreeMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c))| (*c, i as u32))
+        .collect();
+    Ok(Targets::Classes {
+        labels: keys.iter().map(|k| index[k.as_str()]).collect(),
+        n_classes: classes.len(),
+    })
 }
 
 #[cfg(test)]
@@ -188,5 +221,25 @@ mod tests {
         assert_eq!(e, "t.csv:3:3: expected 3 fields as in the header, found 2");
         let e = parse("a,b,c\n1,2,0\n").unwrap_err().to_string();
         assert!(e.contains("no column named `y`"), "{e}");
+    }
+
+    #[test]
+    fn numeric_labels_are_classes_by_value_and_must_be_finite() {
+        let d = parse("a,y\n1,1\n2,1.0\n3,0\n4,1e0\n5,-0\n").unwrap();
+        assert_eq!(d.labels().unwrap(), &[1, 1, 0, 1, 0]);
+        assert_eq!(d.n_classes(), Some(2));
+        let e = parse("a,y\n1,1\n2,nan\n").unwrap_err().to_string();
+        assert_eq!(e, "t.csv:3:2: target `y`: `nan` is not a class label");
+        let names = parse("a,y\n1,cat\n2,dog\n3,cat\n").unwrap();
+        assert_eq!(names.labels().unwrap(), &[0, 1, 0]);
+        let e = parse_csv(
+            "a,y\n1,0.5\n2,inf\n",
+            Path::new("t.csv"),
+            Some("y"),
+            TaskKind::Regression,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "t.csv:3:2: target `y`: `inf` is not a finite number");
     }
 }

@@ -72,6 +72,21 @@ pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, Run
     let loaded = load_config(&config_path, &[])?;
     let splits = data::load(&loaded.config.data, loaded.config.seed, dir)?;
     let head = Head::for_data(&splits.train);
+    // load_model checked the chain; the ends must fit the run's data.
+    let (n_in, n_out) = (
+        model.layers.first().map_or(0, |l| l.n_in),
+        model.layers.last().map_or(0, |l| l.n_out),
+    );
+    if n_in != splits.train.n_features || n_out != head.n_outputs() {
+        return Err(RunFolderError::Folder {
+            path: model_path,
+            message: format!(
+                "the model maps {n_in} inputs to {n_out} outputs, but the run's data has {} features and needs {} outputs; was it copied from another run?",
+                splits.train.n_features,
+                head.n_outputs()
+            ),
+        });
+    }
     let mut by_name = [
         ("train", Some(splits.train)),
         ("valid", splits.valid),

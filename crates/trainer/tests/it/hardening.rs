@@ -432,3 +432,95 @@ fn a_full_disk_fails_the_run_naming_the_file_and_keeps_what_was_written() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// Writes a Lopper-format model file with the given tensors (name, shape, values).
+fn model_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (n.to_string(), s.clone(), b)
+        })
+        .collect();
+    let views = bytes.iter().map(|(n, s, b)| {
+        (
+            n.clone(),
+            TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+        )
+    });
+    let meta = std::collections::HashMap::from([("activation".to_string(), "sigmoid".to_string())]);
+    trainer::export::write_safetensors(views, meta, path).unwrap();
+}
+
+#[test]
+fn broken_model_files_are_errors_in_compact_infer_and_sensitivity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    ok(&trainer(&crate::repo())
+        .args(["--config", "configs/xor.toml", "--quiet", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    let w0 = || ("layers.0.weight", vec![3, 2], vec![0.5; 6]);
+    let b0 = || ("layers.0.bias", vec![3], vec![0.0; 3]);
+    let w1 = || ("layers.1.weight", vec![1, 3], vec![0.5; 3]);
+    let b1 = || ("layers.1.bias", vec![1], vec![0.0]);
+    let cases: Vec<(&str, Vec<(&str, Vec<usize>, Vec<f32>)>)> = vec![
+        (
+            "NaN",
+            vec![
+                (
+                    "layers.0.weight",
+                    vec![3, 2],
+                    vec![0.5, f32::NAN, 0.5, 0.5, 0.5, 0.5],
+                ),
+                b0(),
+                w1(),
+                b1(),
+            ],
+        ),
+        (
+            "has shape [2] but",
+            vec![w0(), ("layers.0.bias", vec![2], vec![0.0; 2]), w1(), b1()],
+        ),
+        (
+            "do not form a chain",
+            vec![
+                w0(),
+                b0(),
+                ("layers.1.weight", vec![1, 4], vec![0.5; 4]),
+                b1(),
+            ],
+        ),
+        (
+            "without gaps",
+            vec![
+                w0(),
+                b0(),
+                ("layers.2.weight", vec![1, 3], vec![0.5; 3]),
+                ("layers.2.bias", vec![1], vec![0.0]),
+            ],
+        ),
+        (
+            "the run's data has 2 features",
+            vec![
+                ("layers.0.weight", vec![3, 5], vec![0.5; 15]),
+                b0(),
+                w1(),
+                b1(),
+            ],
+        ),
+    ];
+    for (expected, tensors) in cases {
+        model_file(&run.join("model.safetensors"), &tensors);
+        for args in [&["compact"][..], &["infer"], &["sensitivity"]] {
+            let out = trainer(tmp.path()).args(args).arg(&run).output().unwrap();
+            let e = err(&out);
+            assert!(
+                e.contains(expected) && e.contains("model.safetensors"),
+                "{args:?} with {expected}: {e}"
+            );
+        }
+    }
+}
