@@ -119,15 +119,35 @@ pub fn prune_file(
             names.join(", ")
         )));
     }
-    let read = |n: &str| -> Vec<f32> {
-        st.tensor(n)
-            .expect("listed")
+    // What `include` selects must be a prunable matrix, and not pruned already.
+    let mut weights: Vec<Vec<f32>> = Vec::new();
+    for n in &prunable {
+        let t = st.tensor(n).map_err(|e| bad(e.to_string()))?;
+        if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
+            return Err(bad(format!(
+                "`{n}` is {:?} of shape {:?}; only 2-D float32 weights are pruned (biases go with their units under granularity = \"neuron\")",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        if names.iter().any(|m| *m == format!("{n}_mask")) {
+            return Err(bad(format!(
+                "`{n}` already has `{n}_mask`: the file was pruned before; prune the original, or remove the masks first"
+            )));
+        }
+        let w: Vec<f32> = t
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
-    let weights: Vec<Vec<f32>> = prunable.iter().map(|n| read(n)).collect();
+            .collect();
+        if let Some(k) = w.iter().position(|x| !x.is_finite()) {
+            return Err(bad(format!(
+                "`{n}` holds {} at flat index {k}; scores of NaN or infinite weights mean nothing",
+                w[k]
+            )));
+        }
+        weights.push(w);
+    }
     let inputs: Vec<ScoreInput<'_>> = prunable
         .iter()
         .zip(&weights)
@@ -142,8 +162,12 @@ pub fn prune_file(
     let layers: Vec<LayerInput> = prunable
         .iter()
         .zip(scores)
-        .map(|(n, scores)| {
-            let shape = st.tensor(n).expect("listed").shape().to_vec();
+        .zip(&weights)
+        .map(|((n, scores), w)| {
+            // Checked above: 2-D, and `w` holds all of it.
+            let shape = st
+                .tensor(n)
+                .map_or(vec![w.len(), 1], |t| t.shape().to_vec());
             let bias = n.strip_suffix("weight").map(|p| format!("{p}bias"));
             LayerInput {
                 name: n.clone(),

@@ -9,7 +9,7 @@ mod scale;
 mod split;
 mod synthetic;
 
-pub use csv::read_csv;
+pub use csv::{parse_csv, read_csv};
 pub use idx::{IdxArray, fashion_mnist, read_idx};
 pub use scale::Scaler;
 pub use split::split_indices;

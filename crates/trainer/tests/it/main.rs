@@ -7,6 +7,7 @@ mod datasets;
 mod dynamic_pruning;
 mod end_to_end;
 mod experiments;
+mod fuzz;
 mod hardening;
 mod payoff;
 mod resume;
