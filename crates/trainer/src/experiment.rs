@@ -81,6 +81,16 @@ pub enum ExperimentError {
     /// The run folder is in use by another process, or not Lopper's.
     #[error(transparent)]
     Folder(#[from] crate::folder::FolderError),
+    /// The network or the data set would not fit in memory.
+    #[error("in {}: `{key}`: {message}", path.display())]
+    Resources {
+        /// The config file.
+        path: PathBuf,
+        /// The key that sets the size.
+        key: String,
+        /// How much is needed and available.
+        message: String,
+    },
     /// Writing the run folder failed.
     #[error("cannot write {}: {cause}", path.display())]
     Io {
@@ -496,8 +506,37 @@ pub fn run_experiment(
     };
     let (device, device_info) = select_device(cfg.backend, cfg.device)?;
     let base = config_path.parent().unwrap_or(Path::new("."));
+    let too_big = |key: &str, message: String| ExperimentError::Resources {
+        path: loaded.path.clone(),
+        key: key.into(),
+        message,
+    };
+    if let Some(n) = cfg.data.n {
+        // A synthetic set: features, a split copy and a scaled copy, in f32.
+        let features = cfg.data.features.unwrap_or(2) as u64;
+        let bytes = (n as u64).saturating_mul(features).saturating_mul(12);
+        if let Some(m) = crate::resources::too_big(&format!("a data set of {n} samples"), bytes) {
+            return Err(too_big("data.n", m));
+        }
+    }
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
+    let mut widths = vec![splits.train.n_features];
+    widths.extend(&cfg.model.hidden);
+    widths.push(head.n_outputs());
+    let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
+    let bytes = crate::resources::network_bytes(&widths, batch);
+    let what = format!(
+        "training a {} network at batch {batch}",
+        widths
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    );
+    if let Some(m) = crate::resources::too_big(&what, bytes) {
+        return Err(too_big("model.hidden", m));
+    }
     let ad = device.clone().autodiff();
     let model = Mlp::new(
         &cfg.model,

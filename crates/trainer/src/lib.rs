@@ -27,6 +27,7 @@ pub mod optim;
 pub mod plots;
 pub mod prune;
 pub mod prune_file;
+pub mod resources;
 pub mod run_dir;
 pub mod search;
 pub mod sensitivity;

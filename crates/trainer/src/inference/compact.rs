@@ -32,7 +32,9 @@ fn remove_unit(cur: &mut HostLayer, next: &mut HostLayer, j: usize) {
     next.n_in -= 1;
 }
 
-/// Removes every hidden unit with no incoming or no outgoing weight left (weights exactly 0).
+/// Removes every hidden unit with no incoming or no outgoing weight left (weights exactly 0),
+/// but one per layer: a network whose hidden units are all dead computes a constant, and keeps a
+/// single silent unit per layer to compute it with.
 pub fn compact(m: &HostMlp) -> Compacted {
     let mut layers = m.layers.clone();
     let mut kept_units: Vec<Vec<usize>> = layers[..layers.len() - 1]
@@ -52,6 +54,20 @@ pub fn compact(m: &HostMlp) -> Compacted {
                     .all(|v| *v == 0.0);
                 let no_out = (0..next.n_out).all(|o| next.w[o * next.n_in + j] == 0.0);
                 if !(no_in || no_out) {
+                    continue;
+                }
+                if cur.n_out == 1 {
+                    // The last unit of a layer stays: a layer of width 0 is no network (Burn
+                    // cannot multiply by it). A constant one is folded into the next bias and
+                    // silenced, so it adds nothing twice.
+                    if !no_out {
+                        let c = activate_one(m.activation, cur.b[j]);
+                        for o in 0..next.n_out {
+                            next.b[o] += c * next.w[o * next.n_in + j];
+                            next.w[o * next.n_in + j] = 0.0;
+                        }
+                        changed = true;
+                    }
                     continue;
                 }
                 if !no_out {
@@ -83,6 +99,34 @@ pub fn compact(m: &HostMlp) -> Compacted {
 mod tests {
     use super::*;
     use crate::config::ActivationKind;
+
+    #[test]
+    fn a_layer_with_every_unit_dead_keeps_one_silent_unit_and_the_same_outputs() {
+        // 2 → 2 → 1, both hidden units without inputs: the output is a constant.
+        let m = HostMlp {
+            layers: vec![
+                HostLayer {
+                    w: vec![0.0; 4],
+                    n_out: 2,
+                    n_in: 2,
+                    b: vec![1.0, -1.0],
+                },
+                HostLayer {
+                    w: vec![2.0, 3.0],
+                    n_out: 1,
+                    n_in: 2,
+                    b: vec![0.5],
+                },
+            ],
+            activation: ActivationKind::Tanh,
+        };
+        let c = compact(&m);
+        assert_eq!(c.model.widths(), vec![2, 1, 1]);
+        for x in [[0.0, 0.0], [1.0, -2.0]] {
+            let (a, b) = (m.forward(&x, 1), c.model.forward(&x, 1));
+            assert!((a[0] - b[0]).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+    }
 
     #[test]
     fn a_unit_without_inputs_is_folded_into_the_next_bias() {

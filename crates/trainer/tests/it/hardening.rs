@@ -524,3 +524,76 @@ fn broken_model_files_are_errors_in_compact_infer_and_sensitivity() {
         }
     }
 }
+
+#[test]
+fn pruning_every_unit_with_allow_empty_ends_in_a_constant_network_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    ok(&trainer(&crate::repo())
+        .args(["--config", "configs/xor.toml", "--quiet", "--out"])
+        .arg(&run)
+        .args([
+            "--set",
+            "pruning.alpha=1.0",
+            "--set",
+            "pruning.allow_empty=true",
+        ])
+        .args(["--set", "pruning.neuron_side=\"both\""])
+        .output()
+        .unwrap());
+    ok(&trainer(tmp.path())
+        .arg("compact")
+        .arg(&run)
+        .output()
+        .unwrap());
+    ok(&trainer(tmp.path())
+        .args(["infer"])
+        .arg(&run)
+        .args(["--format", "compact"])
+        .output()
+        .unwrap());
+}
+
+#[test]
+fn trainer_prune_refuses_masks_biases_and_nan_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = || ("fc.weight", vec![2, 2], vec![1.0, -2.0, 3.0, 0.5]);
+    let cases: Vec<(&str, Vec<(&str, Vec<usize>, Vec<f32>)>, &[&str])> = vec![
+        (
+            "already has `fc.weight_mask`",
+            vec![w(), ("fc.weight_mask", vec![2, 2], vec![1.0; 4])],
+            &[],
+        ),
+        (
+            "only 2-D float32 weights",
+            vec![w(), ("fc.bias", vec![2], vec![0.0; 2])],
+            &["--config", "bias.toml"],
+        ),
+        (
+            "NaN",
+            vec![("fc.weight", vec![2, 2], vec![1.0, f32::NAN, 3.0, 0.5])],
+            &[],
+        ),
+    ];
+    write(
+        tmp.path(),
+        "bias.toml",
+        "[data]\nname = \"xor\"\n[pruning]\ncriterion = \"l1\"\nsparsity = 0.5\ninclude = [\"fc.bias\"]\n",
+    );
+    for (expected, tensors, extra) in cases {
+        let input = tmp.path().join("in.safetensors");
+        model_file(&input, &tensors);
+        let out = trainer(tmp.path())
+            .arg("prune")
+            .arg(&input)
+            .args(["--out", "out.safetensors", "--sparsity", "0.5"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let e = err(&out);
+        assert!(
+            e.contains(expected) && e.contains("in.safetensors"),
+            "{expected}: {e}"
+        );
+    }
+}
