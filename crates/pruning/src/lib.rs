@@ -4,6 +4,9 @@
 //! This crate knows nothing of files, configs or terminals: the `trainer` crate does that. What
 //! lives here must work on any module, not only the trainer's MLP.
 #![warn(missing_docs)]
+// No panic reachable from input: `unwrap` and `expect` only where an invariant checked before
+// makes them unreachable, each such function marked with an `allow` that says so.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
 pub mod grad_accum;

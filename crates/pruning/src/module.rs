@@ -72,6 +72,11 @@ impl Prunable {
 /// `Linear` weights that way), and copying such a tensor out walks it element by element: 6.8 ms
 /// for a 784×300 weight, against 0.08 ms for a contiguous one. Multiplying by one first makes a
 /// contiguous copy, and is exact for every float (−0.0 and NaN included).
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     crate::transfers::count_to_host();
     t.inner()

@@ -225,6 +225,11 @@ impl Pruner {
         }
     }
 
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     fn update<M: Module>(&mut self, module: M, step: usize) -> Result<M, PruneError> {
         let before = self.masks.clone();
         // `prune_once` returns the module already multiplied by the new masks.

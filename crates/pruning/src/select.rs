@@ -142,6 +142,11 @@ pub fn select(scope: &Scope<'_>, rule: Rule, over: CountOver) -> Vec<bool> {
 
 /// Keeps the highest-scoring entry of `segment` alive if the selection emptied it while it had
 /// an entry before. Returns whether it had to step in.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn keep_one(scores: &[f32], before: &[bool], after: &mut [bool]) -> bool {
     if after.iter().any(|&k| k) || !before.iter().any(|&k| k) {
         return false;

@@ -100,6 +100,11 @@ impl Checkpoint {
     }
 
     /// Writes the checkpoint to `path` atomically (temporary file, then rename).
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut buffers: Vec<(String, Dtype, Vec<u8>)> = Vec::new();
         let mut meta: HashMap<String, String> = HashMap::new();
@@ -162,6 +167,11 @@ impl Checkpoint {
     }
 
     /// Reads the checkpoint at `path`.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
         let err = |message: String| CheckpointError {
             path: path.to_path_buf(),

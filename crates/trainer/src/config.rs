@@ -692,6 +692,11 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     fn default() -> Self {
         toml::from_str("").expect("an empty [train] table uses every default")
     }
@@ -784,6 +789,11 @@ pub fn load_config(path: &Path, overrides: &[String]) -> Result<LoadedConfig, Co
 }
 
 /// Parses config text as if read from `path`.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn parse_config(
     text: &str,
     path: &Path,

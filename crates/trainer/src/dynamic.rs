@@ -9,6 +9,11 @@ use crate::prune::{criterion, spec};
 use crate::train::steps_per_epoch;
 
 /// The schedule of `mode = "gradual"`, in optimizer steps.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn schedule(p: &PruningConfig, spe: usize) -> Box<dyn Schedule> {
     let to = |s: Option<Steps>| s.map_or(0, |s| s.to_steps(spe));
     let begin = to(steps_of(p.begin_epoch, p.begin_step));
@@ -62,6 +67,11 @@ impl Schedule for Offset {
 }
 
 /// The pruner for a dynamic mode.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn pruner(
     p: &PruningConfig,
     train: &TrainConfig,

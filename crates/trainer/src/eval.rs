@@ -29,6 +29,11 @@ impl Evaluation {
 }
 
 /// Evaluates `model` (autodiff or not) on `set` without recording gradients.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn evaluate(model: &Mlp, set: &Dataset, head: Head, device: &Device) -> Evaluation {
     let model = model.valid();
     let device = device.clone().without_autodiff();

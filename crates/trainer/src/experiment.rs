@@ -190,6 +190,11 @@ pub(crate) fn log_evals(
 /// fine-tunes `rounds` times; `at-init` prunes the initial network, then trains it with its
 /// masks held.
 #[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 fn run_phases(
     model: Mlp,
     skip_training: bool,
@@ -287,6 +292,14 @@ fn run_phases(
                     })
                 })
                 .collect();
+            // A schedule that never fired leaves a dense network under a pruning config: say so
+            // rather than report a quiet 0 %.
+            if p.mode == PruningMode::Gradual && masks.sparsity() == 0.0 {
+                warnings_all.push(format!(
+                    "the gradual schedule never pruned: no mask update removed a weight in the run's {} steps ({} epochs); check pruning.begin_step/begin_epoch and end_step/end_epoch against train.epochs",
+                    t.end.steps_done, t.end.epochs_done
+                ));
+            }
             extra.insert("events".into(), json!(events));
             (t.model, t.end, None)
         }
@@ -477,11 +490,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
 }
 
 /// The resolved config as TOML (what `config.toml` in the run folder holds).
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn resolved_toml(config: &Config) -> String {
     toml::to_string_pretty(config).expect("a config serializes")
 }
 
 /// Runs the experiment `loaded` describes.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn run_experiment(
     loaded: &LoadedConfig,
     opts: &RunOptions,

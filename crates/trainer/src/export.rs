@@ -89,6 +89,11 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 /// takes metadata as a `HashMap`, whose order changes from process to process: without this,
 /// the same weights would give different files, and "same config, same seed, same bytes" —
 /// what a resumed run is checked against — would not hold.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn safetensors_bytes<'a>(
     views: impl IntoIterator<Item = (String, TensorView<'a>)>,
     metadata: HashMap<String, String>,
@@ -139,6 +144,11 @@ pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
 
 /// Writes layers given in PyTorch's layout (`[out, in]` weights and biases), e.g. a compacted
 /// network, in the same format as [`save_model`].
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn save_layers(
     layers: &[(Vec<f32>, [usize; 2], Vec<f32>)],
     activation: ActivationKind,
@@ -250,6 +260,11 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
 
 /// Writes masks as `<name>_mask` (uint8, 1 = kept) in PyTorch's `[out, in]` layout: the names
 /// and layout `torch.nn.utils.prune.custom_from_mask` expects.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportError> {
     let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = masks
         .masks

@@ -4,6 +4,9 @@
 //! This crate owns everything that touches the outside world — config files, data files,
 //! terminals, run folders; the `pruning` crate owns none of it.
 #![warn(missing_docs)]
+// No panic reachable from input: `unwrap` and `expect` only where an invariant checked before
+// makes them unreachable, each such function marked with an `allow` that says so.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod atomic;
 pub mod checkpoint;

@@ -1,4 +1,5 @@
 //! The `trainer` command line: reads a config, trains, writes a run folder, prints a summary.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -529,6 +530,11 @@ fn print_pruning(p: &serde_json::Value) {
     println!("{line}");
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
     let mut table = match &a.config {
         Some(c) => {

@@ -97,6 +97,11 @@ impl Mlp {
     }
 
     /// Sum of |w| over every layer's weights (not biases): the L1 penalty's base.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     pub fn weight_l1(&self) -> Tensor<1> {
         self.layers
             .iter()

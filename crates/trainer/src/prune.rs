@@ -39,6 +39,11 @@ pub fn criterion(kind: CriterionKind, seed: u64) -> Box<dyn Importance> {
 }
 
 /// The selection spec a config describes.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn spec(cfg: &PruningConfig) -> Spec {
     let granularity = match cfg.granularity_parsed().expect("validated") {
         Granularity::Weight => pruning::Granularity::Weight,

@@ -61,6 +61,11 @@ fn natural_key(name: &str) -> Vec<(String, u64)> {
 /// Prunes the weights in `input` as `cfg` says and writes `output`: every tensor of the input
 /// (pruned weights replaced) plus `<name>_mask` (uint8) for each pruned weight. `burn_layout`
 /// says the weights are `[in, out]` rather than PyTorch's `[out, in]`. Returns the report.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn prune_file(
     input: &Path,
     output: &Path,
@@ -200,6 +205,11 @@ pub fn prune_file(
     }))
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 fn write_output(
     st: &SafeTensors<'_>,
     names: &[String],

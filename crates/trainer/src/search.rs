@@ -78,6 +78,11 @@ impl Searched {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 fn valid_metric(m: &Mlp, splits: &Splits, head: Head, device: &Device, which: SearchMetric) -> f64 {
     let evals = evaluate_splits(m, splits, head, device, false);
     let (_, e) = evals

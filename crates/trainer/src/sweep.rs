@@ -340,6 +340,11 @@ pub struct SweepOutcome {
 
 /// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
 /// `report` hears one line per point as it finishes.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn run_sweep(
     exe: &Path,
     loaded: &LoadedConfig,

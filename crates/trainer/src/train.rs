@@ -138,6 +138,11 @@ pub fn train(
 
 /// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
 #[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn train_checkpointed(
     mut model: Mlp,
     splits: &Splits,

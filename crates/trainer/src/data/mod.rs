@@ -153,6 +153,11 @@ pub struct Splits {
 
 /// Loads, splits and scales the data a config asks for. `base` is the config file's folder,
 /// used to find the repository's `datasets/` when the run starts elsewhere.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn load(config: &DataConfig, seed: u64, base: &Path) -> Result<Splits, DataError> {
     let (full, own_test) = load_raw(config, seed, base)?;
     let mut rng = Rng::derive(seed, "split");
@@ -196,6 +201,11 @@ pub fn load(config: &DataConfig, seed: u64, base: &Path) -> Result<Splits, DataE
     Ok(Splits { train, valid, test })
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 fn load_raw(
     config: &DataConfig,
     seed: u64,

@@ -101,6 +101,11 @@ impl TrainHook<Mlp> for PrunerLog<'_> {
         Ok(Some(st))
     }
 
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "each expect names the invariant, checked before, that makes it unreachable"
+    )]
     fn load_state(&mut self, model: &Mlp, mut st: HookState) -> Result<(), HookError> {
         let mut m = HookState::default();
         let keys: Vec<String> = st

@@ -54,6 +54,11 @@ pub fn open_run(dir: &Path) -> Result<RunFolder, RunFolderError> {
 }
 
 /// As [`open_run`], evaluating on the first of `prefer` that the run's config has.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
 pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, RunFolderError> {
     let model_path = dir.join("model.safetensors");
     let config_path = dir.join("config.toml");

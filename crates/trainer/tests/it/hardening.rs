@@ -433,8 +433,11 @@ fn a_full_disk_fails_the_run_naming_the_file_and_keeps_what_was_written() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-/// Writes a Lopper-format model file with the given tensors (name, shape, values).
-fn model_file(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+/// A tensor of a hand-written model file: name, shape, values.
+type Tensor = (&'static str, Vec<usize>, Vec<f32>);
+
+/// Writes a Lopper-format model file with the given tensors.
+fn model_file(path: &Path, tensors: &[Tensor]) {
     use safetensors::tensor::{Dtype, TensorView};
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -466,7 +469,7 @@ fn broken_model_files_are_errors_in_compact_infer_and_sensitivity() {
     let b0 = || ("layers.0.bias", vec![3], vec![0.0; 3]);
     let w1 = || ("layers.1.weight", vec![1, 3], vec![0.5; 3]);
     let b1 = || ("layers.1.bias", vec![1], vec![0.0]);
-    let cases: Vec<(&str, Vec<(&str, Vec<usize>, Vec<f32>)>)> = vec![
+    let cases: Vec<(&str, Vec<Tensor>)> = vec![
         (
             "NaN",
             vec![
@@ -558,7 +561,7 @@ fn pruning_every_unit_with_allow_empty_ends_in_a_constant_network_not_a_panic() 
 fn trainer_prune_refuses_masks_biases_and_nan_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let w = || ("fc.weight", vec![2, 2], vec![1.0, -2.0, 3.0, 0.5]);
-    let cases: Vec<(&str, Vec<(&str, Vec<usize>, Vec<f32>)>, &[&str])> = vec![
+    let cases: Vec<(&str, Vec<Tensor>, &[&str])> = vec![
         (
             "already has `fc.weight_mask`",
             vec![w(), ("fc.weight_mask", vec![2, 2], vec![1.0; 4])],
@@ -596,4 +599,27 @@ fn trainer_prune_refuses_masks_biases_and_nan_with_a_message() {
             "{expected}: {e}"
         );
     }
+}
+
+#[test]
+fn a_gradual_schedule_that_never_fires_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let stdout = ok(&trainer(&crate::repo())
+        .args(["--config", "configs/xor-dynamic.toml", "--out"])
+        .arg(&run)
+        .args([
+            "--set",
+            "pruning.begin_step=2000",
+            "--set",
+            "pruning.end_step=3000",
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        stdout.contains("warning: the gradual schedule never pruned"),
+        "{stdout}"
+    );
+    let report = std::fs::read_to_string(run.join("pruning.json")).unwrap();
+    assert!(report.contains("never pruned"), "{report}");
 }
