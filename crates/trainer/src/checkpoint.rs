@@ -212,10 +212,23 @@ impl Checkpoint {
                     .collect()
             };
             let id = |s: &str| s.parse::<u64>().map(ParamId::from).map_err(|_| bad(&name));
+            // Weights that are NaN or infinite would train on as NaN: refuse them here.
+            let finite = |v: Vec<f32>| -> Result<Vec<f32>, CheckpointError> {
+                match v.iter().position(|x| !x.is_finite()) {
+                    None => Ok(v),
+                    Some(k) => Err(CheckpointError {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "`{name}` holds {} at flat index {k}; the checkpoint is corrupt: start the run again",
+                            v[k]
+                        ),
+                    }),
+                }
+            };
             if let Some(rest) = name.strip_prefix("model.") {
-                model.insert(id(rest)?, floats());
+                model.insert(id(rest)?, finite(floats())?);
             } else if let Some(rest) = name.strip_prefix("best.") {
-                best.insert(id(rest)?, floats());
+                best.insert(id(rest)?, finite(floats())?);
             } else if name == "optim" {
                 optim = Some(data.to_vec());
             } else if name == "order" {

@@ -740,12 +740,29 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
-    /// The file name without extension, used to name run folders.
+    /// The config file's stem as a folder name: `[A-Za-z0-9._-]` only (others become `_`), at
+    /// most 100 bytes, never starting with a dot.
     pub fn stem(&self) -> String {
-        self.path
+        let raw = self
+            .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into())
+            .unwrap_or_default();
+        let mut clean: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect();
+        if clean.is_empty() || clean.starts_with('.') {
+            clean.insert_str(0, "run");
+        }
+        clean
     }
 }
 

@@ -680,7 +680,7 @@ pub fn run_experiment(
         checkpointing.as_mut(),
     );
     // Everything logged reaches the disk before anything reads metrics.csv back.
-    metrics.flush().map_err(io_err(&metrics_path))?;
+    metrics.sync().map_err(io_err(&metrics_path))?;
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {

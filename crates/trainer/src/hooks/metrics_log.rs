@@ -64,9 +64,17 @@ impl MetricsLog {
         writeln!(self.out, "{step},{epoch},{split},{metric},{value}")
     }
 
-    /// Flushes to disk.
+    /// Flushes to the operating system (every epoch: a killed run keeps its rows).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+
+    /// Flushes and waits for the disk: at the end of the run. `metrics.csv` is the one file
+    /// that grows in place instead of being renamed whole (crate::atomic); a torn last line is
+    /// cut off on resume, back to the length the checkpoint recorded.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
     }
 }
 
@@ -88,6 +96,8 @@ impl TrainHook<Mlp> for MetricsLog {
     // after its last checkpoint) are cut on resume, and the resumed epochs write them again.
     fn save_state(&self) -> Result<Option<HookState>, HookError> {
         let len = self.out.get_ref().metadata()?.len() + self.out.buffer().len() as u64;
+        // On the disk before the checkpoint that records its length.
+        self.out.get_ref().sync_data()?;
         let mut st = HookState::default();
         st.words.insert("bytes".into(), vec![len]);
         Ok(Some(st))
