@@ -83,7 +83,10 @@ fn gpu_bench(quick: bool) -> Result<()> {
             if out.exists() {
                 // Only a run folder the trainer made (its marker file) is replaced.
                 if !out.join(".lopper").is_file() {
-                    bail!("{} exists and was not made by Lopper; move it away", out.display());
+                    bail!(
+                        "{} exists and was not made by Lopper; move it away",
+                        out.display()
+                    );
                 }
                 std::fs::remove_dir_all(&out)?;
             }

@@ -623,3 +623,32 @@ fn a_gradual_schedule_that_never_fires_says_so() {
     let report = std::fs::read_to_string(run.join("pruning.json")).unwrap();
     assert!(report.contains("never pruned"), "{report}");
 }
+
+#[test]
+fn a_network_or_data_set_too_big_for_memory_is_a_config_error_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (set, key) in [
+        ("model.hidden=[4000000000]", "`model.hidden`"),
+        ("data.n=100000000000", "`data.n`"),
+    ] {
+        let config = if key == "`data.n`" {
+            "configs/moons.toml"
+        } else {
+            "configs/xor.toml"
+        };
+        let out = trainer(&crate::repo())
+            .args(["--config", config, "--quiet", "--set", set, "--out"])
+            .arg(tmp.path().join("run"))
+            .output()
+            .unwrap();
+        let e = err(&out);
+        assert!(
+            e.contains(key) && e.contains("of memory, but") && e.contains("available"),
+            "{e}"
+        );
+        assert!(
+            !tmp.path().join("run").exists(),
+            "no run folder for a run that cannot start"
+        );
+    }
+}
