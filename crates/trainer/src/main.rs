@@ -99,12 +99,12 @@ enum Command {
         /// dense, csr or compact.
         #[arg(long, value_enum, default_value = "csr")]
         format: trainer::inference::run_folder::Format,
-        /// Samples per forward pass.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Passes over the data; the median time is reported.
-        #[arg(long, default_value_t = 5)]
-        repeats: usize,
+        /// Samples per forward pass (≥ 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        batch: u64,
+        /// Passes over the data; the median time is reported (≥ 1).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        repeats: u64,
     },
 }
 
@@ -138,7 +138,8 @@ struct SweepArgs {
 struct PruneArgs {
     /// The model (.safetensors); every 2-D float32 `*weight` tensor is prunable.
     model: PathBuf,
-    /// Where to write the pruned model and its masks.
+    /// Where to write the pruned model and its masks (a new file: an existing one is never
+    /// replaced).
     #[arg(long)]
     out: PathBuf,
     /// Take the `[pruning]` table of this experiment config (flags below override it).
@@ -238,7 +239,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             batch,
             repeats,
         }) => {
-            let r = trainer::inference::run_folder::infer_run(run_dir, *format, *batch, *repeats)?;
+            let r = trainer::inference::run_folder::infer_run(
+                run_dir,
+                *format,
+                *batch as usize,
+                *repeats as usize,
+            )?;
             println!(
                 "{:?}: {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
                 r.format,
@@ -536,6 +542,14 @@ fn print_pruning(p: &serde_json::Value) {
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
 fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
+    // Lopper writes new files only: an existing one (the input itself, or a run's model) could
+    // be someone's only copy.
+    if a.out.exists() {
+        anyhow::bail!(
+            "--out {} exists; give a new file name (trainer prune never replaces a file)",
+            a.out.display()
+        );
+    }
     let mut table = match &a.config {
         Some(c) => {
             let path = find_config(c)?;

@@ -652,3 +652,44 @@ fn a_network_or_data_set_too_big_for_memory_is_a_config_error_before_allocating(
         );
     }
 }
+
+#[test]
+fn trainer_prune_never_replaces_a_file_and_infer_refuses_zero_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.safetensors");
+    model_file(
+        &input,
+        &[("fc.weight", vec![2, 2], vec![1.0, -2.0, 3.0, 0.5])],
+    );
+    let before = std::fs::read(&input).unwrap();
+    let out = trainer(tmp.path())
+        .arg("prune")
+        .arg(&input)
+        .arg("--out")
+        .arg(&input)
+        .args(["--sparsity", "0.5"])
+        .output()
+        .unwrap();
+    assert!(err(&out).contains("never replaces a file"));
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        before,
+        "the input is untouched"
+    );
+
+    let run = tmp.path().join("run");
+    ok(&trainer(&crate::repo())
+        .args(["--config", "configs/xor.toml", "--quiet", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap());
+    for flag in ["--batch", "--repeats"] {
+        let out = trainer(tmp.path())
+            .arg("infer")
+            .arg(&run)
+            .args([flag, "0"])
+            .output()
+            .unwrap();
+        assert!(err(&out).contains("0 is not in 1.."), "{flag}");
+    }
+}
