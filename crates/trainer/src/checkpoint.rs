@@ -77,7 +77,14 @@ fn u64_bytes(v: &[u64]) -> Vec<u8> {
 impl Checkpoint {
     /// Whether this checkpoint was written by a loop like the one about to resume: the same
     /// hooks, in order, and values for every parameter of `model`.
-    pub fn fits(&self, model: &Mlp, hooks: &[&mut dyn TrainHook<Mlp>]) -> Result<(), String> {
+    /// Also that every value has its parameter's size and the sample order is an order of the
+    /// `n_samples` training samples: a corrupted file is refused, never indexed out of bounds.
+    pub fn fits(
+        &self,
+        model: &Mlp,
+        hooks: &[&mut dyn TrainHook<Mlp>],
+        n_samples: usize,
+    ) -> Result<(), String> {
         let names: Vec<&str> = hooks.iter().map(|h| h.name()).collect();
         let saved: Vec<&str> = self.hooks.iter().map(|(n, _)| n.as_str()).collect();
         if names != saved {
@@ -87,16 +94,41 @@ impl Checkpoint {
         }
         // Ids derive from the seed: a network that does not find its own ids in the file is
         // not the network that wrote it, and restoring would silently keep fresh weights.
-        match pruning::param_infos(model)
-            .into_iter()
+        let params = pruning::param_infos(model);
+        if let Some(p) = params
+            .iter()
             .find(|p| !self.model.values().contains_key(&p.id))
         {
-            Some(p) => Err(format!(
+            return Err(format!(
                 "it holds no values for this network's `{}`: it was written for another network or by another build; start the run again",
                 p.path
-            )),
-            None => Ok(()),
+            ));
         }
+        for snapshot in std::iter::once(&self.model).chain(self.best.as_ref()) {
+            for p in &params {
+                let size: usize = p.shape.iter().product();
+                let got = snapshot.values().get(&p.id).map(Vec::len);
+                if got.is_some_and(|g| g != size) {
+                    return Err(format!(
+                        "`{}` has {} values in it but {size} in the network: the file is corrupt; start the run again",
+                        p.path,
+                        got.unwrap_or(0)
+                    ));
+                }
+            }
+        }
+        let mut seen = vec![false; n_samples];
+        let permutation = self.order.len() == n_samples
+            && self
+                .order
+                .iter()
+                .all(|&i| i < n_samples && !std::mem::replace(&mut seen[i], true));
+        if !permutation {
+            return Err(format!(
+                "its sample order is not an order of the {n_samples} training samples: the file is corrupt or the data changed; start the run again"
+            ));
+        }
+        Ok(())
     }
 
     /// Writes the checkpoint to `path` atomically (temporary file, then rename).

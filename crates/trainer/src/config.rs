@@ -449,6 +449,14 @@ pub enum DatasetName {
 }
 
 impl DatasetName {
+    /// Generated from the seed (sizes from `n`, `features`, `classes`), not read from files.
+    pub fn is_synthetic(self) -> bool {
+        matches!(
+            self,
+            Self::Moons | Self::Circles | Self::Spirals | Self::Blobs
+        )
+    }
+
     /// The name as written in configs.
     pub fn as_str(self) -> &'static str {
         match self {

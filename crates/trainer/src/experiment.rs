@@ -240,7 +240,11 @@ fn run_phases(
             }
         }
     }
-    let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
+    let batch = cfg
+        .train
+        .batch_size
+        .unwrap_or(splits.train.len())
+        .min(splits.train.len());
     let grads_for = |m: &Mlp| {
         p.criterion.needs_gradients().then(|| {
             prune::calibrate(
@@ -534,12 +538,24 @@ pub fn run_experiment(
         key: key.into(),
         message,
     };
-    if let Some(n) = cfg.data.n {
-        // A synthetic set: features, a split copy and a scaled copy, in f32.
+    if cfg.data.name.is_synthetic() {
+        // A synthetic set: features, a split copy and a scaled copy, in f32; blobs also keep a
+        // centre per class.
+        let n = cfg.data.n.unwrap_or(200) as u64;
         let features = cfg.data.features.unwrap_or(2) as u64;
-        let bytes = (n as u64).saturating_mul(features).saturating_mul(12);
-        if let Some(m) = crate::resources::too_big(&format!("a data set of {n} samples"), bytes) {
-            return Err(too_big("data.n", m));
+        let classes = cfg.data.classes.unwrap_or(3) as u64;
+        let bytes = n
+            .saturating_mul(features)
+            .saturating_add(classes.saturating_mul(features))
+            .saturating_mul(12);
+        let key = match (cfg.data.features, cfg.data.classes) {
+            (Some(f), _) if f as u64 > n => "data.features",
+            (_, Some(c)) if c as u64 > n => "data.classes",
+            _ => "data.n",
+        };
+        let what = format!("a data set of {n} samples × {features} features");
+        if let Some(m) = crate::resources::too_big(&what, bytes) {
+            return Err(too_big(key, m));
         }
     }
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
@@ -679,8 +695,15 @@ pub fn run_experiment(
         &mut progress,
         checkpointing.as_mut(),
     );
-    // Everything logged reaches the disk before anything reads metrics.csv back.
-    metrics.sync().map_err(io_err(&metrics_path))?;
+    // Everything logged reaches the disk before anything reads metrics.csv back; a failure
+    // here fails the run like any other.
+    let phases = match metrics.sync() {
+        Ok(()) => phases,
+        Err(cause) => Err(TrainError::Hook {
+            name: metrics_path.display().to_string(),
+            cause: cause.into(),
+        }),
+    };
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {
@@ -746,12 +769,20 @@ pub fn run_experiment(
     let (evals, wall_s, ok) = match written {
         Ok(w) => w,
         Err(e) => {
-            let _ = write_summary(json!({
+            // On a disk too full for even the small summary, the error says so too.
+            return match write_summary(json!({
                 "status": "failed",
                 "error": e.to_string(),
                 "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
-            }));
-            return Err(e);
+            })) {
+                Ok(()) => Err(e),
+                Err(w) => Err(ExperimentError::Io {
+                    path: dir.join("summary.json"),
+                    cause: std::io::Error::other(format!(
+                        "{w}; it was to record that the run failed: {e}"
+                    )),
+                }),
+            };
         }
     };
     // Pictures last: everything measured is on disk before, so a plotting failure (say, no

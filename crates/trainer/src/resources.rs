@@ -2,12 +2,24 @@
 //! synthetic data set that cannot fit is a config error saying how much it needs, not an abort
 //! of the allocator halfway through.
 
-/// Bytes the machine can give now (`MemAvailable` of /proc/meminfo); `None` where unknown.
+/// Bytes the machine can give now: `MemAvailable` of /proc/meminfo, or less where a container's
+/// memory limit (cgroup v2 `memory.max` less `memory.current`) says so; `None` where unknown.
 pub fn available_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib.saturating_mul(1024))
+    let machine = kib.saturating_mul(1024);
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    // `memory.max` reads "max" when there is no limit, which does not parse: no limit.
+    let container =
+        read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
+    Some(container.map_or(machine, |c| c.min(machine)))
 }
 
 /// Bytes to train a dense network of `widths` (input first) at `batch` samples a step: the

@@ -47,6 +47,9 @@ pub fn sensitivity(
     tolerance: f64,
 ) -> Result<Sensitivity, RunFolderError> {
     let run = open_run_on(dir, &["valid", "test", "train"])?;
+    // It writes into the folder (checked to be a run's above): not while another process (a
+    // resume, say) holds it.
+    let _lock = crate::folder::FolderLock::acquire(dir)?;
     let n = run.eval.len();
     let score = |m: &crate::inference::HostMlp| -> f64 {
         let out = m.forward(&run.eval.x, n);

@@ -124,6 +124,11 @@ impl SweepSpec {
                 "seed {s} is given twice; each seed runs once"
             )));
         }
+        if grid.iter().any(|(k, _)| k == "seed") {
+            return Err(SweepError::Plan(
+                "seed is not a grid key: give the seeds with --seeds (or [sweep] seeds)".into(),
+            ));
+        }
         if let Some(k) = first_repeat(&grid.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()) {
             return Err(SweepError::Plan(format!(
                 "grid key {k} is given twice; list all its values in one --grid {k}=V1,V2"
@@ -308,6 +313,7 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
             }
         }
     }
+    let mut resolved: Vec<String> = Vec::new();
     for (i, p) in points.iter().enumerate() {
         // Distinct grid values can clean to one folder name (`a/b` and `a_b`): refuse, rather
         // than run two points in one folder.
@@ -319,10 +325,23 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
                 p.dir.display()
             )));
         }
-        load_config(&loaded.path, &p.overrides()).map_err(|cause| SweepError::Point {
-            point: p.label(),
-            cause,
-        })?;
+        let config =
+            load_config(&loaded.path, &p.overrides()).map_err(|cause| SweepError::Point {
+                point: p.label(),
+                cause,
+            })?;
+        resolved.push(crate::experiment::resolved_toml(&config.config));
+        // Values written differently (0.5 and 5e-1) are one point: it would run twice and count
+        // twice in the means.
+        if let Some(q) =
+            (0..i).find(|&j| points[j].method == p.method && resolved[j] == resolved[i])
+        {
+            return Err(SweepError::Plan(format!(
+                "points `{}` and `{}` are the same experiment; give each value once",
+                points[q].label(),
+                p.label()
+            )));
+        }
     }
     Ok(points)
 }
@@ -424,6 +443,11 @@ pub fn run_sweep(
                 cmd.arg("--out").arg(&p.dir);
             }
             die_with_parent(&mut cmd);
+            // Its own process group: a terminal's Ctrl-C reaches the sweep alone, whose death
+            // then stops each point once (SIGTERM), and each point ends with its status written
+            // instead of dying at a second signal.
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             cmd.arg("--quiet")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(io(&log_path))?)

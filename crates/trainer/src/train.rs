@@ -179,7 +179,7 @@ pub fn train_checkpointed(
     if let Some(c) = ckpt.as_deref_mut()
         && let Some(r) = c.resume.take()
     {
-        r.fits(&model, hooks)
+        r.fits(&model, hooks, n)
             .map_err(|message| TrainError::Checkpoint {
                 path: c.path.clone(),
                 message,

@@ -86,7 +86,7 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
     // gzip's ISIZE is the length modulo 2^32; our files are far smaller than 4 GiB.
-    if header + payload != stream_len {
+    if header.checked_add(payload) != Some(stream_len) {
         return Err(bad(format!(
             "header says {dims:?} ({} bytes of data) but the file holds {} bytes after the header",
             payload,
@@ -98,7 +98,9 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
             "header says {dims:?}: a data set needs at least one sample of at least one value"
         )));
     }
-    let mut data = Vec::with_capacity(payload as usize);
+    // Reserve at most 64 MiB up front and grow as bytes arrive: a gzip trailer is not checked
+    // before the end, so a forged one must not make a tiny file reserve gigabytes.
+    let mut data = Vec::with_capacity(payload.min(64 << 20) as usize);
     (&mut reader)
         .take(payload)
         .read_to_end(&mut data)

@@ -34,6 +34,9 @@ pub enum RunFolderError {
     /// Its data cannot be loaded.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The folder is in use by another process.
+    #[error(transparent)]
+    Busy(#[from] crate::folder::FolderError),
 }
 
 /// A finished run: its network on the host and its evaluation split.
@@ -144,6 +147,9 @@ pub struct CompactReport {
 /// Compacts the run's model into `dir/compact.safetensors` and checks it on the run's data.
 pub fn compact_run(dir: &Path) -> Result<CompactReport, RunFolderError> {
     let run = open_run(dir)?;
+    // It writes into the folder (checked to be a run's above): not while another process (a
+    // resume, say) holds it.
+    let _lock = crate::folder::FolderLock::acquire(dir)?;
     let small = compact(&run.model);
     let n = run.eval.len();
     let a = run.model.forward(&run.eval.x, n);

@@ -95,6 +95,12 @@ fn idx_reader_accepts_good_files_and_rejects_corrupt_ones_before_allocating() {
     let e = read_idx(&crc, 3).unwrap_err().to_string();
     assert!(e.contains("integrity check") && e.contains("crc.gz"), "{e}");
 
+    // Dimensions whose product is 2^64 - 1: the header arithmetic must not overflow.
+    let plain = dir.path().join("overflow-idx");
+    std::fs::write(&plain, idx_bytes(&[1_722_007_169, 42_009_217, 255], &[])).unwrap();
+    let e = read_idx(&plain, 3).unwrap_err().to_string();
+    assert!(e.contains("header says"), "{e}");
+
     // A header with zero rows (or zero pixels) describes no data set.
     let empty = dir.path().join("empty.gz");
     gz(&empty, &idx_bytes(&[0, 28, 28], &[]));

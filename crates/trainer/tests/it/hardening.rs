@@ -1,6 +1,7 @@
 //! Nothing touched outside its folder, one writer per folder, run folders that work from anywhere:
 //! the trainer and its sweeps run as a careless or hostile user would run them.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
 #[test]
 fn a_second_process_on_a_running_folder_is_refused_and_the_first_finishes_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = project(&tmp.path().join("p"), 150, "checkpoint_every = 1");
+    let config = project(&tmp.path().join("p"), 400, "checkpoint_every = 1");
     let run = tmp.path().join("run");
     let mut first = trainer(tmp.path())
         .arg("--config")
@@ -103,7 +104,7 @@ fn a_second_process_on_a_running_folder_is_refused_and_the_first_finishes_intact
     assert!(first.wait().unwrap().success());
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(!metrics.contains('\0'), "NUL bytes in metrics.csv");
-    assert_eq!(epochs_logged(&run), 150, "every epoch logged once");
+    assert_eq!(epochs_logged(&run), 400, "every epoch logged once");
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     assert!(summary.contains("\"status\": \"ok\""), "{summary}");
 }
@@ -201,9 +202,11 @@ fn sweep_names_come_from_its_folder_only_and_repeats_are_refused() {
     write(&victim, "keep.txt", "x");
     let out = tmp.path().join("sweep");
     let key = format!("--grid=pruning.layer_factor.{}=0.5", base.display());
-    let _ = sweep(tmp.path(), &config, &out, &[&key, "--seeds", "0"])
+    // The sweep runs (its point then fails: no such layer) — inside its own folder.
+    let e = err(&sweep(tmp.path(), &config, &out, &[&key, "--seeds", "0"])
         .output()
-        .unwrap();
+        .unwrap());
+    assert!(e.contains("sweep points failed"), "{e}");
     let intact =
         victim.join("keep.txt").is_file() && std::fs::read_dir(&victim).unwrap().count() == 1;
     std::fs::remove_dir_all(victim.parent().unwrap()).unwrap();
@@ -231,6 +234,16 @@ fn sweep_names_come_from_its_folder_only_and_repeats_are_refused() {
     .output()
     .unwrap());
     assert!(e.contains("lists the value 0.5 twice"), "{e}");
+    // The same value written two ways is the same experiment.
+    let e = err(&sweep(
+        tmp.path(),
+        &config,
+        &tmp.path().join("s4"),
+        &["--grid", "pruning.sparsity=0.5,5e-1"],
+    )
+    .output()
+    .unwrap());
+    assert!(e.contains("are the same experiment"), "{e}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -249,9 +262,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_results() {
+fn a_sweep_stopped_with_ctrl_c_leaves_no_orphan_and_a_rerun_gives_the_same_results() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = project(&tmp.path().join("p"), 60, "");
+    let config = project(&tmp.path().join("p"), 200, "");
     let args = ["--seeds", "0,1", "--jobs", "2"];
     let reference = tmp.path().join("reference");
     ok(&sweep(tmp.path(), &config, &reference, &args)
@@ -259,9 +272,12 @@ fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_resu
         .unwrap());
 
     let out = tmp.path().join("stopped");
+    // In a process group of its own, as a shell's foreground job is: Ctrl-C there is SIGINT
+    // to the whole group.
     let mut parent = sweep(tmp.path(), &config, &out, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let points: Vec<PathBuf> = ["seed-0", "seed-1"]
@@ -272,7 +288,7 @@ fn a_sweep_stopped_with_sigterm_leaves_no_orphan_and_a_rerun_gives_the_same_resu
         points.iter().all(|p| epochs_logged(p) >= 1)
     });
     let status = Command::new("kill")
-        .args(["-TERM", &parent.id().to_string()])
+        .args(["-INT", "--", &format!("-{}", parent.id())])
         .status()
         .unwrap();
     assert!(status.success());
@@ -385,8 +401,12 @@ fn a_full_disk_fails_the_run_naming_the_file_and_keeps_what_was_written() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        // CI runs as root and mounts; a developer's unprivileged run cannot.
-        eprintln!("skipped: mounting a tmpfs needs root");
+        // A developer's unprivileged run cannot mount; CI (root with CAP_SYS_ADMIN) must.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (root with CAP_SYS_ADMIN) for this test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
         return;
     }
     let _disk = SmallDisk(mount.clone());
@@ -692,4 +712,36 @@ fn trainer_prune_never_replaces_a_file_and_infer_refuses_zero_sizes() {
             .unwrap();
         assert!(err(&out).contains("0 is not in 1.."), "{flag}");
     }
+}
+
+#[test]
+fn a_corrupted_checkpoint_is_refused_on_resume_not_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    ok(&trainer(&crate::repo())
+        .args(["--config", "configs/xor.toml", "--quiet", "--out"])
+        .arg(&run)
+        .args([
+            "--set",
+            "train.checkpoint_every=1",
+            "--set",
+            "train.epochs=5",
+        ])
+        .output()
+        .unwrap());
+    // As a kill would have left it, with one sample index out of range in the checkpoint.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let path = run.join("checkpoint.safetensors");
+    let mut c = trainer::checkpoint::Checkpoint::load(&path).unwrap();
+    c.order[0] = 1_000_000;
+    c.save(&path).unwrap();
+    let e = err(&trainer(tmp.path())
+        .arg("--resume")
+        .arg(&run)
+        .output()
+        .unwrap());
+    assert!(
+        e.contains("sample order is not an order of the 4 training samples"),
+        "{e}"
+    );
 }
