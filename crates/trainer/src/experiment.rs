@@ -522,7 +522,11 @@ pub fn run_experiment(
     let resume = match &opts.resume {
         None => None,
         Some(dir) => {
-            lock = Some(crate::folder::FolderLock::acquire(dir)?);
+            // Only a folder with a checkpoint gets a lock file: `--resume` of some other
+            // folder is refused without touching it.
+            if dir.join(crate::checkpoint::FILE).is_file() {
+                lock = Some(crate::folder::FolderLock::acquire(dir)?);
+            }
             Some(resume_checkpoint(dir)?)
         }
     };
