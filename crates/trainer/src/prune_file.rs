@@ -184,6 +184,30 @@ pub fn prune_file(
             }
         })
         .collect();
+    // Under neuron pruning a bias is masked with its units: one float per unit, not masked
+    // already.
+    let neurons = matches!(
+        cfg.granularity_parsed(),
+        Some(crate::config::Granularity::Neuron)
+    );
+    for l in layers.iter().filter(|_| neurons) {
+        let Some(b) = &l.bias else { continue };
+        let t = st.tensor(b).map_err(|e| bad(e.to_string()))?;
+        let units = l.shape[unit_axis];
+        if t.dtype() != Dtype::F32 || t.shape() != [units] {
+            return Err(bad(format!(
+                "`{b}` is {:?} of shape {:?}, but `{}` has {units} units: it does not fit as their bias",
+                t.dtype(),
+                t.shape(),
+                l.name
+            )));
+        }
+        if names.iter().any(|m| *m == format!("{b}_mask")) {
+            return Err(bad(format!(
+                "`{b}` already has `{b}_mask`: the file was pruned before; prune the original, or remove the masks first"
+            )));
+        }
+    }
     let selection = select_masks(&layers, &spec(cfg))?;
     write_output(&st, &names, &selection.masks, output)?;
     let mut report_layers = Vec::new();

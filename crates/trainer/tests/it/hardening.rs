@@ -745,3 +745,40 @@ fn a_corrupted_checkpoint_is_refused_on_resume_not_indexed() {
         "{e}"
     );
 }
+
+#[test]
+fn trainer_prune_by_neuron_refuses_a_bias_that_does_not_fit_its_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.safetensors");
+    model_file(
+        &input,
+        &[
+            (
+                "fc1.weight",
+                vec![3, 2],
+                vec![1.0, -2.0, 3.0, 0.5, 0.1, 0.2],
+            ),
+            ("fc1.bias", vec![2], vec![0.0; 2]),
+            ("fc2.weight", vec![1, 3], vec![1.0, 2.0, 3.0]),
+        ],
+    );
+    let out = trainer(tmp.path())
+        .arg("prune")
+        .arg(&input)
+        .args([
+            "--out",
+            "out.safetensors",
+            "--granularity",
+            "neuron",
+            "--sparsity",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    let e = err(&out);
+    assert!(
+        e.contains("`fc1.bias`") && e.contains("does not fit"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("out.safetensors").exists());
+}
