@@ -9,7 +9,8 @@ use plotters::prelude::*;
 
 use super::PlotError;
 use super::draw::{
-    FONT, Figure, Mark, PALETTE, both, integer_ticks, legend, percent_range, s, with_legend_column,
+    FONT, Figure, Mark, PALETTE, both, integer_ticks, legend, percent_range, s, value_range,
+    with_legend_column,
 };
 
 /// Pruning events: a colour no split uses.
@@ -73,18 +74,8 @@ impl Curves {
             });
         let (y_min, y_max) = if accuracy {
             percent_range(lo, hi, 10.0)
-        } else if lo.is_finite() {
-            // Room around the data, relative to its size so a flat loss is a flat line; a loss
-            // is never negative, so neither is its axis.
-            let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.05).max(1e-6);
-            let bottom = if lo >= 0.0 {
-                (lo - pad).max(0.0)
-            } else {
-                lo - pad
-            };
-            (bottom, hi + pad)
         } else {
-            (0.0, 1.0)
+            value_range(lo, hi, 0.05)
         };
         let (plot, key) = with_legend_column(area);
         // Whole epochs only, on an integer axis with ticks we choose: a 2-epoch run gets 0, 1,

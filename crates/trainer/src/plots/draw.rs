@@ -131,6 +131,22 @@ pub fn percent_range(lo: f64, hi: f64, min_span: f64) -> (f64, f64) {
     (a, b)
 }
 
+/// The range of a value axis (a loss, an error) showing data between `lo` and `hi`: `pad` of
+/// the data's span around it (at least 5 % of its size, so a flat line is a flat line), and
+/// never below 0 for data that is not.
+pub fn value_range(lo: f64, hi: f64, pad: f64) -> (f64, f64) {
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * pad).max(hi.abs() * 0.05).max(1e-6);
+    let bottom = if lo >= 0.0 {
+        (lo - pad).max(0.0)
+    } else {
+        lo - pad
+    };
+    (bottom, hi + pad)
+}
+
 /// How a legend entry shows its series.
 #[derive(Debug, Clone, Copy)]
 pub enum Mark {
@@ -202,6 +218,18 @@ mod tests {
             vec![0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]
         );
         assert_eq!(integer_ticks(13.0, 6), vec![0.0, 5.0, 10.0]);
+    }
+
+    #[test]
+    fn value_axes_pad_the_data_and_stay_non_negative_for_non_negative_data() {
+        assert_eq!(value_range(0.0, 1.0, 0.1), (0.0, 1.1));
+        let (a, b) = value_range(0.5, 0.5, 0.1);
+        assert!(a < 0.5 && b > 0.5 && a > 0.0, "{a}..{b}");
+        assert_eq!(value_range(-1.0, 1.0, 0.1), (-1.2, 1.2));
+        assert_eq!(
+            value_range(f64::INFINITY, f64::NEG_INFINITY, 0.1),
+            (0.0, 1.0)
+        );
     }
 
     #[test]

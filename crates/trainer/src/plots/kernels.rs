@@ -18,8 +18,6 @@ const LABEL_CELLS: usize = 64;
 
 struct Kernels<'a> {
     layers: &'a [HostLayer],
-    /// Pixels per cell, per layer.
-    cells: Vec<usize>,
 }
 
 /// Gray level of `v` on the layer's own min..max scale (matplotlib's default normalisation; a
@@ -38,7 +36,9 @@ fn cell_px(layer: &HostLayer) -> usize {
     (360 / layer.n_in.max(layer.n_out)).clamp(1, 90)
 }
 
-fn panel_size(layer: &HostLayer, cell: usize) -> (u32, u32) {
+/// A panel's pixels: cells of [`cell_px`] plus room for axes and caption.
+fn panel_size(layer: &HostLayer) -> (u32, u32) {
+    let cell = cell_px(layer);
     let w = (layer.n_out.min(1000) * cell + 140).max(320);
     let h = layer.n_in.min(1000) * cell + 150;
     (w as u32, h as u32)
@@ -157,8 +157,8 @@ impl Figure for Kernels<'_> {
     ) -> Result<(), String> {
         let mut breaks = Vec::new();
         let mut x = 0;
-        for (l, c) in self.layers.iter().zip(&self.cells) {
-            x += panel_size(l, *c).0 as i32;
+        for l in self.layers {
+            x += panel_size(l).0 as i32;
             breaks.push(x);
         }
         breaks.pop();
@@ -172,10 +172,9 @@ impl Figure for Kernels<'_> {
 
 /// `kernels.png/svg`: every layer's kernel as a gray image, side by side.
 pub fn gray_kernels(dir: &Path, model: &HostMlp) -> Result<Vec<(String, String)>, PlotError> {
-    let cells: Vec<usize> = model.layers.iter().map(cell_px).collect();
     let (mut width, mut height) = (0u32, 0u32);
-    for (l, c) in model.layers.iter().zip(&cells) {
-        let (w, h) = panel_size(l, *c);
+    for l in &model.layers {
+        let (w, h) = panel_size(l);
         width += w;
         height = height.max(h);
     }
@@ -185,7 +184,6 @@ pub fn gray_kernels(dir: &Path, model: &HostMlp) -> Result<Vec<(String, String)>
         (width, height),
         &Kernels {
             layers: &model.layers,
-            cells,
         },
     )?;
     Ok(vec![(

