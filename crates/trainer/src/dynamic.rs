@@ -6,6 +6,7 @@ use pruning::{Growth, MaskSet, ParamInfo, Plan, PruneError, Pruner, Rewiring};
 
 use crate::config::{PruningConfig, PruningMode, ScheduleKind, TrainConfig, steps_of};
 use crate::prune::{criterion, spec};
+use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::steps_per_epoch;
 
 /// The schedule of `mode = "gradual"`, in optimizer steps.
@@ -78,7 +79,7 @@ pub fn pruner(
     n_train: usize,
     params: Vec<ParamInfo>,
     masks: MaskSet,
-    seed: u64,
+    seeds: &Seeds,
 ) -> Result<Pruner, PruneError> {
     let spe = steps_per_epoch(train, n_train);
     let total = train.epochs * spe;
@@ -106,9 +107,11 @@ pub fn pruner(
     Pruner::new(
         params,
         masks,
-        criterion(p.criterion, seed),
+        criterion(p.criterion, seeds.derived(Phase::Train, Purpose::Criterion)),
         spec(p),
         plan,
-        seed,
+        // The pruner derives its own stream from the seed under the name `pruner`: the
+        // first training phase's `Purpose::Pruner` (seeds.rs tests that the names agree).
+        seeds.seed(),
     )
 }

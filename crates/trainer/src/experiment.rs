@@ -22,6 +22,7 @@ use crate::inference::{CsrMlp, HostMlp, Sizes, compact};
 use crate::model::Mlp;
 use crate::prune;
 use crate::run_dir::create_run_dir;
+use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{TrainError, evaluate_splits, train_checkpointed};
 
 /// The Burn version we are built against (pinned in the workspace manifest; a test checks
@@ -207,10 +208,19 @@ fn run_phases(
     progress: &mut Progress,
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<Phased, TrainError> {
+    let seeds = Seeds::new(cfg.seed);
+    let train_order = || seeds.rng(Phase::Train, Purpose::Shuffle);
     let Some(p) = &cfg.pruning else {
         let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
         let t = train_checkpointed(
-            model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
+            model,
+            splits,
+            head,
+            &cfg.train,
+            train_order(),
+            device,
+            &mut hooks,
+            ckpt,
         )?;
         return Ok(Phased {
             model: t.model,
@@ -270,14 +280,21 @@ fn run_phases(
                 splits.train.len(),
                 params.clone(),
                 masks.clone(),
-                cfg.seed,
+                &seeds,
             )
             .map_err(prune_err)?;
             let t = {
                 let mut log = PrunerLog::new(&mut pruner, metrics);
                 let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut log, progress];
                 train_checkpointed(
-                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
+                    model,
+                    splits,
+                    head,
+                    &cfg.train,
+                    train_order(),
+                    device,
+                    &mut hooks,
+                    ckpt,
                 )?
             };
             masks = pruner.masks().clone();
@@ -318,15 +335,23 @@ fn run_phases(
         PruningMode::AtInit => {
             let before = evaluate_splits(&model, splits, head, device, true);
             let grads = grads_for(&model);
+            let seed = seeds.derived(Phase::Prune { round: 1 }, Purpose::Criterion);
             let (m, new_masks, w) =
-                prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
+                prune::prune_step(model, &params, &masks, p, seed, grads.as_ref())
                     .map_err(prune_err)?;
             masks = new_masks;
             warnings_all.extend(w);
             let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
             let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] = [&mut hold, metrics, progress];
             let t = train_checkpointed(
-                m, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
+                m,
+                splits,
+                head,
+                &cfg.train,
+                train_order(),
+                device,
+                &mut hooks,
+                ckpt,
             )?;
             let after = evaluate_splits(&t.model, splits, head, device, true);
             rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_training": eval_json(&after) }));
@@ -344,7 +369,14 @@ fn run_phases(
             } else {
                 let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
                 let t = train_checkpointed(
-                    model, splits, head, &cfg.train, cfg.seed, device, &mut hooks, ckpt,
+                    model,
+                    splits,
+                    head,
+                    &cfg.train,
+                    train_order(),
+                    device,
+                    &mut hooks,
+                    ckpt,
                 )?;
                 (t.model, t.end)
             };
@@ -377,8 +409,9 @@ fn run_phases(
             } else {
                 for round in 1..=p.rounds {
                     let grads = grads_for(&model);
+                    let seed = seeds.derived(Phase::Prune { round }, Purpose::Criterion);
                     let (m, new_masks, w) =
-                        prune::prune_step(model, &params, &masks, p, cfg.seed, grads.as_ref())
+                        prune::prune_step(model, &params, &masks, p, seed, grads.as_ref())
                             .map_err(prune_err)?;
                     masks = new_masks;
                     warnings_all.extend(w.iter().map(|w| format!("round {round}: {w}")));
@@ -403,7 +436,7 @@ fn run_phases(
                             splits,
                             head,
                             device,
-                            cfg.seed.wrapping_add(round as u64),
+                            seeds.rng(Phase::FineTune { round }, Purpose::Shuffle),
                             &mut [metrics, progress],
                         )?;
                         model = t.model;

@@ -33,6 +33,7 @@ pub mod prune_file;
 pub mod resources;
 pub mod run_dir;
 pub mod search;
+pub mod seeds;
 pub mod sensitivity;
 pub mod sweep;
 pub mod train;

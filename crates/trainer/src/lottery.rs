@@ -4,7 +4,7 @@
 //! initialisation with the same masks: the control that tells a ticket from a sparse network.
 
 use burn::tensor::Device;
-use pruning::{MaskHook, MaskSet, ParamInfo, Rng, RunEnd, SnapshotAt, TrainHook};
+use pruning::{MaskHook, MaskSet, ParamInfo, RunEnd, SnapshotAt, TrainHook};
 use serde_json::json;
 
 use crate::checkpoint::Checkpointing;
@@ -15,6 +15,7 @@ use crate::head::Head;
 use crate::hooks::{BestValid, MetricsLog, Progress};
 use crate::model::Mlp;
 use crate::prune;
+use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train_checkpointed};
 
 /// The last level's ticket, and every level's results.
@@ -42,6 +43,7 @@ struct Levels<'a> {
     splits: &'a Splits,
     head: Head,
     device: &'a Device,
+    seeds: Seeds,
 }
 
 impl Levels<'_> {
@@ -54,7 +56,7 @@ impl Levels<'_> {
         params: &[ParamInfo],
         masks: &MaskSet,
         snapshot: Option<&mut SnapshotAt>,
-        seed: u64,
+        phase: Phase,
         metrics: &mut MetricsLog,
         progress: &mut Progress,
         ckpt: Option<&mut Checkpointing>,
@@ -73,7 +75,7 @@ impl Levels<'_> {
                 splits,
                 self.head,
                 &cfg.train,
-                seed,
+                self.seeds.rng(phase, Purpose::Shuffle),
                 self.device,
                 &mut hooks,
                 ckpt,
@@ -123,6 +125,7 @@ pub fn run_lottery(
         splits,
         head,
         device,
+        seeds: Seeds::new(cfg.seed),
     };
     let (s, e) = metrics.offset();
     metrics.row(s, e, "lottery", "level", 0.0).map_err(io)?;
@@ -131,7 +134,7 @@ pub fn run_lottery(
         params,
         &masks,
         Some(&mut snap),
-        cfg.seed,
+        Phase::Train,
         metrics,
         progress,
         ckpt,
@@ -150,9 +153,16 @@ pub fn run_lottery(
     let (mut model, mut end) = (t.model, t.end);
     for (level, rule) in level_rules(p).iter().enumerate() {
         let level = level + 1;
-        let (pruned, new_masks, _warnings) =
-            prune::prune_step(model, params, &masks, rule, cfg.seed, None)
-                .map_err(TrainError::Prune)?;
+        let (pruned, new_masks, _warnings) = prune::prune_step(
+            model,
+            params,
+            &masks,
+            rule,
+            run.seeds
+                .derived(Phase::Prune { round: level }, Purpose::Criterion),
+            None,
+        )
+        .map_err(TrainError::Prune)?;
         masks = new_masks;
         let sparsity = masks.weight_sparsity();
         let ticket = snapshot.restore(pruned);
@@ -164,7 +174,14 @@ pub fn run_lottery(
             .row(s, e, "lottery", "sparsity", sparsity)
             .map_err(io)?;
         let (t, best) = run.train(
-            ticket, params, &masks, None, cfg.seed, metrics, progress, None,
+            ticket,
+            params,
+            &masks,
+            None,
+            Phase::Level { level },
+            metrics,
+            progress,
+            None,
         )?;
         let mut record = json!({
             "level": level,
@@ -172,8 +189,15 @@ pub fn run_lottery(
             "ticket": run.result(&best, &t.model),
         });
         if control {
-            let seed = Rng::derive(cfg.seed, &format!("reinit-control-{level}")).next_u64();
-            let fresh = Mlp::new(&cfg.model, n_inputs, head.n_outputs(), seed, device);
+            let phase = Phase::Control { level };
+            let fresh = Mlp::for_phase(
+                &cfg.model,
+                n_inputs,
+                head.n_outputs(),
+                &run.seeds,
+                phase,
+                device,
+            );
             let fresh_params = prune::masked_params(&fresh, p).map_err(TrainError::Prune)?;
             let (s, e) = metrics.offset();
             metrics
@@ -184,7 +208,7 @@ pub fn run_lottery(
                 &fresh_params,
                 &masks,
                 None,
-                seed,
+                phase,
                 metrics,
                 progress,
                 None,

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use pruning::Rng;
 
 use crate::config::{ActivationKind, InitKind, ModelConfig};
+use crate::seeds::{Phase, Purpose, Seeds};
 
 /// A stack of `Linear` layers with one nonlinearity between them. The last layer outputs logits
 /// (or the regression value); the head turns them into predictions and losses.
@@ -22,7 +23,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Builds `n_inputs → hidden… → n_outputs` with initial weights from `seed`.
+    /// Builds `n_inputs → hidden… → n_outputs` with initial weights from `seed` (the first
+    /// training phase's streams of a run with that seed).
     pub fn new(
         config: &ModelConfig,
         n_inputs: usize,
@@ -30,10 +32,30 @@ impl Mlp {
         seed: u64,
         device: &Device,
     ) -> Mlp {
-        let mut rng = Rng::derive(seed, "init");
+        Self::for_phase(
+            config,
+            n_inputs,
+            n_outputs,
+            &Seeds::new(seed),
+            Phase::Train,
+            device,
+        )
+    }
+
+    /// Builds the network `phase` of a run starts from (a lottery's reinit control draws its
+    /// own), from that phase's `init` and `param ids` streams.
+    pub fn for_phase(
+        config: &ModelConfig,
+        n_inputs: usize,
+        n_outputs: usize,
+        seeds: &Seeds,
+        phase: Phase,
+        device: &Device,
+    ) -> Mlp {
+        let mut rng = seeds.rng(phase, Purpose::Init);
         // Parameter ids from the seed too: a resumed run rebuilds the same network with the
         // same ids, which the checkpoint's optimizer state and hook state are keyed by.
-        let mut ids = Rng::derive(seed, "param ids");
+        let mut ids = seeds.rng(phase, Purpose::ParamIds);
         let mut widths = vec![n_inputs];
         widths.extend_from_slice(&config.hidden);
         widths.push(n_outputs);

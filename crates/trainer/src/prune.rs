@@ -149,6 +149,8 @@ pub fn calibrate(
 
 /// One pruning step: scores the model's current weights, selects new masks (never reviving a
 /// pruned weight), and applies them. Returns the masked model, the masks and any warnings.
+/// `seed` seeds the random criterion: the step's own stream
+/// ([`crate::seeds::Purpose::Criterion`]), never the run's seed itself.
 pub fn prune_step(
     model: Mlp,
     params: &[ParamInfo],
@@ -244,7 +246,7 @@ pub(crate) fn fine_tune(
     splits: &crate::data::Splits,
     head: crate::head::Head,
     device: &burn::tensor::Device,
-    seed: u64,
+    shuffle: pruning::Rng,
     others: &mut [&mut dyn pruning::TrainHook<Mlp>],
 ) -> Result<crate::train::Trained, crate::train::TrainError> {
     let tune = fine_tune_config(&cfg.train, p);
@@ -254,5 +256,5 @@ pub(crate) fn fine_tune(
     for h in others.iter_mut() {
         hooks.push(&mut **h);
     }
-    crate::train::train(model, splits, head, &tune, seed, device, &mut hooks)
+    crate::train::train(model, splits, head, &tune, shuffle, device, &mut hooks)
 }

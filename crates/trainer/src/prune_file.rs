@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::config::PruningConfig;
 use crate::prune::{criterion, spec};
+use crate::seeds::{Phase, Purpose, Seeds};
 
 /// Errors of `trainer prune`.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,9 @@ pub fn prune_file(
         path: input.to_path_buf(),
         message,
     };
-    let crit = criterion(cfg.criterion, seed);
+    // The random criterion draws what a static run with this seed draws at its pruning step.
+    let stream = Seeds::new(seed).derived(Phase::Prune { round: 1 }, Purpose::Criterion);
+    let crit = criterion(cfg.criterion, stream);
     if crit.needs_gradients() {
         return Err(bad(format!(
             "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \

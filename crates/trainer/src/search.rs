@@ -23,6 +23,7 @@ use crate::head::Head;
 use crate::hooks::Progress;
 use crate::model::Mlp;
 use crate::prune;
+use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{TrainError, evaluate_splits};
 
 /// One probe of the search.
@@ -116,6 +117,7 @@ pub(crate) fn search(
         SearchMetric::ValLoss => m <= dense + s.tolerance,
     };
     let (rule, upper) = Searched::of(p);
+    let seeds = Seeds::new(cfg.seed);
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Mlp, MaskSet, Vec<String>)> = None;
     let (mut lo, mut hi) = (0.0f64, upper);
@@ -126,12 +128,14 @@ pub(crate) fn search(
             params,
             masks,
             &rule.at(p, value),
-            cfg.seed,
+            // Every probe scores as the one pruning step it stands for would: the random
+            // criterion draws the same scores at each probe, so probes' masks nest.
+            seeds.derived(Phase::Prune { round: 1 }, Purpose::Criterion),
             grads,
         )
         .map_err(TrainError::Prune)?;
         let m = if p.fine_tune_epochs > 0 {
-            let seed = cfg.seed.wrapping_add(1);
+            let order = seeds.rng(Phase::Probe { index: i }, Purpose::Shuffle);
             prune::fine_tune(
                 m,
                 params,
@@ -141,7 +145,7 @@ pub(crate) fn search(
                 splits,
                 head,
                 device,
-                seed,
+                order,
                 &mut [progress],
             )?
             .model

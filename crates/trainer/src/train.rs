@@ -123,17 +123,18 @@ pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
     n.div_ceil(batch_size(t, n))
 }
 
-/// Trains `model` on `splits.train`; `device` must have autodiff enabled.
+/// Trains `model` on `splits.train`, drawing the order of the samples from `shuffle` (a stream
+/// of [`crate::seeds::Seeds`]); `device` must have autodiff enabled.
 pub fn train(
     model: Mlp,
     splits: &Splits,
     head: Head,
     t: &TrainConfig,
-    seed: u64,
+    shuffle: Rng,
     device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
 ) -> Result<Trained, TrainError> {
-    train_checkpointed(model, splits, head, t, seed, device, hooks, None)
+    train_checkpointed(model, splits, head, t, shuffle, device, hooks, None)
 }
 
 /// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
@@ -148,7 +149,7 @@ pub fn train_checkpointed(
     splits: &Splits,
     head: Head,
     t: &TrainConfig,
-    seed: u64,
+    shuffle: Rng,
     device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
     mut ckpt: Option<&mut Checkpointing>,
@@ -162,7 +163,7 @@ pub fn train_checkpointed(
     let n_batches = steps_per_epoch(t, n);
     let schedule = LrSchedule::new(t, n_batches);
     let mut optim = build_optimizer(t);
-    let mut shuffle_rng = Rng::derive(seed, "shuffle");
+    let mut shuffle_rng = shuffle;
     let mut order: Vec<usize> = (0..n).collect();
     let info = RunStart {
         n_epochs: t.epochs,

@@ -17,7 +17,7 @@ pub use split::split_indices;
 use std::path::{Path, PathBuf};
 
 use crate::config::{DataConfig, DatasetName, TaskKind};
-use pruning::Rng;
+use crate::seeds::{Phase, Purpose, Seeds};
 
 /// Errors while finding or reading data. Each names the file and how to fix the problem.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +160,7 @@ pub struct Splits {
 )]
 pub fn load(config: &DataConfig, seed: u64, base: &Path) -> Result<Splits, DataError> {
     let (full, own_test) = load_raw(config, seed, base)?;
-    let mut rng = Rng::derive(seed, "split");
+    let mut rng = Seeds::new(seed).rng(Phase::Train, Purpose::Split);
     let stratify = config.stratify.then(|| full.labels()).flatten();
     let n = full.len();
     let test_fraction = if own_test.is_some() {
@@ -212,7 +212,7 @@ fn load_raw(
     base: &Path,
 ) -> Result<(Dataset, Option<Dataset>), DataError> {
     use DatasetName::*;
-    let mut rng = Rng::derive(seed, "data");
+    let mut rng = Seeds::new(seed).rng(Phase::Train, Purpose::Data);
     let n = config.n.unwrap_or(200);
     Ok(match config.name {
         Xor => (synthetic::xor(), None),

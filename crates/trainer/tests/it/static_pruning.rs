@@ -13,7 +13,13 @@ use crate::{opts, shipped};
 use trainer::head::Head;
 use trainer::model::Mlp;
 use trainer::prune::{masked_params, prune_step};
+use trainer::seeds::{Phase, Purpose, Seeds};
 use trainer::train::train;
+
+/// The order a run with seed 0 shuffles its first training with.
+fn shuffle() -> pruning::Rng {
+    Seeds::new(0).rng(Phase::Train, Purpose::Shuffle)
+}
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -184,7 +190,7 @@ fn masked_weights_stay_exactly_zero_after_every_step_with_adam_momentum_and_deca
         };
         {
             let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, &mut check];
-            train(model, &splits, head, &cfg.train, 0, &device, &mut hooks)
+            train(model, &splits, head, &cfg.train, shuffle(), &device, &mut hooks)
                 .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
         }
         assert_eq!(check.steps_checked, 5 * 23, "{extra:?}");
@@ -214,7 +220,7 @@ fn without_the_mask_hook_momentum_revives_pruned_weights() {
         steps_checked: 0,
     };
     let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [&mut check];
-    let e = train(model, &splits, head, &cfg.train, 0, &device, &mut hooks).unwrap_err();
+    let e = train(model, &splits, head, &cfg.train, shuffle(), &device, &mut hooks).unwrap_err();
     assert!(e.to_string().contains("zero-check"), "{e}");
 }
 
