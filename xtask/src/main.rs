@@ -118,15 +118,18 @@ fn gpu_bench(quick: bool) -> Result<()> {
                     out.display()
                 );
             }
-            let text = std::fs::read_to_string(out.join("summary.json"))?;
-            let s: serde_json::Value = serde_json::from_str(&text)?;
+            let path = out.join("summary.json");
+            let s: report::Summary = report::load(&path)?;
+            let f = s
+                .finished()
+                .with_context(|| format!("{}: status {}", path.display(), s.status()))?;
             runs.push(BenchRun {
                 config,
                 backend,
-                device: s["device"]["name"].as_str().unwrap_or("?").to_string(),
-                epochs: s["epochs"].as_f64().unwrap_or(f64::NAN),
-                wall_s: s["wall_time_s"].as_f64().unwrap_or(f64::NAN),
-                test_accuracy: s["final"]["test"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+                device: s.device.name.clone(),
+                epochs: f.epochs as f64,
+                wall_s: f.wall_time_s,
+                test_accuracy: f.final_evals.accuracy("test").unwrap_or(f64::NAN),
             });
         }
     }

@@ -112,59 +112,6 @@ pub fn table(cells: &[Cell]) -> String {
     out
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-}
-
-/// Rows of a sweep's `results.csv`: (method, target sparsity or None, seed, accuracy,
-/// measured sparsity, wall seconds, run folder).
-type CsvRow = (String, Option<f64>, u64, f64, f64, f64, String);
-
-fn read_csv(path: &Path) -> Result<Vec<CsvRow>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let head: Vec<&str> = lines
-        .next()
-        .context("empty results.csv")?
-        .split(',')
-        .collect();
-    let col = |name: &str| {
-        head.iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("{} has no column {name}", path.display()))
-    };
-    let (method, target, seed, acc, sparsity, wall, dir) = (
-        col("method")?,
-        head.iter().position(|h| *h == "pruning.sparsity"),
-        col("seed")?,
-        col("accuracy")?,
-        col("sparsity")?,
-        col("wall_s")?,
-        col("run_dir")?,
-    );
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let num = |i: usize| -> Result<f64> {
-                f[i].parse()
-                    .with_context(|| format!("{}: `{}` is not a number", path.display(), f[i]))
-            };
-            Ok((
-                f[method].to_string(),
-                target.and_then(|i| f[i].parse().ok()),
-                f[seed].parse()?,
-                num(acc)?,
-                num(sparsity)?,
-                num(wall)?,
-                f[dir].to_string(),
-            ))
-        })
-        .collect()
-}
-
 /// Builds the trainer, runs every method's sweep, writes `runs/results/table.md`.
 pub fn run() -> Result<()> {
     crate::cargo(&["build", "-p", "trainer", "--release", "--locked"])?;
@@ -188,41 +135,61 @@ pub fn run() -> Result<()> {
                 "the {name} sweep failed; rerun `cargo xtask results` to retry its failed points"
             );
         }
-        for (method, target, seed, accuracy, measured, wall, dir) in
-            read_csv(&out.join("results.csv"))?
-        {
-            run_seconds += wall;
+        let csv = out.join("results.csv");
+        let (_, rows) = report::results::read(&csv)?;
+        for r in rows {
+            run_seconds += r.wall_s;
             n_runs += 1;
-            if method == "dense" {
-                dense.push((name.to_string(), seed, accuracy));
+            let accuracy = r
+                .accuracy
+                .with_context(|| format!("{}: {} has no accuracy", csv.display(), r.run_dir))?;
+            if r.method == "dense" {
+                dense.push((name.to_string(), r.seed, accuracy));
                 continue;
             }
             if name == "lottery" {
-                let report = read_json(&out.join(&dir).join("pruning.json"))?;
-                for level in report["levels"].as_array().into_iter().flatten().skip(1) {
-                    let target = level["sparsity"].as_f64().context("level sparsity")?;
-                    for (side, row) in [("ticket", label), ("control", "lottery reinit control")] {
-                        let accuracy = level[side]["final"]["test"]["accuracy"]
-                            .as_f64()
+                let path = out.join(&r.run_dir).join("pruning.json");
+                let p: report::PruningReport = report::load(&path)?;
+                let levels = p
+                    .levels()
+                    .with_context(|| format!("{}: not a lottery run", path.display()))?;
+                for level in levels.iter().skip(1) {
+                    let sides = [
+                        (label, Some(&level.ticket)),
+                        ("lottery reinit control", level.control.as_ref()),
+                    ];
+                    for (row, side) in sides {
+                        let accuracy = side
+                            .and_then(|s| s.final_evals.accuracy("test"))
                             .with_context(|| {
-                                format!("{dir}: level without {side} test accuracy")
+                                format!(
+                                    "{}: level {} has no {row} test accuracy",
+                                    path.display(),
+                                    level.level
+                                )
                             })?;
                         cells.push(Cell {
                             method: row.to_string(),
-                            target: nearest_target(target),
-                            measured: target,
+                            target: nearest_target(level.sparsity),
+                            measured: level.sparsity,
                             accuracy,
-                            seed,
+                            seed: r.seed,
                         });
                     }
                 }
             } else {
+                let target = r
+                    .value("pruning.sparsity")
+                    .and_then(|v| v.parse().ok())
+                    .with_context(|| {
+                        format!("{}: a pruned point without pruning.sparsity", csv.display())
+                    })?;
                 cells.push(Cell {
                     method: label.to_string(),
-                    target: target.context("a pruned point without pruning.sparsity")?,
-                    measured,
+                    target,
+                    measured: r.sparsity,
                     accuracy,
-                    seed,
+                    seed: r.seed,
                 });
             }
         }

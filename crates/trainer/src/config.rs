@@ -146,15 +146,9 @@ fn default_probes() -> usize {
     8
 }
 
-/// The validation metric a search holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchMetric {
-    /// Validation accuracy must not fall more than the tolerance below the dense model's.
-    ValAccuracy,
-    /// Validation loss must not rise more than the tolerance above the dense model's.
-    ValLoss,
-}
+/// The validation metric a search holds (the report's own type: configs and reports spell it
+/// alike).
+pub use report::SearchMetric;
 
 /// When pruning happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use serde_json::json;
+use report::{Finished, ModeReport, Outcome, PruningReport, Round, Stopped, Summary};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointing};
 use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
@@ -18,7 +18,7 @@ use crate::eval::Evaluation;
 use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress, PrunerLog};
-use crate::inference::{CsrMlp, HostMlp, Sizes, compact};
+use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
 use crate::model::Mlp;
 use crate::prune;
 use crate::run_dir::create_run_dir;
@@ -136,7 +136,7 @@ pub struct RunResult {
     /// Whether early stopping ended it.
     pub stopped_early: bool,
     /// The pruning report (`pruning.json`), when the config prunes.
-    pub pruning: Option<serde_json::Value>,
+    pub pruning: Option<PruningReport>,
     /// What the tensors ran on (the adapter, for wgpu).
     pub device: DeviceInfo,
 }
@@ -146,22 +146,32 @@ struct Phased {
     model: Mlp,
     end: pruning::RunEnd,
     masks: Option<pruning::MaskSet>,
-    pruning: Option<serde_json::Value>,
+    pruning: Option<PruningReport>,
     /// The compacted network, for runs that prune whole neurons.
     compact: Option<HostMlp>,
     /// The weights pruning started from (trained for static pruning, initial otherwise).
     before_weights: Option<HostMlp>,
 }
 
-pub(crate) fn eval_json(evals: &[(&'static str, crate::eval::Evaluation)]) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (split, e) in evals {
-        m.insert(
-            split.to_string(),
-            json!({ "loss": e.loss, "accuracy": e.accuracy(), "n": e.n }),
-        );
-    }
-    serde_json::Value::Object(m)
+/// Evaluations as reports record them (`correct` only where `with_correct`: the final ones).
+pub(crate) fn evals_report(
+    evals: &[(&'static str, crate::eval::Evaluation)],
+    with_correct: bool,
+) -> report::Evals {
+    report::Evals(
+        evals
+            .iter()
+            .map(|(split, e)| {
+                let eval = report::SplitEval {
+                    n: e.n,
+                    loss: e.loss,
+                    accuracy: e.accuracy(),
+                    correct: e.correct.filter(|_| with_correct),
+                };
+                (split.to_string(), eval)
+            })
+            .collect(),
+    )
 }
 
 pub(crate) fn log_evals(
@@ -268,9 +278,9 @@ fn run_phases(
             )
         })
     };
-    let mut rounds = Vec::new();
+    let mut rounds: Vec<Round> = Vec::new();
     let mut warnings_all = Vec::new();
-    let mut extra = serde_json::Map::new();
+    let (mut events, mut levels, mut search_report) = (Vec::new(), Vec::new(), None);
     let mut before_weights = HostMlp::from_mlp(&model);
     let (mut model, end, before) = match p.mode {
         PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
@@ -299,18 +309,23 @@ fn run_phases(
             };
             masks = pruner.masks().clone();
             warnings_all.extend(pruner.warnings().iter().cloned());
-            let events: Vec<serde_json::Value> = pruner
+            events = pruner
                 .events()
                 .iter()
-                .map(|e| {
-                    json!({
-                        "step": e.step,
-                        "epoch": e.epoch,
-                        "target": e.target,
-                        "sparsity": e.sparsity,
-                        "changed": e.changed,
-                        "layers": e.layers.iter().map(|(n, s)| json!({"name": n, "sparsity": s})).collect::<Vec<_>>(),
-                    })
+                .map(|e| report::Event {
+                    step: e.step,
+                    epoch: e.epoch,
+                    target: e.target,
+                    sparsity: e.sparsity,
+                    changed: e.changed,
+                    layers: e
+                        .layers
+                        .iter()
+                        .map(|(name, sparsity)| report::EventLayer {
+                            name: name.clone(),
+                            sparsity: *sparsity,
+                        })
+                        .collect(),
                 })
                 .collect();
             // A schedule that never fired leaves a dense network under a pruning config: say so
@@ -321,7 +336,6 @@ fn run_phases(
                     t.end.steps_done, t.end.epochs_done
                 ));
             }
-            extra.insert("events".into(), json!(events));
             (t.model, t.end, None)
         }
         PruningMode::Lottery => {
@@ -329,7 +343,7 @@ fn run_phases(
                 model, &params, cfg, p, splits, head, device, metrics, progress, ckpt,
             )?;
             masks = out.masks;
-            extra.insert("levels".into(), out.levels);
+            levels = out.levels;
             (out.model, out.end, None)
         }
         PruningMode::AtInit => {
@@ -354,7 +368,13 @@ fn run_phases(
                 ckpt,
             )?;
             let after = evaluate_splits(&t.model, splits, head, device, true);
-            rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_training": eval_json(&after) }));
+            rounds.push(Round {
+                round: 1,
+                sparsity: masks.sparsity(),
+                after_pruning: None,
+                after_fine_tune: None,
+                after_training: Some(evals_report(&after, false)),
+            });
             (t.model, t.end, Some(before))
         }
         PruningMode::Static => {
@@ -403,8 +423,14 @@ fn run_phases(
                 warnings_all.extend(found.warnings);
                 let after = evaluate_splits(&found.model, splits, head, device, true);
                 log_evals(metrics, &after, "after_search")?;
-                rounds.push(json!({ "round": 1, "sparsity": masks.sparsity(), "after_fine_tune": eval_json(&after) }));
-                extra.insert("search".into(), found.report);
+                rounds.push(Round {
+                    round: 1,
+                    sparsity: masks.sparsity(),
+                    after_pruning: None,
+                    after_fine_tune: Some(evals_report(&after, false)),
+                    after_training: None,
+                });
+                search_report = Some(found.report);
                 (found.model, end, Some(before))
             } else {
                 for round in 1..=p.rounds {
@@ -424,7 +450,13 @@ fn run_phases(
                             name: "metrics.csv".into(),
                             cause: e.into(),
                         })?;
-                    let mut record = json!({ "round": round, "sparsity": masks.sparsity(), "after_pruning": eval_json(&after) });
+                    let mut record = Round {
+                        round,
+                        sparsity: masks.sparsity(),
+                        after_pruning: Some(evals_report(&after, false)),
+                        after_fine_tune: None,
+                        after_training: None,
+                    };
                     model = m;
                     if p.fine_tune_epochs > 0 {
                         let t = prune::fine_tune(
@@ -445,7 +477,7 @@ fn run_phases(
                         end = t.end;
                         let tuned = evaluate_splits(&model, splits, head, device, true);
                         log_evals(metrics, &tuned, "after_fine_tune")?;
-                        record["after_fine_tune"] = eval_json(&tuned);
+                        record.after_fine_tune = Some(evals_report(&tuned, false));
                     }
                     rounds.push(record);
                 }
@@ -455,37 +487,51 @@ fn run_phases(
     };
     // The saved model is exactly sparse: one last multiplication by the masks.
     model = pruning::apply_masks(model, &params, &masks).map_err(prune_err)?;
-    let mut report = prune::layer_report(&model, &masks);
-    report["config"] = serde_json::to_value(p).expect("json");
-    if let Some(before) = &before {
-        report["before_pruning"] = eval_json(before);
-        report["rounds"] = json!(rounds);
-    }
-    for (k, v) in extra {
-        report[k] = v;
-    }
+    let (layers, total) = prune::layer_report(&model, &masks);
+    let before_pruning = before.as_ref().map(|b| evals_report(b, false));
+    let rounds_of = |search| report::Rounds {
+        before_pruning: before_pruning.clone().unwrap_or_default(),
+        rounds: rounds.clone(),
+        search,
+    };
+    let mode = match p.mode {
+        PruningMode::Static => ModeReport::Static(rounds_of(search_report)),
+        PruningMode::AtInit => ModeReport::AtInit(rounds_of(None)),
+        PruningMode::Gradual => ModeReport::Gradual(report::pruning::Events { events }),
+        PruningMode::Rigl => ModeReport::Rigl(report::pruning::Events { events }),
+        PruningMode::Set => ModeReport::Set(report::pruning::Events { events }),
+        PruningMode::Lottery => ModeReport::Lottery(report::pruning::Levels { levels }),
+    };
     // What pruning buys: bytes in each storage format, and the compacted network.
     let host = HostMlp::from_mlp(&model);
     let compacted = compact(&host);
-    let sizes = Sizes::of(&host, &CsrMlp::from_host(&host), &compacted);
-    report["sizes"] = serde_json::to_value(sizes).expect("json");
-    report["compact"] = json!({
-        "widths": compacted.model.widths(),
-        "dense_macs_per_sample": host.macs(),
-        "compact_macs_per_sample": compacted.model.macs(),
-    });
+    let sizes = sizes_of(&host, &CsrMlp::from_host(&host), &compacted);
+    let mut compact_report = report::Compact {
+        widths: compacted.model.widths(),
+        dense_macs_per_sample: host.macs(),
+        compact_macs_per_sample: compacted.model.macs(),
+        final_evals: None,
+    };
     let compact_model = if matches!(
         p.granularity_parsed(),
         Some(crate::config::Granularity::Neuron)
     ) {
         let small = compacted.model.to_mlp(device);
         let evals = evaluate_splits(&small, splits, head, device, true);
-        report["compact"]["final"] = eval_json(&evals);
+        compact_report.final_evals = Some(evals_report(&evals, false));
         Some(compacted.model)
     } else {
         None
     };
-    report["warnings"] = json!(warnings_all);
+    let report = PruningReport {
+        config: serde_json::to_value(p).expect("a [pruning] table serialises to JSON"),
+        mode,
+        layers,
+        total,
+        sizes,
+        compact: compact_report,
+        warnings: warnings_all,
+    };
     Ok(Phased {
         model,
         end,
@@ -698,26 +744,32 @@ pub fn run_experiment(
         resume,
     });
 
-    let base_summary = json!({
-        "config": config_path.display().to_string(),
-        "dataset": cfg.data.name.as_str(),
-        "backend": cfg.backend.to_string(),
-        "device": device_info,
-        "seed": cfg.seed,
-        "widths": widths,
-        "parameters": n_params,
-        "loss": head.loss_name(),
-        "versions": { "lopper": env!("CARGO_PKG_VERSION"), "burn": BURN_VERSION },
-        "weights_layout": "model.safetensors: PyTorch [out_features, in_features]",
-    });
+    let summary_of = |outcome: Outcome| Summary {
+        config: config_path.display().to_string(),
+        dataset: cfg.data.name.as_str().to_string(),
+        backend: cfg.backend.to_string(),
+        device: device_info.clone(),
+        seed: cfg.seed,
+        widths: widths.clone(),
+        parameters: n_params,
+        loss: head.loss_name().to_string(),
+        versions: report::Versions {
+            lopper: env!("CARGO_PKG_VERSION").into(),
+            burn: BURN_VERSION.into(),
+        },
+        weights_layout: "model.safetensors: PyTorch [out_features, in_features]".into(),
+        outcome,
+    };
     let summary_path = dir.join("summary.json");
-    let write_summary = |extra: serde_json::Value| -> Result<(), ExperimentError> {
-        let mut s = base_summary.clone();
-        if let (Some(s), Some(e)) = (s.as_object_mut(), extra.as_object()) {
-            s.extend(e.clone());
-        }
-        let text = serde_json::to_string_pretty(&s).expect("json");
-        crate::atomic::write(&summary_path, text + "\n").map_err(io_err(&summary_path))
+    let write_summary = |outcome: Outcome| -> Result<Summary, ExperimentError> {
+        let summary = summary_of(outcome);
+        crate::atomic::write(&summary_path, report::to_json(&summary))
+            .map_err(io_err(&summary_path))?;
+        Ok(summary)
+    };
+    let stopped = |error: String| Stopped {
+        error,
+        wall_time_s: wall_before + start.elapsed().as_secs_f64(),
     };
 
     let phases = run_phases(
@@ -744,38 +796,33 @@ pub fn run_experiment(
     let trained = match phases {
         Ok(t) => t,
         Err(source) => {
-            let status = if matches!(source, TrainError::Interrupted { .. }) {
-                "interrupted"
+            let stop = stopped(source.to_string());
+            write_summary(if matches!(source, TrainError::Interrupted { .. }) {
+                Outcome::Interrupted(stop)
             } else {
-                "failed"
-            };
-            write_summary(json!({
-                "status": status,
-                "error": source.to_string(),
-                "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
-            }))?;
+                Outcome::Failed(stop)
+            })?;
             return Err(ExperimentError::Train { cause: source, dir });
         }
     };
     // Every output after training, each written atomically; a failure (a full disk, say) marks
     // the run failed with the real cause and the file it hit, and leaves earlier files whole.
     let written = (|| -> Result<_, ExperimentError> {
-        if let Some(report) = &trained.pruning {
+        if let Some(pr) = &trained.pruning {
             let path = dir.join("pruning.json");
-            let text = serde_json::to_string_pretty(report).expect("json") + "\n";
-            crate::atomic::write(&path, text).map_err(io_err(&path))?;
+            crate::atomic::write(&path, report::to_json(pr)).map_err(io_err(&path))?;
             if let Some(masks) = &trained.masks {
                 save_masks(masks, &dir.join("masks.safetensors"))?;
             }
             if let Some(small) = &trained.compact {
                 small.save(&dir.join("compact.safetensors"))?;
             }
-            if let Some(levels) = report.get("levels") {
+            if let Some(levels) = pr.levels() {
                 let path = dir.join("lottery.md");
                 crate::atomic::write(&path, crate::lottery::table(levels))
                     .map_err(io_err(&path))?;
             }
-            if let Some(search) = report.get("search") {
+            if let Some(search) = pr.search() {
                 let path = dir.join("search.md");
                 crate::atomic::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
             }
@@ -785,34 +832,21 @@ pub fn run_experiment(
         let model_path = dir.join("model.safetensors");
         save_model(&trained.model, &model_path)?;
         let wall_s = wall_before + start.elapsed().as_secs_f64();
-        let mut final_metrics = serde_json::Map::new();
-        for (split, e) in &evals {
-            final_metrics.insert(
-                split.to_string(),
-                json!({ "n": e.n, "loss": e.loss, "accuracy": e.accuracy(), "correct": e.correct }),
-            );
-        }
-        let ok = json!({
-            "status": "ok",
-            "epochs": trained.end.epochs_done,
-            "steps": trained.end.steps_done,
-            "stopped_early": trained.end.stopped_early,
-            "final": final_metrics,
-            "wall_time_s": wall_s,
-        });
-        write_summary(ok.clone())?;
-        Ok((evals, wall_s, ok))
+        let summary = write_summary(Outcome::Ok(Finished {
+            epochs: trained.end.epochs_done,
+            steps: trained.end.steps_done,
+            stopped_early: trained.end.stopped_early,
+            final_evals: evals_report(&evals, true),
+            wall_time_s: wall_s,
+        }))?;
+        Ok((evals, wall_s, summary))
     })();
-    let (evals, wall_s, ok) = match written {
+    let (evals, wall_s, summary) = match written {
         Ok(w) => w,
         Err(e) => {
             // On a disk too full for even the small summary, the error says so too.
-            return match write_summary(json!({
-                "status": "failed",
-                "error": e.to_string(),
-                "wall_time_s": wall_before + start.elapsed().as_secs_f64(),
-            })) {
-                Ok(()) => Err(e),
+            return match write_summary(Outcome::Failed(stopped(e.to_string()))) {
+                Ok(_) => Err(e),
                 Err(w) => Err(ExperimentError::Io {
                     path: dir.join("summary.json"),
                     cause: std::io::Error::other(format!(
@@ -825,10 +859,6 @@ pub fn run_experiment(
     // Pictures last: everything measured is on disk before, so a plotting failure (say, no
     // fonts) costs only the pictures, and says so.
     let after = HostMlp::from_mlp(&trained.model);
-    let mut summary = base_summary.clone();
-    if let (Some(s), Some(e)) = (summary.as_object_mut(), ok.as_object()) {
-        s.extend(e.clone());
-    }
     let plotted = crate::plots::write_all(
         &dir,
         trained.before_weights.as_ref(),

@@ -5,12 +5,13 @@
 
 use burn::tensor::Device;
 use pruning::{MaskHook, MaskSet, ParamInfo, RunEnd, SnapshotAt, TrainHook};
-use serde_json::json;
+use report::table::{Align, markdown};
+use report::{Level, LevelResult};
 
 use crate::checkpoint::Checkpointing;
 use crate::config::{Config, CountOverConfig, PruningConfig, steps_of};
 use crate::data::Splits;
-use crate::experiment::eval_json;
+use crate::experiment::evals_report;
 use crate::head::Head;
 use crate::hooks::{BestValid, MetricsLog, Progress};
 use crate::model::Mlp;
@@ -27,7 +28,7 @@ pub struct LotteryOutcome {
     /// Its masks.
     pub masks: MaskSet,
     /// One record per level (level 0 = dense).
-    pub levels: serde_json::Value,
+    pub levels: Vec<Level>,
 }
 
 fn io(e: std::io::Error) -> TrainError {
@@ -87,15 +88,15 @@ impl Levels<'_> {
     }
 
     /// One side of a level's record: the best validation epoch and the final evaluation.
-    fn result(&self, best: &BestValid, model: &Mlp) -> serde_json::Value {
+    fn result(&self, best: &BestValid, model: &Mlp) -> LevelResult {
         let fin = evaluate_splits(model, self.splits, self.head, self.device, false);
-        json!({
-            "best_valid_accuracy": best.valid_accuracy,
-            "best_step": best.step,
-            "best_epoch": best.epoch,
-            "test_accuracy_at_best": best.test_accuracy,
-            "final": eval_json(&fin),
-        })
+        LevelResult {
+            best_valid_accuracy: best.valid_accuracy,
+            best_step: best.step,
+            best_epoch: best.epoch,
+            test_accuracy_at_best: best.test_accuracy,
+            final_evals: evals_report(&fin, false),
+        }
     }
 }
 
@@ -145,11 +146,12 @@ pub fn run_lottery(
             t.end.steps_done
         )))
     })?;
-    let mut levels = vec![json!({
-        "level": 0,
-        "sparsity": 0.0,
-        "ticket": run.result(&best, &t.model),
-    })];
+    let mut levels = vec![Level {
+        level: 0,
+        sparsity: 0.0,
+        ticket: run.result(&best, &t.model),
+        control: None,
+    }];
     let (mut model, mut end) = (t.model, t.end);
     for (level, rule) in level_rules(p).iter().enumerate() {
         let level = level + 1;
@@ -183,11 +185,12 @@ pub fn run_lottery(
             progress,
             None,
         )?;
-        let mut record = json!({
-            "level": level,
-            "sparsity": sparsity,
-            "ticket": run.result(&best, &t.model),
-        });
+        let mut record = Level {
+            level,
+            sparsity,
+            ticket: run.result(&best, &t.model),
+            control: None,
+        };
         if control {
             let phase = Phase::Control { level };
             let fresh = Mlp::for_phase(
@@ -213,7 +216,7 @@ pub fn run_lottery(
                 progress,
                 None,
             )?;
-            record["control"] = run.result(&cbest, &c.model);
+            record.control = Some(run.result(&cbest, &c.model));
         }
         levels.push(record);
         (model, end) = (t.model, t.end);
@@ -222,7 +225,7 @@ pub fn run_lottery(
         model,
         end,
         masks,
-        levels: json!(levels),
+        levels,
     })
 }
 
@@ -259,33 +262,23 @@ pub const COLUMNS: [&str; 6] = [
 /// One level's cells, in the order of [`COLUMNS`]: density, the ticket's and the control's
 /// best validation accuracy (with its epoch) and test accuracy at that epoch (without a
 /// validation split, the test accuracy at the end of training).
-pub fn row(level: &serde_json::Value) -> [String; 6] {
-    let side = |k: &str| {
-        let r = &level[k];
-        if r.is_null() {
-            ("–".to_string(), "–".to_string())
-        } else if r["best_valid_accuracy"].is_null() {
-            // No validation split: no best epoch to pick, so the test accuracy at the end.
-            (
-                "–".to_string(),
-                pct(r["final"]["test"]["accuracy"].as_f64()),
-            )
-        } else {
-            (
-                format!(
-                    "{} ({})",
-                    pct(r["best_valid_accuracy"].as_f64()),
-                    r["best_epoch"]
-                ),
-                pct(r["test_accuracy_at_best"].as_f64()),
-            )
+pub fn row(level: &Level) -> [String; 6] {
+    let side = |r: Option<&LevelResult>| match r {
+        None => ("–".to_string(), "–".to_string()),
+        // No validation split: no best epoch to pick, so the test accuracy at the end.
+        Some(r) if r.best_valid_accuracy.is_none() => {
+            ("–".to_string(), pct(r.final_evals.accuracy("test")))
         }
+        Some(r) => (
+            format!("{} ({})", pct(r.best_valid_accuracy), r.best_epoch),
+            pct(r.test_accuracy_at_best),
+        ),
     };
-    let (tv, tt) = side("ticket");
-    let (cv, ct) = side("control");
-    let density = 100.0 * (1.0 - level["sparsity"].as_f64().unwrap_or(0.0));
+    let (tv, tt) = side(Some(&level.ticket));
+    let (cv, ct) = side(level.control.as_ref());
+    let density = 100.0 * (1.0 - level.sparsity);
     [
-        level["level"].to_string(),
+        level.level.to_string(),
         format!("{density:.1}"),
         tv,
         tt,
@@ -295,14 +288,8 @@ pub fn row(level: &serde_json::Value) -> [String; 6] {
 }
 
 /// The per-level table in Markdown.
-pub fn table(levels: &serde_json::Value) -> String {
-    let mut out = format!(
-        "| {} |\n|{}\n",
-        COLUMNS.join(" | "),
-        "---:|".repeat(COLUMNS.len())
-    );
-    for l in levels.as_array().into_iter().flatten() {
-        out.push_str(&format!("| {} |\n", row(l).join(" | ")));
-    }
-    out
+pub fn table(levels: &[Level]) -> String {
+    let columns: Vec<(&str, Align)> = COLUMNS.iter().map(|c| (*c, Align::Right)).collect();
+    let rows: Vec<Vec<String>> = levels.iter().map(|l| row(l).to_vec()).collect();
+    markdown(&columns, &rows)
 }

@@ -411,7 +411,8 @@ fn print_summary(config: &trainer::config::Config, r: &RunResult) {
         let before = r
             .pruning
             .as_ref()
-            .and_then(|p| p["before_pruning"]["train"]["accuracy"].as_f64());
+            .and_then(|p| p.before_pruning())
+            .and_then(|b| b.accuracy("train"));
         let (_, mut train) = r.evals[0];
         if let Some(a) = before {
             train.correct = Some((a * train.n as f64).round() as usize);
@@ -440,97 +441,72 @@ fn join(widths: &[usize]) -> String {
         .join("-")
 }
 
-fn print_pruning(p: &serde_json::Value) {
-    let mode = p["config"]["mode"].as_str().unwrap_or("static");
-    match (p.get("events"), p.get("levels")) {
-        (Some(ev), _) => println!(
-            "pruning ({mode}, {} mask updates):",
-            ev.as_array().map_or(0, Vec::len)
-        ),
-        (_, Some(levels)) => {
-            println!("lottery tickets (also in lottery.md):");
-            print!("{}", trainer::lottery::table(levels));
-            println!("final ticket:");
-        }
-        _ => {
-            let n = p["rounds"].as_array().map_or(0, Vec::len);
-            println!("pruning ({n} round{}):", if n == 1 { "" } else { "s" })
-        }
+fn print_pruning(p: &report::PruningReport) {
+    let mode = p.mode_name();
+    if let Some(events) = p.events() {
+        println!("pruning ({mode}, {} mask updates):", events.len());
+    } else if let Some(levels) = p.levels() {
+        println!("lottery tickets (also in lottery.md):");
+        print!("{}", trainer::lottery::table(levels));
+        println!("final ticket:");
+    } else {
+        let n = p.rounds().len();
+        println!("pruning ({n} round{}):", if n == 1 { "" } else { "s" })
     }
     println!(
         "{:<18} {:>12} {:>10} {:>10} {:>6}",
         "layer", "shape", "kept", "sparsity", "dead"
     );
-    for l in p["layers"].as_array().into_iter().flatten() {
-        let shape = format!("{}x{}", l["shape_out_in"][0], l["shape_out_in"][1]);
+    for l in &p.layers {
+        let shape = format!("{}x{}", l.shape_out_in[0], l.shape_out_in[1]);
         println!(
             "{:<18} {shape:>12} {:>10} {:>9.2}% {:>6}",
-            l["name"].as_str().unwrap_or(""),
-            format!("{}/{}", l["kept"], l["weights"]),
-            100.0 * l["sparsity"].as_f64().unwrap_or(0.0),
-            l["dead_units"].as_u64().unwrap_or(0)
+            l.name,
+            format!("{}/{}", l.kept, l.weights),
+            100.0 * l.sparsity,
+            l.dead_units
         );
     }
-    let t = &p["total"];
+    let t = &p.total;
     println!(
         "total sparsity {:.2}%, compression {:.2}x, theoretical speedup {:.2}x",
-        100.0 * t["sparsity"].as_f64().unwrap_or(0.0),
-        t["compression_ratio"].as_f64().unwrap_or(1.0),
-        t["theoretical_speedup"].as_f64().unwrap_or(1.0)
+        100.0 * t.sparsity,
+        t.compression_ratio,
+        t.theoretical_speedup
     );
-    let kb = |k: &str| p["sizes"][k].as_f64().unwrap_or(0.0) / 1024.0;
+    let kb = |bytes: usize| bytes as f64 / 1024.0;
     println!(
         "storage: dense {:.1} KiB, CSR {:.1} KiB, bitmask+values {:.1} KiB, compacted {:.1} KiB",
-        kb("dense_bytes"),
-        kb("csr_bytes"),
-        kb("bitmask_bytes"),
-        kb("compact_bytes")
+        kb(p.sizes.dense_bytes),
+        kb(p.sizes.csr_bytes),
+        kb(p.sizes.bitmask_bytes),
+        kb(p.sizes.compact_bytes)
     );
-    if let Some(w) = p["compact"]["widths"].as_array() {
-        let w: Vec<usize> = w
-            .iter()
-            .filter_map(|v| v.as_u64())
-            .map(|v| v as usize)
-            .collect();
-        let saved = p["compact"].get("final").map_or(String::new(), |_| {
-            " (saved as compact.safetensors)".to_string()
-        });
-        println!("compacted network: {}{saved}", join(&w));
-    }
-    for w in p["warnings"].as_array().into_iter().flatten() {
-        println!("warning: {}", w.as_str().unwrap_or(""));
-    }
-    if p.get("before_pruning").is_none() {
-        // Dynamic and lottery runs have no separate before/after: the final metrics above are
-        // the pruned network's.
-        return;
-    }
-    // The split reported: test if there is one, else validation, else train.
-    let split = ["test", "valid", "train"]
-        .into_iter()
-        .find(|s| p["before_pruning"].get(*s).is_some())
-        .unwrap_or("train");
-    let acc = |v: &serde_json::Value| {
-        v[split]["accuracy"]
-            .as_f64()
-            .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a))
+    let saved = if p.compact.final_evals.is_some() {
+        " (saved as compact.safetensors)"
+    } else {
+        ""
     };
-    let mut line = format!(
-        "{split} accuracy: before pruning {}",
-        acc(&p["before_pruning"])
-    );
-    for r in p["rounds"].as_array().into_iter().flatten() {
-        if r.get("after_pruning").is_some() {
-            line.push_str(&format!(", after pruning {}", acc(&r["after_pruning"])));
-        }
-        if r.get("after_fine_tune").is_some() {
-            line.push_str(&format!(
-                ", after fine-tuning {}",
-                acc(&r["after_fine_tune"])
-            ));
-        }
-        if r.get("after_training").is_some() {
-            line.push_str(&format!(", after training {}", acc(&r["after_training"])));
+    println!("compacted network: {}{saved}", join(&p.compact.widths));
+    for w in &p.warnings {
+        println!("warning: {w}");
+    }
+    // Dynamic and lottery runs have no separate before/after: the final metrics above are the
+    // pruned network's.
+    let Some((split, before)) = p.before_pruning().and_then(|b| b.reported()) else {
+        return;
+    };
+    let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
+    let mut line = format!("{split} accuracy: before pruning {}", pct(before.accuracy));
+    for r in p.rounds() {
+        for (stage, evals) in [
+            ("after pruning", &r.after_pruning),
+            ("after fine-tuning", &r.after_fine_tune),
+            ("after training", &r.after_training),
+        ] {
+            if let Some(e) = evals {
+                line.push_str(&format!(", {stage} {}", pct(e.accuracy(split))));
+            }
         }
     }
     println!("{line}");
@@ -604,21 +580,22 @@ fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
             "{:<24} {:>12} {:>14} {:>10}",
             "tensor", "shape", "kept", "sparsity"
         );
-        for l in report["layers"].as_array().into_iter().flatten() {
+        for l in &report.layers {
+            let shape: Vec<String> = l.shape.iter().map(ToString::to_string).collect();
             println!(
                 "{:<24} {:>12} {:>14} {:>9.2}%",
-                l["name"].as_str().unwrap_or(""),
-                format!("{}x{}", l["shape"][0], l["shape"][1]),
-                format!("{}/{}", l["kept"], l["weights"]),
-                100.0 * l["sparsity"].as_f64().unwrap_or(0.0)
+                l.name,
+                shape.join("x"),
+                format!("{}/{}", l.kept, l.weights),
+                100.0 * l.sparsity
             );
         }
-        for w in report["warnings"].as_array().into_iter().flatten() {
-            println!("warning: {}", w.as_str().unwrap_or(""));
+        for w in &report.warnings {
+            println!("warning: {w}");
         }
         println!(
             "total sparsity {:.2}%; wrote {} (pruned weights and <name>_mask tensors)",
-            100.0 * report["total"]["sparsity"].as_f64().unwrap_or(0.0),
+            100.0 * report.total.sparsity,
             a.out.display()
         );
     }

@@ -15,7 +15,7 @@ use pruning::{
     CountOver, MaskSet, ParamInfo, Prunable, PruneError, Rule, ScopeKind, Spec, UnitSide,
     param_infos, read_params,
 };
-use serde_json::json;
+use report::{LayerCounts, Totals};
 
 use crate::config::{
     CountOverConfig, CriterionKind, Granularity, NeuronSide, PruningConfig, ScopeConfig,
@@ -167,7 +167,7 @@ pub fn prune_step(
 /// Per-layer and total counts of a masked MLP, in ShrinkBench's terms: compression ratio =
 /// all parameters / nonzero parameters; theoretical speedup = dense multiply-adds / nonzero
 /// multiply-adds (one multiply-add per weight per sample for dense layers).
-pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
+pub fn layer_report(model: &Mlp, masks: &MaskSet) -> (Vec<LayerCounts>, Totals) {
     // One read of every layer, in PyTorch's [out, in] layout: row u holds unit u's inputs.
     let host = crate::export::layer_tensors(model);
     let mut layers = Vec::new();
@@ -193,29 +193,27 @@ pub fn layer_report(model: &Mlp, masks: &MaskSet) -> serde_json::Value {
         nonzero_w += nonzero;
         total_p += w.len() + b.len();
         nonzero_p += nonzero + b.iter().filter(|v| **v != 0.0).count();
-        layers.push(json!({
-            "name": name,
-            "shape_out_in": [n_out, n_in],
-            "weights": w.len(),
-            "kept": kept,
-            "sparsity": 1.0 - kept as f64 / w.len() as f64,
-            "dead_units": dead,
-        }));
+        layers.push(LayerCounts {
+            sparsity: 1.0 - kept as f64 / w.len() as f64,
+            name,
+            shape_out_in: [n_out, n_in],
+            weights: w.len(),
+            kept,
+            dead_units: dead,
+        });
     }
-    json!({
-        "layers": layers,
-        "total": {
-            "weights": total_w,
-            "kept": kept_w,
-            "sparsity": 1.0 - kept_w as f64 / total_w.max(1) as f64,
-            "parameters": total_p,
-            "nonzero_parameters": nonzero_p,
-            "compression_ratio": total_p as f64 / nonzero_p.max(1) as f64,
-            "dense_macs_per_sample": total_w,
-            "nonzero_macs_per_sample": nonzero_w,
-            "theoretical_speedup": total_w as f64 / nonzero_w.max(1) as f64,
-        }
-    })
+    let total = Totals {
+        weights: total_w,
+        kept: kept_w,
+        sparsity: 1.0 - kept_w as f64 / total_w.max(1) as f64,
+        parameters: total_p,
+        nonzero_parameters: nonzero_p,
+        compression_ratio: total_p as f64 / nonzero_p.max(1) as f64,
+        dense_macs_per_sample: total_w,
+        nonzero_macs_per_sample: nonzero_w,
+        theoretical_speedup: total_w as f64 / nonzero_w.max(1) as f64,
+    };
+    (layers, total)
 }
 
 /// The training settings of fine-tuning after pruning: `fine_tune_epochs` at `fine_tune_lr`

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use pruning::importance::ScoreInput;
 use pruning::module::glob_match;
 use pruning::{LayerInput, MaskSet, select_masks};
+use report::{FileLayer, FileReport, FileTotals};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use serde_json::json;
 
 use crate::config::PruningConfig;
 use crate::prune::{criterion, spec};
@@ -73,7 +73,7 @@ pub fn prune_file(
     cfg: &PruningConfig,
     burn_layout: bool,
     seed: u64,
-) -> Result<serde_json::Value, PruneFileError> {
+) -> Result<FileReport, PruneFileError> {
     let bad = |message: String| PruneFileError::Input {
         path: input.to_path_buf(),
         message,
@@ -216,20 +216,33 @@ pub fn prune_file(
     let mut report_layers = Vec::new();
     for l in &layers {
         let m = &selection.masks.masks[&l.name];
-        report_layers.push(json!({
-            "name": l.name, "shape": l.shape, "weights": m.len(), "kept": m.kept(), "sparsity": m.sparsity(),
-        }));
+        report_layers.push(FileLayer {
+            name: l.name.clone(),
+            shape: l.shape.to_vec(),
+            weights: m.len(),
+            kept: m.kept(),
+            sparsity: m.sparsity(),
+        });
     }
     let (kept, total) = selection.masks.counts();
-    Ok(json!({
-        "input": input.display().to_string(),
-        "output": output.display().to_string(),
-        "layout": if burn_layout { "burn [in, out]" } else { "pytorch [out, in]" },
-        "criterion": crit.name(),
-        "layers": report_layers,
-        "total": { "weights": total, "kept": kept, "sparsity": 1.0 - kept as f64 / total.max(1) as f64 },
-        "warnings": selection.warnings,
-    }))
+    Ok(FileReport {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        layout: if burn_layout {
+            "burn [in, out]"
+        } else {
+            "pytorch [out, in]"
+        }
+        .into(),
+        criterion: crit.name().to_string(),
+        layers: report_layers,
+        total: FileTotals {
+            weights: total,
+            kept,
+            sparsity: 1.0 - kept as f64 / total.max(1) as f64,
+        },
+        warnings: selection.warnings,
+    })
 }
 
 #[allow(

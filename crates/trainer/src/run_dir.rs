@@ -64,10 +64,7 @@ fn mark(dir: &Path) -> std::io::Result<()> {
 
 /// Whether `dir` holds a finished run.
 pub fn finished(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|s| s["status"] == "ok")
+    report::load::<report::Summary>(&dir.join("summary.json")).is_ok_and(|s| s.finished().is_some())
 }
 
 #[cfg(test)]

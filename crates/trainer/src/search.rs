@@ -15,7 +15,8 @@ use burn::module::ParamId;
 use burn::tensor::Device;
 use pruning::importance::GradStats;
 use pruning::{MaskSet, ParamInfo};
-use serde::Serialize;
+use report::table::{Align, markdown};
+use report::{Probe, SearchReport, SearchRule};
 
 use crate::config::{Config, PruningConfig, SearchConfig, SearchMetric};
 use crate::data::Splits;
@@ -26,19 +27,6 @@ use crate::prune;
 use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{TrainError, evaluate_splits};
 
-/// One probe of the search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Probe {
-    /// The sparsity or alpha probed.
-    pub value: f64,
-    /// Fraction of prunable weights pruned.
-    pub sparsity: f64,
-    /// The validation metric after fine-tuning.
-    pub metric: f64,
-    /// Within the tolerance of the dense model.
-    pub kept: bool,
-}
-
 /// What the search found.
 pub(crate) struct Found {
     /// The model of the highest kept probe (the dense model when none was kept).
@@ -46,37 +34,28 @@ pub(crate) struct Found {
     /// Its masks.
     pub masks: MaskSet,
     /// The report for pruning.json.
-    pub report: serde_json::Value,
+    pub report: SearchReport,
     /// Warnings of the chosen probe's selection.
     pub warnings: Vec<String>,
 }
 
-/// What is searched: the rule the config gives (validation rejects a threshold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Searched {
-    Sparsity,
-    Alpha,
+/// The rule `p` gives (validation rejects a threshold) and its value, the upper end of the
+/// search.
+fn searched(p: &PruningConfig) -> (SearchRule, f64) {
+    match p.alpha {
+        Some(a) => (SearchRule::Alpha, a),
+        None => (SearchRule::Sparsity, p.sparsity.unwrap_or(0.0)),
+    }
 }
 
-impl Searched {
-    /// The rule of `p` and its value, the upper end of the search.
-    fn of(p: &PruningConfig) -> (Self, f64) {
-        match p.alpha {
-            Some(a) => (Self::Alpha, a),
-            None => (Self::Sparsity, p.sparsity.unwrap_or(0.0)),
-        }
+/// `p` with `rule`'s value set to `v`.
+fn at(rule: SearchRule, p: &PruningConfig, v: f64) -> PruningConfig {
+    let mut q = p.clone();
+    match rule {
+        SearchRule::Sparsity => q.sparsity = Some(v),
+        SearchRule::Alpha => q.alpha = Some(v),
     }
-
-    /// `p` with the rule's value set to `v`.
-    fn at(self, p: &PruningConfig, v: f64) -> PruningConfig {
-        let mut q = p.clone();
-        match self {
-            Self::Sparsity => q.sparsity = Some(v),
-            Self::Alpha => q.alpha = Some(v),
-        }
-        q
-    }
+    q
 }
 
 #[allow(
@@ -116,7 +95,7 @@ pub(crate) fn search(
         SearchMetric::ValAccuracy => m >= dense - s.tolerance,
         SearchMetric::ValLoss => m <= dense + s.tolerance,
     };
-    let (rule, upper) = Searched::of(p);
+    let (rule, upper) = searched(p);
     let seeds = Seeds::new(cfg.seed);
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Mlp, MaskSet, Vec<String>)> = None;
@@ -127,7 +106,7 @@ pub(crate) fn search(
             model.clone(),
             params,
             masks,
-            &rule.at(p, value),
+            &at(rule, p, value),
             // Every probe scores as the one pruning step it stands for would: the random
             // criterion draws the same scores at each probe, so probes' masks nest.
             seeds.derived(Phase::Prune { round: 1 }, Purpose::Criterion),
@@ -174,15 +153,15 @@ pub(crate) fn search(
         }
     }
     let chosen = best.as_ref().map(|b| b.0);
-    let report = serde_json::json!({
-        "rule": rule,
-        "upper": upper,
-        "metric": s.metric,
-        "tolerance": s.tolerance,
-        "dense": dense,
-        "probes": probes,
-        "chosen": chosen,
-    });
+    let report = SearchReport {
+        rule,
+        upper,
+        metric: s.metric,
+        tolerance: s.tolerance,
+        dense,
+        probes,
+        chosen,
+    };
     Ok(match best {
         Some((_, model, masks, warnings)) => Found {
             model,
@@ -203,44 +182,41 @@ pub(crate) fn search(
 }
 
 /// The Markdown table of `search` (pruning.json's report): one row per probe, in probe order.
-pub fn table(report: &serde_json::Value) -> String {
-    let rule = report["rule"].as_str().unwrap_or("sparsity");
-    let metric = report["metric"].as_str().unwrap_or("val_accuracy");
-    let pct = metric == "val_accuracy";
-    let fmt = |v: f64| {
-        if pct {
-            format!("{:.2} %", 100.0 * v)
-        } else {
-            format!("{v:.5}")
-        }
+pub fn table(report: &SearchReport) -> String {
+    let (rule, metric) = (report.rule.name(), report.metric.name());
+    let fmt = |v: f64| match report.metric {
+        SearchMetric::ValAccuracy => format!("{:.2} %", 100.0 * v),
+        SearchMetric::ValLoss => format!("{v:.5}"),
     };
-    let dense = report["dense"].as_f64().unwrap_or(f64::NAN);
-    let mut out = format!(
-        "Dense {metric}: {}; tolerance {}; chosen {rule}: {}\n\n| probe | {rule} probed | sparsity reached | {metric} | verdict |\n|---:|---:|---:|---:|---|\n",
-        fmt(dense),
-        report["tolerance"],
-        report["chosen"]
-            .as_f64()
+    let head = format!(
+        "Dense {metric}: {}; tolerance {}; chosen {rule}: {}\n\n",
+        fmt(report.dense),
+        report.tolerance,
+        report
+            .chosen
             .map_or("none (dense kept)".into(), |c| format!("{c:.4}")),
     );
-    for (i, p) in report["probes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let probed = format!("{rule} probed");
+    let columns = [
+        ("probe", Align::Right),
+        (probed.as_str(), Align::Right),
+        ("sparsity reached", Align::Right),
+        (metric, Align::Right),
+        ("verdict", Align::Left),
+    ];
+    let rows: Vec<Vec<String>> = report
+        .probes
+        .iter()
         .enumerate()
-    {
-        out += &format!(
-            "| {} | {:.4} | {:.2} % | {} | {} |\n",
-            i + 1,
-            p["value"].as_f64().unwrap_or(f64::NAN),
-            100.0 * p["sparsity"].as_f64().unwrap_or(f64::NAN),
-            fmt(p["metric"].as_f64().unwrap_or(f64::NAN)),
-            if p["kept"] == true {
-                "kept"
-            } else {
-                "rejected"
-            }
-        );
-    }
-    out
+        .map(|(i, p)| {
+            vec![
+                (i + 1).to_string(),
+                format!("{:.4}", p.value),
+                format!("{:.2} %", 100.0 * p.sparsity),
+                fmt(p.metric),
+                if p.kept { "kept" } else { "rejected" }.to_string(),
+            ]
+        })
+        .collect();
+    head + &markdown(&columns, &rows)
 }

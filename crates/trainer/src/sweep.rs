@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 
 use crate::config::{ConfigError, LoadedConfig, load_config};
 use crate::run_dir::finished;
+use report::table::{Align, markdown};
+use report::{PruningReport, ResultRow, Summary};
 
 /// Everything a sweep can fail on, each naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum SweepError {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// A finished run's report cannot be read.
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
     /// The sweep folder or a point's folder is in use, or not Lopper's.
     #[error(transparent)]
     Folder(#[from] crate::folder::FolderError),
@@ -354,7 +359,7 @@ pub struct SweepOutcome {
     /// Points already finished before (skipped).
     pub skipped: usize,
     /// The aggregated rows.
-    pub rows: Vec<Row>,
+    pub rows: Vec<ResultRow>,
 }
 
 /// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
@@ -471,7 +476,7 @@ pub fn run_sweep(
                         failures.push(p.log());
                     }
                     let what = if ok {
-                        summary_line(&p.dir)
+                        summary_line(p)
                     } else {
                         format!("FAILED ({status})")
                     };
@@ -525,120 +530,77 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
-fn summary_line(dir: &Path) -> String {
-    let r = read_run(dir);
-    format!(
-        "{} accuracy {}, sparsity {:.1}%, {:.1} s",
-        r.split,
-        r.accuracy
-            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
-        100.0 * r.sparsity,
-        r.wall_s
-    )
-}
-
-/// What one finished run reports.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunFigures {
-    /// The split the accuracy is from: test, else validation, else train.
-    pub split: String,
-    /// Its accuracy (None for regression).
-    pub accuracy: Option<f64>,
-    /// Its loss.
-    pub loss: f64,
-    /// Fraction of prunable weights that are zero by mask (0 for dense runs).
-    pub sparsity: f64,
-    /// Accuracy on the same split right before pruning (static pruning of a trained network).
-    pub accuracy_before: Option<f64>,
-    /// Hidden units left without incoming or outgoing weights (pruned runs).
-    pub units_removed: Option<u64>,
-    /// Wall time of the run.
-    pub wall_s: f64,
-}
-
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-fn read_run(dir: &Path) -> RunFigures {
-    let s = read_json(&dir.join("summary.json")).unwrap_or_default();
-    let split = ["test", "valid", "train"]
-        .into_iter()
-        .find(|k| !s["final"][*k].is_null())
-        .unwrap_or("train");
-    let p = read_json(&dir.join("pruning.json")).unwrap_or_default();
-    let sparsity = p["total"]["sparsity"].as_f64().unwrap_or(0.0);
-    let units_removed = p["layers"]
-        .as_array()
-        .map(|layers| layers.iter().filter_map(|l| l["dead_units"].as_u64()).sum());
-    RunFigures {
-        split: split.into(),
-        accuracy: s["final"][split]["accuracy"].as_f64(),
-        loss: s["final"][split]["loss"].as_f64().unwrap_or(f64::NAN),
-        sparsity,
-        accuracy_before: p["before_pruning"][split]["accuracy"].as_f64(),
-        units_removed,
-        wall_s: s["wall_time_s"].as_f64().unwrap_or(f64::NAN),
+fn summary_line(point: &Point) -> String {
+    match read_run(point, Path::new("")) {
+        Ok(r) => format!(
+            "{} accuracy {}, sparsity {:.1}%, {:.1} s",
+            r.split,
+            r.accuracy
+                .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+            100.0 * r.sparsity,
+            r.wall_s
+        ),
+        Err(e) => format!("its report cannot be read: {e}"),
     }
 }
 
-/// One line of `results.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// The point.
-    pub point: Point,
-    /// What it reported.
-    pub figures: RunFigures,
+/// The results.csv row of the finished run of `point` (its folder relative to `sweep_dir`),
+/// read from its summary and pruning report.
+fn read_run(point: &Point, sweep_dir: &Path) -> Result<ResultRow, SweepError> {
+    let summary_path = point.dir.join("summary.json");
+    let s: Summary = report::load(&summary_path)?;
+    let Some(f) = s.finished() else {
+        return Err(SweepError::Plan(format!(
+            "{}: the run did not finish (status {})",
+            summary_path.display(),
+            s.status()
+        )));
+    };
+    let pruning_path = point.dir.join("pruning.json");
+    let p: Option<PruningReport> = if pruning_path.exists() {
+        Some(report::load(&pruning_path)?)
+    } else {
+        None
+    };
+    let (split, eval) = f.final_evals.reported().ok_or_else(|| {
+        SweepError::Plan(format!("{}: no split evaluated", summary_path.display()))
+    })?;
+    Ok(ResultRow {
+        method: point.method.clone(),
+        values: point.values.clone(),
+        seed: point.seed,
+        split: split.to_string(),
+        accuracy: eval.accuracy,
+        loss: eval.loss,
+        sparsity: p.as_ref().map_or(0.0, |p| p.total.sparsity),
+        accuracy_before_pruning: p
+            .as_ref()
+            .and_then(|p| p.before_pruning())
+            .and_then(|b| b.accuracy(split)),
+        units_removed: p.as_ref().map(PruningReport::units_removed),
+        wall_s: f.wall_time_s,
+        run_dir: point
+            .dir
+            .strip_prefix(sweep_dir)
+            .unwrap_or(&point.dir)
+            .display()
+            .to_string(),
+    })
 }
 
 /// Reads every finished point and writes `results.csv`, `results.md` and the plot.
-pub fn aggregate(points: &[Point], keys: &[String], dir: &Path) -> Result<Vec<Row>, SweepError> {
-    let rows: Vec<Row> = points
+pub fn aggregate(
+    points: &[Point],
+    keys: &[String],
+    dir: &Path,
+) -> Result<Vec<ResultRow>, SweepError> {
+    let rows: Vec<ResultRow> = points
         .iter()
         .filter(|p| finished(&p.dir))
-        .map(|p| Row {
-            point: p.clone(),
-            figures: read_run(&p.dir),
-        })
-        .collect();
-    let mut csv = String::from("method");
-    for k in keys {
-        csv += &format!(",{k}");
-    }
-    csv +=
-        ",seed,split,accuracy,loss,sparsity,accuracy_before_pruning,units_removed,wall_s,run_dir\n";
-    for r in &rows {
-        csv += &r.point.method;
-        for k in keys {
-            let v = r
-                .point
-                .values
-                .iter()
-                .find(|(g, _)| g == k)
-                .map_or("", |(_, v)| v);
-            csv += &format!(",{}", v.replace(',', ";"));
-        }
-        let f = &r.figures;
-        let blank = |v: Option<String>| v.unwrap_or_default();
-        csv += &format!(
-            ",{},{},{},{},{},{},{},{},{}\n",
-            r.point.seed,
-            f.split,
-            blank(f.accuracy.map(|a| a.to_string())),
-            f.loss,
-            f.sparsity,
-            blank(f.accuracy_before.map(|a| a.to_string())),
-            blank(f.units_removed.map(|u| u.to_string())),
-            f.wall_s,
-            r.point
-                .dir
-                .strip_prefix(dir)
-                .unwrap_or(&r.point.dir)
-                .display()
-        );
-    }
+        .map(|p| read_run(p, dir))
+        .collect::<Result<_, _>>()?;
     let csv_path = dir.join("results.csv");
-    crate::atomic::write(&csv_path, csv).map_err(io(&csv_path))?;
+    crate::atomic::write(&csv_path, report::results::to_csv(keys, &rows)).map_err(io(&csv_path))?;
     let groups = group(&rows);
     let md_path = dir.join("results.md");
     let md = format!("{}\n{}", table(&groups), per_run_table(&rows));
@@ -677,54 +639,60 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
 }
 
 /// Rows of the same method and grid values, in the order they first appear.
-fn group(rows: &[Row]) -> Vec<Group> {
+fn group(rows: &[ResultRow]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for r in rows {
-        let p = &r.point;
         let i = match groups
             .iter()
-            .position(|g| g.method == p.method && g.values == p.values)
+            .position(|g| g.method == r.method && g.values == r.values)
         {
             Some(i) => i,
             None => {
                 groups.push(Group {
-                    method: p.method.clone(),
-                    values: p.values.clone(),
+                    method: r.method.clone(),
+                    values: r.values.clone(),
                     accuracies: Vec::new(),
                     sparsities: Vec::new(),
-                    split: r.figures.split.clone(),
+                    split: r.split.clone(),
                 });
                 groups.len() - 1
             }
         };
-        groups[i].accuracies.extend(r.figures.accuracy);
-        groups[i].sparsities.push(r.figures.sparsity);
+        groups[i].accuracies.extend(r.accuracy);
+        groups[i].sparsities.push(r.sparsity);
     }
     groups
 }
 
 /// Every run on its own line: accuracy before and after pruning and the units removed, so
 /// seed-to-seed differences (one seed losing a unit the others keep) are visible.
-pub fn per_run_table(rows: &[Row]) -> String {
-    let split = rows.first().map_or("test", |r| r.figures.split.as_str());
+pub fn per_run_table(rows: &[ResultRow]) -> String {
+    let split = rows.first().map_or("test", |r| r.split.as_str());
     let pct = |a: Option<f64>| a.map_or("–".to_string(), |a| format!("{:.2} %", 100.0 * a));
-    let mut out = format!(
-        "Per run ({split} split):\n\n| method | point | seed | accuracy before pruning | accuracy | sparsity | units removed |\n|---|---|---:|---:|---:|---:|---:|\n"
-    );
-    for r in rows {
-        let f = &r.figures;
-        out += &format!(
-            "| {} | {} | {} | {} | {} | {:.1} % | {} |\n",
-            r.point.method,
-            point_label(&r.point.values),
-            r.point.seed,
-            pct(f.accuracy_before),
-            pct(f.accuracy),
-            100.0 * f.sparsity,
-            f.units_removed.map_or("–".to_string(), |u| u.to_string()),
-        );
-    }
-    out
+    let columns = [
+        ("method", Align::Left),
+        ("point", Align::Left),
+        ("seed", Align::Right),
+        ("accuracy before pruning", Align::Right),
+        ("accuracy", Align::Right),
+        ("sparsity", Align::Right),
+        ("units removed", Align::Right),
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.method.clone(),
+                point_label(&r.values),
+                r.seed.to_string(),
+                pct(r.accuracy_before_pruning),
+                pct(r.accuracy),
+                format!("{:.1} %", 100.0 * r.sparsity),
+                r.units_removed.map_or("–".to_string(), |u| u.to_string()),
+            ]
+        })
+        .collect();
+    format!("Per run ({split} split):\n\n{}", markdown(&columns, &cells))
 }
 
 fn point_label(values: &[(String, String)]) -> String {
@@ -742,24 +710,32 @@ fn point_label(values: &[(String, String)]) -> String {
 /// The Markdown table: one row per method and grid point, accuracy as mean ± sample sd.
 pub fn table(groups: &[Group]) -> String {
     let split = groups.first().map_or("test", |g| g.split.as_str());
-    let mut out = format!(
-        "| method | point | seeds | sparsity | {split} accuracy (mean ± sd) |\n|---|---|---:|---:|---:|\n"
-    );
-    for g in groups {
-        let point = point_label(&g.values);
-        let (s, _) = mean_sd(&g.sparsities);
-        let acc = if g.accuracies.is_empty() {
-            "—".to_string()
-        } else {
-            let (m, sd) = mean_sd(&g.accuracies);
-            format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * sd)
-        };
-        out += &format!(
-            "| {} | {point} | {} | {:.1} % | {acc} |\n",
-            g.method,
-            g.sparsities.len(),
-            100.0 * s
-        );
-    }
-    out
+    let accuracy = format!("{split} accuracy (mean ± sd)");
+    let columns = [
+        ("method", Align::Left),
+        ("point", Align::Left),
+        ("seeds", Align::Right),
+        ("sparsity", Align::Right),
+        (accuracy.as_str(), Align::Right),
+    ];
+    let cells: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let (s, _) = mean_sd(&g.sparsities);
+            let acc = if g.accuracies.is_empty() {
+                "—".to_string()
+            } else {
+                let (m, sd) = mean_sd(&g.accuracies);
+                format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * sd)
+            };
+            vec![
+                g.method.clone(),
+                point_label(&g.values),
+                g.sparsities.len().to_string(),
+                format!("{:.1} %", 100.0 * s),
+                acc,
+            ]
+        })
+        .collect();
+    markdown(&columns, &cells)
 }

@@ -39,40 +39,16 @@ pub enum DeviceError {
 }
 
 /// What a run ran on: recorded in `summary.json` and printed with the summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceInfo {
-    /// `ndarray`, `flex` or `wgpu`.
-    pub backend: String,
-    /// The adapter's name (`cpu` for the CPU backends).
-    pub name: String,
-    /// Graphics API the adapter runs under (Vulkan, Metal, Dx12, Gl), empty on CPU backends.
-    pub api: String,
-    /// Driver name and version, as the driver reports them.
-    pub driver: String,
-    /// Discrete, integrated, virtual, cpu (software rasteriser such as lavapipe) or other.
-    pub device_type: String,
-}
+pub use report::DeviceInfo;
 
-impl DeviceInfo {
-    fn cpu(backend: BackendKind) -> Self {
-        Self {
-            backend: backend.to_string(),
-            name: "cpu".into(),
-            api: String::new(),
-            driver: String::new(),
-            device_type: "cpu".into(),
-        }
-    }
-
-    /// One line for people: `llvmpipe (LLVM 15.0.6, 256 bits) — Vulkan, llvmpipe Mesa 22.3.6`.
-    pub fn describe(&self) -> String {
-        if self.api.is_empty() {
-            return format!("{} ({})", self.backend, self.name);
-        }
-        format!(
-            "{} ({}, {} {}, driver {})",
-            self.backend, self.name, self.api, self.device_type, self.driver
-        )
+/// The record of a CPU backend.
+fn cpu_info(backend: BackendKind) -> DeviceInfo {
+    DeviceInfo {
+        backend: backend.to_string(),
+        name: "cpu".into(),
+        api: String::new(),
+        driver: String::new(),
+        device_type: "cpu".into(),
     }
 }
 
@@ -105,8 +81,8 @@ pub fn select_device(
         // Burn 0.22 deprecates ndarray in favour of Flex, but ndarray is faster on our training
         // step (docs/performance.md, "CPU backends"), so it stays the default while it is.
         #[allow(deprecated)]
-        BackendKind::Ndarray => Ok((Device::ndarray(), DeviceInfo::cpu(kind))),
-        BackendKind::Flex => flex().map(|d| (d, DeviceInfo::cpu(kind))),
+        BackendKind::Ndarray => Ok((Device::ndarray(), cpu_info(kind))),
+        BackendKind::Flex => flex().map(|d| (d, cpu_info(kind))),
         BackendKind::Wgpu => wgpu(index),
     }
 }

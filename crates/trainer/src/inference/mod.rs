@@ -11,4 +11,4 @@ pub mod sizes;
 pub use compact::{Compacted, compact};
 pub use csr::{Csr, CsrMlp};
 pub use host::{HostLayer, HostMlp};
-pub use sizes::Sizes;
+pub use sizes::{Sizes, sizes_of};

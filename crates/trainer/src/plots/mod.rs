@@ -34,7 +34,7 @@ pub fn write_all(
     dir: &Path,
     before: Option<&HostMlp>,
     after: &HostMlp,
-    pruning: Option<&serde_json::Value>,
+    pruning: Option<&report::PruningReport>,
     gray_kernels: bool,
 ) -> Result<Vec<(String, String)>, PlotError> {
     let mut written = Vec::new();
@@ -42,7 +42,7 @@ pub fn write_all(
     if let Some(p) = pruning {
         written.extend(sparsity::layer_bars(dir, p)?);
         written.extend(sparsity::accuracy_vs_sparsity(dir, p)?);
-        if let Some(search) = p.get("search") {
+        if let Some(search) = p.search() {
             written.extend(sparsity::search_plot(dir, search)?);
         }
     }

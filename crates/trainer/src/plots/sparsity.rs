@@ -1,6 +1,7 @@
 //! Per-layer sparsity as bars, and accuracy against sparsity for runs that visit several
 //! sparsities (iterative rounds, lottery levels).
 
+use report::{Evals, Level, LevelResult, PruningReport, Round, SearchMetric, SearchReport};
 use std::path::Path;
 
 use plotters::coord::Shift;
@@ -70,17 +71,11 @@ impl Figure for Bars {
 }
 
 /// `sparsity.png/svg` from the report's layers.
-pub fn layer_bars(dir: &Path, p: &serde_json::Value) -> Result<Vec<(String, String)>, PlotError> {
-    let layers: Vec<(String, f64)> = p["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap_or("").to_string(),
-                l["sparsity"].as_f64().unwrap_or(0.0),
-            )
-        })
+pub fn layer_bars(dir: &Path, p: &PruningReport) -> Result<Vec<(String, String)>, PlotError> {
+    let layers: Vec<(String, f64)> = p
+        .layers
+        .iter()
+        .map(|l| (l.name.clone(), l.sparsity))
         .collect();
     if layers.is_empty() {
         return Ok(Vec::new());
@@ -176,50 +171,47 @@ impl Figure for AccVsSparsity {
     }
 }
 
+/// One side of a lottery level: the ticket or its control.
+type Side = fn(&Level) -> Option<&LevelResult>;
+/// One stage of a pruning round: right after pruning, or fine-tuned.
+type Stage = fn(&Round) -> Option<&Evals>;
+
 /// `accuracy_vs_sparsity.png/svg` for static runs with several rounds and for lottery runs.
 pub fn accuracy_vs_sparsity(
     dir: &Path,
-    p: &serde_json::Value,
+    p: &PruningReport,
 ) -> Result<Vec<(String, String)>, PlotError> {
-    let pct = |v: &serde_json::Value| v.as_f64().map(|a| a * 100.0);
+    let pct = |v: Option<f64>| v.map(|a| a * 100.0);
     let mut series = Vec::new();
     let mut split = "test".to_string();
-    if let Some(levels) = p["levels"].as_array() {
-        for side in ["ticket", "control"] {
+    if let Some(levels) = p.levels() {
+        let sides: [(&str, Side); 2] = [
+            ("lottery ticket (rewound)", |l| Some(&l.ticket)),
+            ("random reinit (control)", |l| l.control.as_ref()),
+        ];
+        for (label, side) in sides {
             let pts: Vec<(f64, f64)> = levels
                 .iter()
-                .filter_map(|l| {
-                    let acc = pct(&l[side]["test_accuracy_at_best"])?;
-                    Some((l["sparsity"].as_f64()? * 100.0, acc))
-                })
+                .filter_map(|l| Some((l.sparsity * 100.0, pct(side(l)?.test_accuracy_at_best)?)))
                 .collect();
-            let label = if side == "ticket" {
-                "lottery ticket (rewound)"
-            } else {
-                "random reinit (control)"
-            };
             if !pts.is_empty() {
                 series.push((label.to_string(), pts));
             }
         }
-    } else if let Some(rounds) = p["rounds"].as_array() {
-        split = ["test", "valid", "train"]
-            .into_iter()
-            .find(|s| p["before_pruning"].get(*s).is_some())
-            .unwrap_or("train")
-            .to_string();
-        let dense = pct(&p["before_pruning"][&split]["accuracy"]);
-        for (key, label) in [
-            ("after_pruning", "after pruning"),
-            ("after_fine_tune", "after fine-tuning"),
-        ] {
+    } else if let Some(before) = p.before_pruning() {
+        split = before.reported().map_or("train", |(s, _)| s).to_string();
+        let dense = pct(before.accuracy(&split));
+        let stages: [(&str, Stage); 2] = [
+            ("after pruning", |r| r.after_pruning.as_ref()),
+            ("after fine-tuning", |r| r.after_fine_tune.as_ref()),
+        ];
+        for (label, stage) in stages {
             let mut pts: Vec<(f64, f64)> = dense.map(|a| (0.0, a)).into_iter().collect();
-            pts.extend(rounds.iter().filter_map(|r| {
-                Some((
-                    r["sparsity"].as_f64()? * 100.0,
-                    pct(&r[key][&split]["accuracy"])?,
-                ))
-            }));
+            pts.extend(
+                p.rounds()
+                    .iter()
+                    .filter_map(|r| Some((r.sparsity * 100.0, pct(stage(r)?.accuracy(&split))?))),
+            );
             if pts.len() > 1 {
                 series.push((label.to_string(), pts));
             }
@@ -325,23 +317,13 @@ pub fn sweep_plot(dir: &Path, groups: &[crate::sweep::Group]) -> Result<(), Plot
 
 /// `search.png/svg`: every probe of an accuracy-constrained search (metric against sparsity),
 /// the kept ones on their own line, and the dense model's metric less the tolerance.
-pub fn search_plot(
-    dir: &Path,
-    search: &serde_json::Value,
-) -> Result<Vec<(String, String)>, PlotError> {
-    let accuracy = search["metric"] == "val_accuracy";
+pub fn search_plot(dir: &Path, search: &SearchReport) -> Result<Vec<(String, String)>, PlotError> {
+    let accuracy = search.metric == SearchMetric::ValAccuracy;
     let scale = if accuracy { 100.0 } else { 1.0 };
-    let probes: Vec<(f64, f64, bool)> = search["probes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some((
-                p["sparsity"].as_f64()? * 100.0,
-                p["metric"].as_f64()? * scale,
-                p["kept"] == true,
-            ))
-        })
+    let probes: Vec<(f64, f64, bool)> = search
+        .probes
+        .iter()
+        .map(|p| (p.sparsity * 100.0, p.metric * scale, p.kept))
         .collect();
     if probes.is_empty() {
         return Ok(Vec::new());
@@ -353,8 +335,8 @@ pub fn search_plot(
         .copied()
         .filter(|q| probes.iter().any(|p| p.2 && p.0 == q.0 && p.1 == q.1))
         .collect();
-    let dense = search["dense"].as_f64().unwrap_or(f64::NAN) * scale;
-    let tol = search["tolerance"].as_f64().unwrap_or(0.0) * scale;
+    let dense = search.dense * scale;
+    let tol = search.tolerance * scale;
     let bound = if accuracy { dense - tol } else { dense + tol };
     let mut series = vec![("every probe".to_string(), all)];
     if !kept.is_empty() {
@@ -363,7 +345,7 @@ pub fn search_plot(
     series.push(("dense".to_string(), vec![(0.0, dense), (100.0, dense)]));
     series.push(("tolerance".to_string(), vec![(0.0, bound), (100.0, bound)]));
     let unit = if accuracy { " (%)" } else { "" };
-    let name = search["metric"].as_str().unwrap_or("metric");
+    let name = search.metric.name();
     let fig = AccVsSparsity {
         percent: accuracy,
         errors: Vec::new(),

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use report::{
+    Evals, LayerCounts, Level, LevelResult, ModeReport, PruningReport, Round, SearchMetric,
+    SearchReport, SplitEval, Totals,
+};
 
 use super::*;
 use crate::inference::HostLayer;
@@ -162,43 +165,140 @@ fn metrics(dir: &Path, epochs: usize, constant_accuracy: bool) {
     std::fs::write(dir.join("metrics.csv"), csv).unwrap();
 }
 
-fn report(epochs: usize) -> serde_json::Value {
-    // Accuracy at 100 % before and after: the axis must still stop at 100.
-    json!({
-        "layers": [
-            { "name": "layers.0.weight", "sparsity": 0.5 },
-            { "name": "layers.1.weight", "sparsity": 1.0 / 3.0 },
-        ],
-        "before_pruning": { "train": { "accuracy": 1.0 } },
-        "rounds": [
-            { "sparsity": 0.3, "after_pruning": { "train": { "accuracy": 1.0 } },
-              "after_fine_tune": { "train": { "accuracy": 1.0 } } },
-            { "sparsity": 0.6, "after_pruning": { "train": { "accuracy": 0.6 } },
-              "after_fine_tune": { "train": { "accuracy": 0.99 } } },
-        ],
-        "search": {
-            "metric": "val_accuracy", "dense": 1.0, "tolerance": 0.01,
-            "probes": [
-                { "sparsity": 0.98, "metric": 0.2, "kept": false },
-                { "sparsity": 0.49, "metric": 1.0, "kept": true },
-                { "sparsity": 0.73, "metric": 0.995, "kept": true },
-            ],
-        },
-        "epochs": epochs,
-    })
+fn evals(accuracy: f64) -> Evals {
+    Evals(
+        [(
+            "train".to_string(),
+            SplitEval {
+                n: 5,
+                loss: 0.1,
+                accuracy: Some(accuracy),
+                correct: None,
+            },
+        )]
+        .into(),
+    )
 }
 
-fn lottery_report() -> serde_json::Value {
-    json!({
-        "layers": [{ "name": "layers.0.weight", "sparsity": 0.8 }],
-        "levels": [
-            { "sparsity": 0.0, "ticket": { "test_accuracy_at_best": 1.0 } },
-            { "sparsity": 0.5, "ticket": { "test_accuracy_at_best": 1.0 },
-              "control": { "test_accuracy_at_best": 0.75 } },
-            { "sparsity": 0.8, "ticket": { "test_accuracy_at_best": 1.0 },
-              "control": { "test_accuracy_at_best": 1.0 } },
+fn layer(name: &str, sparsity: f64) -> LayerCounts {
+    LayerCounts {
+        name: name.into(),
+        shape_out_in: [3, 2],
+        weights: 6,
+        kept: 3,
+        sparsity,
+        dead_units: 0,
+    }
+}
+
+fn pruning_report(mode: ModeReport, layers: Vec<LayerCounts>) -> PruningReport {
+    PruningReport {
+        config: serde_json::Value::Null,
+        mode,
+        layers,
+        total: Totals {
+            weights: 9,
+            kept: 5,
+            sparsity: 0.44,
+            parameters: 13,
+            nonzero_parameters: 9,
+            compression_ratio: 1.4,
+            dense_macs_per_sample: 9,
+            nonzero_macs_per_sample: 5,
+            theoretical_speedup: 1.8,
+        },
+        sizes: report::Sizes {
+            dense_bytes: 52,
+            csr_bytes: 80,
+            bitmask_bytes: 40,
+            compact_bytes: 52,
+        },
+        compact: report::Compact {
+            widths: vec![2, 3, 1],
+            dense_macs_per_sample: 9,
+            compact_macs_per_sample: 9,
+            final_evals: None,
+        },
+        warnings: Vec::new(),
+    }
+}
+
+fn search_report(
+    metric: SearchMetric,
+    dense: f64,
+    tolerance: f64,
+    probes: &[(f64, f64, bool)],
+) -> SearchReport {
+    SearchReport {
+        rule: report::SearchRule::Sparsity,
+        upper: probes[0].0,
+        metric,
+        tolerance,
+        dense,
+        probes: probes
+            .iter()
+            .map(|&(sparsity, metric, kept)| report::Probe {
+                value: sparsity,
+                sparsity,
+                metric,
+                kept,
+            })
+            .collect(),
+        chosen: None,
+    }
+}
+
+fn report() -> PruningReport {
+    // Accuracy at 100 % before and after: the axis must still stop at 100.
+    let round = |round, sparsity, pruned, tuned| Round {
+        round,
+        sparsity,
+        after_pruning: Some(evals(pruned)),
+        after_fine_tune: Some(evals(tuned)),
+        after_training: None,
+    };
+    pruning_report(
+        ModeReport::Static(report::Rounds {
+            before_pruning: evals(1.0),
+            rounds: vec![round(1, 0.3, 1.0, 1.0), round(2, 0.6, 0.6, 0.99)],
+            search: Some(search_report(
+                SearchMetric::ValAccuracy,
+                1.0,
+                0.01,
+                &[(0.98, 0.2, false), (0.49, 1.0, true), (0.73, 0.995, true)],
+            )),
+        }),
+        vec![
+            layer("layers.0.weight", 0.5),
+            layer("layers.1.weight", 1.0 / 3.0),
         ],
-    })
+    )
+}
+
+fn lottery_report() -> PruningReport {
+    let side = |acc: f64| LevelResult {
+        best_valid_accuracy: None,
+        best_step: 0,
+        best_epoch: 0,
+        test_accuracy_at_best: Some(acc),
+        final_evals: evals(acc),
+    };
+    let level = |level, sparsity, ticket, control: Option<f64>| Level {
+        level,
+        sparsity,
+        ticket: side(ticket),
+        control: control.map(side),
+    };
+    pruning_report(
+        ModeReport::Lottery(report::pruning::Levels {
+            levels: vec![
+                level(0, 0.0, 1.0, None),
+                level(1, 0.5, 1.0, Some(0.75)),
+                level(2, 0.8, 1.0, Some(1.0)),
+            ],
+        }),
+        vec![layer("layers.0.weight", 0.8)],
+    )
 }
 
 fn small_model() -> HostMlp {
@@ -229,8 +329,7 @@ fn every_figure_of_a_2_and_a_1000_epoch_run_has_readable_axes() {
             let dir = tmp.path();
             metrics(dir, epochs, constant);
             let model = small_model();
-            let written =
-                write_all(dir, Some(&model), &model, Some(&report(epochs)), true).unwrap();
+            let written = write_all(dir, Some(&model), &model, Some(&report()), true).unwrap();
             let stems: Vec<&str> = written.iter().map(|(s, _)| s.as_str()).collect();
             assert_eq!(
                 stems,
@@ -379,13 +478,12 @@ fn a_loss_only_run_gets_one_wide_panel_and_loss_axes_stay_non_negative() {
     let y = y_ticks(&all);
     assert!(y[0].iter().all(|v| *v >= 0.0), "{y:?}");
 
-    let search = json!({
-        "metric": "val_loss", "dense": 0.001, "tolerance": 0.002,
-        "probes": [
-            { "sparsity": 0.5, "metric": 0.002, "kept": true },
-            { "sparsity": 0.9, "metric": 0.004, "kept": false },
-        ],
-    });
+    let search = search_report(
+        SearchMetric::ValLoss,
+        0.001,
+        0.002,
+        &[(0.5, 0.002, true), (0.9, 0.004, false)],
+    );
     sparsity::search_plot(dir, &search).unwrap();
     let path = dir.join("search.svg");
     let y = y_ticks(&check_common(&path));

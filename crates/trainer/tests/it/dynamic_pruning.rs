@@ -88,9 +88,9 @@ fn gradual_pruning_on_digits_follows_the_schedule_logs_sparsity_and_saves_exact_
     let tmp = tempfile::tempdir().unwrap();
     let r = run_experiment(&shipped("digits-gradual.toml", &[]), &opts(tmp.path())).unwrap();
     let report = r.pruning.as_ref().unwrap();
-    for l in report["layers"].as_array().unwrap() {
-        let s = l["sparsity"].as_f64().unwrap();
-        assert!((s - 0.9).abs() < 1e-3, "{}: {s}", l["name"]);
+    for l in &report.layers {
+        let s = l.sparsity;
+        assert!((s - 0.9).abs() < 1e-3, "{}: {s}", l.name);
     }
     let (_, test) = *r.evals.last().unwrap();
     assert!(
@@ -163,7 +163,7 @@ fn xor_learns_while_half_of_its_weights_are_pruned() {
     let r = run_experiment(&shipped("xor-dynamic.toml", &[]), &opts(tmp.path())).unwrap();
     let (_, train) = r.evals[0];
     assert_eq!(train.correct, Some(4), "XOR with 50% of weights pruned");
-    let s = r.pruning.unwrap()["total"]["sparsity"].as_f64().unwrap();
+    let s = r.pruning.unwrap().total.sparsity;
     assert!((s - 0.5).abs() < 1e-9, "{s}");
     assert_saved_model_exactly_sparse(&r.dir);
 }
@@ -180,7 +180,7 @@ fn rigl_and_set_keep_every_layers_sparsity_at_every_epoch_while_moving_connectio
         );
         let r = run_experiment(&load_config(&path, &[]).unwrap(), &opts(tmp.path())).unwrap();
         let report = r.pruning.as_ref().unwrap();
-        let events = report["events"].as_array().unwrap();
+        let events = report.events().unwrap();
         // 23 steps per epoch, 30 epochs: updates every 20 steps before 75% of 690 steps.
         assert_eq!(
             events.len(),
@@ -188,7 +188,7 @@ fn rigl_and_set_keep_every_layers_sparsity_at_every_epoch_while_moving_connectio
             "{mode}"
         );
         // The cosine-decayed fraction rounds to no change near the end; early updates move weights.
-        let changed = |e: &serde_json::Value| e["changed"].as_u64().unwrap();
+        let changed = |e: &report::Event| e.changed;
         assert!(
             events[..events.len() / 2].iter().all(|e| changed(e) > 0),
             "{mode}"
@@ -237,20 +237,21 @@ fn lottery_levels_prune_the_remaining_weights_and_train_a_reinit_control() {
     );
     let r = run_experiment(&load_config(&path, &[]).unwrap(), &opts(tmp.path())).unwrap();
     let report = r.pruning.as_ref().unwrap();
-    let levels = report["levels"].as_array().unwrap();
+    let levels = report.levels().unwrap();
     assert_eq!(levels.len(), 3);
-    assert!(levels[0]["control"].is_null());
+    assert!(levels[0].control.is_none());
     for l in &levels[1..] {
-        for side in ["ticket", "control"] {
-            let v = l[side]["best_valid_accuracy"].as_f64().unwrap();
-            assert!(v > 0.5, "level {} {side}: {v}", l["level"]);
-            assert!(l[side]["test_accuracy_at_best"].as_f64().is_some());
+        for (side, r) in [("ticket", Some(&l.ticket)), ("control", l.control.as_ref())] {
+            let r = r.unwrap();
+            let v = r.best_valid_accuracy.unwrap();
+            assert!(v > 0.5, "level {} {side}: {v}", l.level);
+            assert!(r.test_accuracy_at_best.is_some());
         }
     }
     // 20% then 20% of the remaining (64%) for the hidden layer, 10% twice (81%) for the output.
-    let layers = report["layers"].as_array().unwrap();
-    assert_eq!(layers[0]["kept"].as_u64().unwrap(), 2048 - 410 - 328);
-    assert_eq!(layers[1]["kept"].as_u64().unwrap(), 320 - 32 - 29);
+    let layers = &report.layers;
+    assert_eq!(layers[0].kept, 2048 - 410 - 328);
+    assert_eq!(layers[1].kept, 320 - 32 - 29);
     assert_saved_model_exactly_sparse(&r.dir);
     let table = std::fs::read_to_string(r.dir.join("lottery.md")).unwrap();
     assert_eq!(table.lines().count(), 2 + 3, "{table}");

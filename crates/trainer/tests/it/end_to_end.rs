@@ -33,12 +33,10 @@ fn xor_config_learns_xor_and_writes_the_run_folder() {
             .to_string_lossy()
             .starts_with("xor-")
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(r.dir.join("summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["status"], "ok");
-    assert_eq!(summary["final"]["train"]["correct"], 4);
-    assert_eq!(summary["parameters"], 13);
+    let summary: report::Summary = report::load(&r.dir.join("summary.json")).unwrap();
+    let finished = summary.finished().expect("status ok");
+    assert_eq!(finished.final_evals.get("train").unwrap().correct, Some(4));
+    assert_eq!(summary.parameters, 13);
     // The resolved config in the folder reproduces the run's config.
     let again = parse_config(
         &std::fs::read_to_string(r.dir.join("config.toml")).unwrap(),

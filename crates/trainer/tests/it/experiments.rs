@@ -264,20 +264,15 @@ fn the_search_bisects_to_the_highest_sparsity_within_the_tolerance() {
     );
     let r = run_experiment(&load_config(&config, &[]).unwrap(), &opts(tmp.path())).unwrap();
     let report = r.pruning.unwrap();
-    let s = &report["search"];
-    let dense = s["dense"].as_f64().unwrap();
-    let probes = s["probes"].as_array().unwrap();
-    assert_eq!(probes[0]["value"], 0.99, "the upper end is probed first");
-    assert_eq!(
-        probes[0]["kept"], false,
-        "99 % is too much for digits: {probes:?}"
-    );
+    let s = report.search().unwrap();
+    let dense = s.dense;
+    let probes = &s.probes;
+    assert_eq!(probes[0].value, 0.99, "the upper end is probed first");
+    assert!(!probes[0].kept, "99 % is too much for digits: {probes:?}");
     let (mut lo, mut hi) = (0.0f64, 0.99f64);
     for p in probes {
-        let v = p["value"].as_f64().unwrap();
-        let m = p["metric"].as_f64().unwrap();
-        let kept = p["kept"].as_bool().unwrap();
-        assert_eq!(kept, m >= dense - 0.02, "{p}");
+        let (v, m, kept) = (p.value, p.metric, p.kept);
+        assert_eq!(kept, m >= dense - 0.02, "{p:?}");
         assert!(v > lo && v <= hi, "probe {v} outside ({lo}, {hi}]");
         if kept {
             lo = v;
@@ -286,15 +281,12 @@ fn the_search_bisects_to_the_highest_sparsity_within_the_tolerance() {
         }
     }
     assert_eq!(probes.len(), 6);
-    let chosen = s["chosen"].as_f64().unwrap();
+    let chosen = s.chosen.unwrap();
     assert_eq!(chosen, lo, "the highest kept probe is chosen");
     // The saved model is the chosen probe's: its sparsity is the run's.
-    let total = report["total"]["sparsity"].as_f64().unwrap();
-    let kept_probe = probes
-        .iter()
-        .find(|p| p["value"].as_f64() == Some(chosen))
-        .unwrap();
-    assert!((total - kept_probe["sparsity"].as_f64().unwrap()).abs() < 1e-9);
+    let total = report.total.sparsity;
+    let kept_probe = probes.iter().find(|p| p.value == chosen).unwrap();
+    assert!((total - kept_probe.sparsity).abs() < 1e-9);
     assert!(
         chosen > 0.5,
         "digits keeps accuracy well past half its weights: {chosen}"
@@ -315,9 +307,10 @@ fn the_search_bisects_to_the_highest_sparsity_within_the_tolerance() {
         "",
     );
     let r = run_experiment(&load_config(&alpha, &[]).unwrap(), &opts(tmp.path())).unwrap();
-    let s = &r.pruning.unwrap()["search"];
-    assert_eq!(s["rule"], "alpha");
-    assert_eq!(s["probes"][0]["value"], 0.5);
+    let report = r.pruning.unwrap();
+    let s = report.search().unwrap();
+    assert_eq!(s.rule, report::SearchRule::Alpha);
+    assert_eq!(s.probes[0].value, 0.5);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use pruning::Rng;
 use trainer::config::{ActivationKind, ModelConfig};
 use trainer::experiment::run_experiment;
-use trainer::inference::{CsrMlp, HostMlp, Sizes, compact};
+use trainer::inference::{CsrMlp, HostMlp, compact, sizes_of};
 use trainer::model::Mlp;
 
 use crate::{opts, shipped};
@@ -126,7 +126,7 @@ fn storage_sizes_count_values_indices_and_bits() {
     let m = neuron_pruned(ActivationKind::Relu);
     let csr = CsrMlp::from_host(&m);
     let c = compact(&m);
-    let s = Sizes::of(&m, &csr, &c);
+    let s = sizes_of(&m, &csr, &c);
     let weights: usize = m.layers.iter().map(|l| l.w.len()).sum();
     let biases: usize = m.layers.iter().map(|l| l.b.len()).sum();
     let nnz: usize = csr.layers.iter().map(|l| l.nnz()).sum();
@@ -153,10 +153,10 @@ fn a_neuron_pruned_run_is_compacted_with_the_same_accuracy_and_the_commands_agre
     )
     .unwrap();
     let p = r.pruning.as_ref().unwrap();
-    assert_eq!(p["compact"]["widths"], serde_json::json!([64, 16, 10]));
+    assert_eq!(p.compact.widths, [64, 16, 10]);
     let (_, test) = *r.evals.last().unwrap();
     assert_eq!(
-        p["compact"]["final"]["test"]["accuracy"].as_f64(),
+        p.compact.final_evals.as_ref().unwrap().accuracy("test"),
         test.accuracy(),
         "the compacted network classifies the test set exactly as the pruned one"
     );

@@ -33,10 +33,12 @@ fn digits_global_80_percent_with_fine_tuning_keeps_94_percent_and_saves_exact_ze
     let tmp = tempfile::tempdir().unwrap();
     let r = run_experiment(&shipped("digits-static.toml", &[]), &opts(tmp.path())).unwrap();
     let report = r.pruning.as_ref().unwrap();
-    let sparsity = report["total"]["sparsity"].as_f64().unwrap();
+    let sparsity = report.total.sparsity;
     assert!((sparsity - 0.8).abs() < 1e-3, "sparsity {sparsity}");
-    let tuned = report["rounds"][0]["after_fine_tune"]["test"]["accuracy"]
-        .as_f64()
+    let tuned = report.rounds()[0]
+        .after_fine_tune
+        .as_ref()
+        .and_then(|e| e.accuracy("test"))
         .unwrap();
     assert!(tuned >= 0.94, "digits after pruning + fine-tuning: {tuned}");
     let (_, test) = *r.evals.last().unwrap();
@@ -78,11 +80,11 @@ fn xor_config_applies_the_write_ups_neuron_step() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run_experiment(&shipped("xor.toml", &[]), &opts(tmp.path())).unwrap();
     let p = r.pruning.unwrap();
-    assert_eq!(p["before_pruning"]["train"]["accuracy"], 1.0);
+    assert_eq!(p.before_pruning().unwrap().accuracy("train"), Some(1.0));
     // Units whose outgoing |w| is below half the largest are removed whole.
-    let dead = p["layers"][0]["dead_units"].as_u64().unwrap();
-    assert!(dead >= 1, "no unit pruned: {p}");
-    let kept_out = p["layers"][1]["kept"].as_u64().unwrap();
+    let dead = p.layers[0].dead_units;
+    assert!(dead >= 1, "no unit pruned: {p:?}");
+    let kept_out = p.layers[1].kept;
     assert_eq!(kept_out, 3 - dead);
 }
 
@@ -190,8 +192,16 @@ fn masked_weights_stay_exactly_zero_after_every_step_with_adam_momentum_and_deca
         };
         {
             let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, &mut check];
-            train(model, &splits, head, &cfg.train, shuffle(), &device, &mut hooks)
-                .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+            train(
+                model,
+                &splits,
+                head,
+                &cfg.train,
+                shuffle(),
+                &device,
+                &mut hooks,
+            )
+            .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
         }
         assert_eq!(check.steps_checked, 5 * 23, "{extra:?}");
     }
@@ -220,7 +230,16 @@ fn without_the_mask_hook_momentum_revives_pruned_weights() {
         steps_checked: 0,
     };
     let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [&mut check];
-    let e = train(model, &splits, head, &cfg.train, shuffle(), &device, &mut hooks).unwrap_err();
+    let e = train(
+        model,
+        &splits,
+        head,
+        &cfg.train,
+        shuffle(),
+        &device,
+        &mut hooks,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("zero-check"), "{e}");
 }
 
@@ -243,8 +262,8 @@ fn pruning_from_an_earlier_run_keeps_its_masks_and_iterative_rounds_compound() {
     )
     .unwrap();
     let p = first.pruning.unwrap();
-    let s1 = p["rounds"][0]["sparsity"].as_f64().unwrap();
-    let s2 = p["rounds"][1]["sparsity"].as_f64().unwrap();
+    let s1 = p.rounds()[0].sparsity;
+    let s2 = p.rounds()[1].sparsity;
     assert!(
         (s1 - 0.5).abs() < 1e-3 && (s2 - 0.75).abs() < 1e-3,
         "{s1} {s2}"
@@ -277,8 +296,12 @@ fn pruning_from_an_earlier_run_keeps_its_masks_and_iterative_rounds_compound() {
         "{}",
         after.sparsity()
     );
-    let acc0 = second.pruning.unwrap()["before_pruning"]["test"]["accuracy"]
-        .as_f64()
+    let acc0 = second
+        .pruning
+        .unwrap()
+        .before_pruning()
+        .unwrap()
+        .accuracy("test")
         .unwrap();
     let acc_first = first.evals.last().unwrap().1.accuracy().unwrap();
     assert_eq!(

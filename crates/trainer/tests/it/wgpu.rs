@@ -183,13 +183,10 @@ fn xor_and_digits_reach_the_cpu_bars_on_wgpu() {
     .unwrap();
     assert_eq!(xor.evals[0].1.correct, Some(4), "XOR on wgpu");
     let summary = std::fs::read_to_string(xor.dir.join("summary.json")).unwrap();
-    let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    assert_eq!(s["backend"], "wgpu");
-    assert_eq!(s["device"]["backend"], "wgpu");
-    assert!(
-        !s["device"]["name"].as_str().unwrap().is_empty(),
-        "{summary}"
-    );
+    let s: report::Summary = report::load(&xor.dir.join("summary.json")).unwrap();
+    assert_eq!(s.backend, "wgpu");
+    assert_eq!(s.device.backend, "wgpu");
+    assert!(!s.device.name.is_empty(), "{summary}");
 
     let digits = run_experiment(
         &shipped("digits.toml", &["backend=\"wgpu\""]),
