@@ -1,5 +1,6 @@
 //! Lopper's reports as types: `summary.json`, `pruning.json` (with its lottery levels, search
-//! probes and dynamic-pruning events), `trainer prune`'s report and a sweep's `results.csv`.
+//! probes and dynamic-pruning events), `trainer prune`'s report, `metrics.csv` and a sweep's
+//! `results.csv`.
 //!
 //! Why a crate of its own: the trainer writes these files and the CLI summary, `index.html`,
 //! the plots, sweeps and `cargo xtask` read them back. Reading through the writer's own types
@@ -11,6 +12,7 @@
 pub mod eval;
 pub mod file;
 pub mod lottery;
+pub mod metrics;
 pub mod prune_file;
 pub mod pruning;
 pub mod results;

@@ -1,8 +1,9 @@
 //! A CSV reader for numeric tables with a header row and a named target column.
 //!
-//! Deliberately small: comma-separated, no quoting inside numeric fields. Every rejected row
-//! names the file, line and column, because a researcher's CSV is usually fine except for one
-//! line somewhere in the middle.
+//! Fields are split by the `csv` crate, so a quoted field may hold commas, quotes and line
+//! breaks (`"setosa, var."` is one class label). Every rejected row names the file, line and
+//! column, because a researcher's CSV is usually fine except for one line somewhere in the
+//! middle.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,10 +21,47 @@ pub fn read_csv(path: &Path, target: Option<&str>, task: TaskKind) -> Result<Dat
     parse_csv(&text, path, target, task)
 }
 
-fn split_fields(line: &str) -> Vec<&str> {
-    line.split(',')
-        .map(|f| f.trim().trim_matches('"'))
-        .collect()
+/// The non-blank records of `text` with the line each starts on, fields trimmed.
+fn records(text: &str) -> impl Iterator<Item = Result<(usize, Vec<String>), (usize, String)>> + '_ {
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        // Rows of the wrong length are reported by us, with the line and the header's count.
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // The crate's own line count skips blank lines; the byte offset is exact.
+    let newlines: Vec<usize> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| *b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    // A record's position is where the reader started on it, before any blank lines it skipped.
+    let bytes = text.as_bytes();
+    let line_of = move |p: Option<&csv::Position>| {
+        p.map_or(0, |p| {
+            let at = usize::try_from(p.byte())
+                .unwrap_or(bytes.len())
+                .min(bytes.len());
+            let start = bytes[at..]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map_or(at, |k| at + k);
+            newlines.partition_point(|&n| n < start) + 1
+        })
+    };
+    reader.into_records().filter_map(move |r| match r {
+        Ok(rec) => {
+            let line = line_of(rec.position());
+            let fields: Vec<String> = rec.iter().map(str::to_string).collect();
+            let blank = fields.iter().all(String::is_empty);
+            (!blank).then_some(Ok((line, fields)))
+        }
+        Err(e) => {
+            let line = line_of(e.position());
+            Some(Err((line, e.to_string())))
+        }
+    })
 }
 
 /// Parses CSV text as if read from `path`.
@@ -39,15 +77,11 @@ pub fn parse_csv(
         column,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
+    let mut rows = records(text).map(|r| r.map_err(|(line, message)| err(line, 1, message)));
+    let (_, names) = rows
         .next()
-        .ok_or_else(|| err(1, 1, "the file is empty; expected a header row".into()))?;
-    let names = split_fields(header);
+        .ok_or_else(|| err(1, 1, "the file is empty; expected a header row".into()))??;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     if names.len() < 2 {
         return Err(err(
             1,
@@ -71,8 +105,8 @@ pub fn parse_csv(
     let n_features = names.len() - 1;
     let mut x = Vec::new();
     let mut raw_targets: Vec<(usize, String)> = Vec::new();
-    for (line_no, line) in lines {
-        let fields = split_fields(line);
+    for row in rows {
+        let (line_no, fields) = row?;
         if fields.len() != names.len() {
             return Err(err(
                 line_no,
@@ -221,6 +255,15 @@ mod tests {
         assert_eq!(e, "t.csv:3:3: expected 3 fields as in the header, found 2");
         let e = parse("a,b,c\n1,2,0\n").unwrap_err().to_string();
         assert!(e.contains("no column named `y`"), "{e}");
+    }
+
+    #[test]
+    fn quoted_fields_may_hold_commas_and_blank_lines_are_skipped() {
+        let d = parse("\"a, first\",\"y\"\n1,\"cat, big\"\n\n 2 ,dog\r\n3,\"cat, big\"\n").unwrap();
+        assert_eq!(d.x, vec![1.0, 2.0, 3.0]);
+        assert_eq!(d.labels().unwrap(), &[0, 1, 0]);
+        let e = parse("a,y\n1,0\n\n\"2,5\",1\n").unwrap_err().to_string();
+        assert_eq!(e, "t.csv:4:1: column `a`: `2,5` is not a number");
     }
 
     #[test]

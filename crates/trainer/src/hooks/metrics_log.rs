@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use pruning::{EpochEnd, HookError, HookState, TrainHook};
+use report::metrics::MetricRow;
 
 use crate::model::Mlp;
 
@@ -20,7 +21,7 @@ impl MetricsLog {
     /// Creates the file (with its header) at `path`.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let mut out = BufWriter::new(File::create(path)?);
-        writeln!(out, "step,epoch,split,metric,value")?;
+        report::metrics::write_header(&mut out)?;
         out.flush()?;
         Ok(Self {
             out,
@@ -61,7 +62,14 @@ impl MetricsLog {
         metric: &str,
         value: f64,
     ) -> std::io::Result<()> {
-        writeln!(self.out, "{step},{epoch},{split},{metric},{value}")
+        let row = MetricRow {
+            step,
+            epoch,
+            split: split.to_string(),
+            metric: metric.to_string(),
+            value,
+        };
+        report::metrics::write_row(&mut self.out, &row)
     }
 
     /// Flushes to the operating system (every epoch: a killed run keeps its rows).

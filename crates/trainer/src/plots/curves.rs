@@ -23,31 +23,29 @@ struct Curves {
     events: Vec<f64>,
 }
 
-fn read(dir: &Path) -> Option<Curves> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
+fn read(dir: &Path) -> Result<Curves, PlotError> {
+    let path = dir.join("metrics.csv");
+    let rows = report::metrics::read(&path).map_err(|e| PlotError {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let mut series: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     let mut events = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let [_, epoch, split, metric, value] = f[..] else {
-            continue;
-        };
-        let (Ok(epoch), Ok(value)) = (epoch.parse::<f64>(), value.parse::<f64>()) else {
-            continue;
-        };
-        match (split, metric) {
+    for r in rows {
+        let epoch = r.epoch as f64;
+        match (r.split.as_str(), r.metric.as_str()) {
             ("prune", "sparsity") | ("lottery", "level") | ("lottery", "control") => {
                 events.push(epoch)
             }
-            (_, "loss" | "accuracy") if ["train", "valid", "test"].contains(&split) => series
-                .entry((split.to_string(), metric.to_string()))
+            (split, "loss" | "accuracy") if ["train", "valid", "test"].contains(&split) => series
+                .entry((r.split.clone(), r.metric.clone()))
                 .or_default()
-                .push((epoch, value)),
+                .push((epoch, r.value)),
             _ => {}
         }
     }
     events.dedup();
-    Some(Curves { series, events })
+    Ok(Curves { series, events })
 }
 
 impl Curves {
@@ -148,9 +146,7 @@ impl Figure for Curves {
 
 /// `training.png/svg`, when metrics.csv has at least two epochs.
 pub fn training_curves(dir: &Path) -> Result<Vec<(String, String)>, PlotError> {
-    let Some(c) = read(dir) else {
-        return Ok(Vec::new());
-    };
+    let c = read(dir)?;
     if c.series.values().all(|p| p.len() < 2) {
         return Ok(Vec::new());
     }
