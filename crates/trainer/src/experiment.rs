@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use report::{Finished, ModeReport, Outcome, PruningReport, Round, Stopped, Summary};
+use report::{Finished, Outcome, PruningReport, Stopped, Summary};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointing};
 use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
@@ -17,13 +17,14 @@ use crate::device::{DeviceError, DeviceInfo, select_device};
 use crate::eval::Evaluation;
 use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
 use crate::head::Head;
-use crate::hooks::{MetricsLog, Progress, PrunerLog};
-use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
+use crate::hooks::{MetricsLog, Progress};
+use crate::inference::HostMlp;
 use crate::model::Mlp;
+use crate::phases::{RunContext, Sinks, evals_report, run_phases};
 use crate::prune;
 use crate::run_dir::create_run_dir;
-use crate::seeds::{Phase, Purpose, Seeds};
-use crate::train::{TrainError, evaluate_splits, train_checkpointed};
+use crate::seeds::Seeds;
+use crate::train::{Task, TrainError, evaluate_splits};
 
 /// The Burn version we are built against (pinned in the workspace manifest; a test checks
 /// `Cargo.lock` agrees).
@@ -139,407 +140,6 @@ pub struct RunResult {
     pub pruning: Option<PruningReport>,
     /// What the tensors ran on (the adapter, for wgpu).
     pub device: DeviceInfo,
-}
-
-/// The model after all phases, how the last training phase ended, and the pruning outcome.
-struct Phased {
-    model: Mlp,
-    end: pruning::RunEnd,
-    masks: Option<pruning::MaskSet>,
-    pruning: Option<PruningReport>,
-    /// The compacted network, for runs that prune whole neurons.
-    compact: Option<HostMlp>,
-    /// The weights pruning started from (trained for static pruning, initial otherwise).
-    before_weights: Option<HostMlp>,
-}
-
-/// Evaluations as reports record them (`correct` only where `with_correct`: the final ones).
-pub(crate) fn evals_report(
-    evals: &[(&'static str, crate::eval::Evaluation)],
-    with_correct: bool,
-) -> report::Evals {
-    report::Evals(
-        evals
-            .iter()
-            .map(|(split, e)| {
-                let eval = report::SplitEval {
-                    n: e.n,
-                    loss: e.loss,
-                    accuracy: e.accuracy(),
-                    correct: e.correct.filter(|_| with_correct),
-                };
-                (split.to_string(), eval)
-            })
-            .collect(),
-    )
-}
-
-pub(crate) fn log_evals(
-    metrics: &mut MetricsLog,
-    evals: &[(&'static str, crate::eval::Evaluation)],
-    phase: &str,
-) -> Result<(), TrainError> {
-    let (step, epoch) = metrics.offset();
-    let io = |e: std::io::Error| TrainError::Hook {
-        name: "metrics.csv".into(),
-        cause: e.into(),
-    };
-    for (split, e) in evals {
-        metrics
-            .row(step, epoch, split, &format!("{phase}_loss"), e.loss)
-            .map_err(io)?;
-        if let Some(a) = e.accuracy() {
-            metrics
-                .row(step, epoch, split, &format!("{phase}_accuracy"), a)
-                .map_err(io)?;
-        }
-    }
-    metrics.flush().map_err(io)
-}
-
-/// Training, and pruning where the config asks for it: `static` trains, then prunes and
-/// fine-tunes `rounds` times; `at-init` prunes the initial network, then trains it with its
-/// masks held.
-#[allow(clippy::too_many_arguments)]
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
-fn run_phases(
-    model: Mlp,
-    skip_training: bool,
-    start_masks: Option<pruning::MaskSet>,
-    cfg: &Config,
-    splits: &Splits,
-    head: Head,
-    device: &burn::tensor::Device,
-    metrics: &mut MetricsLog,
-    progress: &mut Progress,
-    ckpt: Option<&mut Checkpointing>,
-) -> Result<Phased, TrainError> {
-    let seeds = Seeds::new(cfg.seed);
-    let train_order = || seeds.rng(Phase::Train, Purpose::Shuffle);
-    let Some(p) = &cfg.pruning else {
-        let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
-        let t = train_checkpointed(
-            model,
-            splits,
-            head,
-            &cfg.train,
-            train_order(),
-            device,
-            &mut hooks,
-            ckpt,
-        )?;
-        return Ok(Phased {
-            model: t.model,
-            end: t.end,
-            masks: None,
-            pruning: None,
-            compact: None,
-            before_weights: None,
-        });
-    };
-    let prune_err = TrainError::Prune;
-    let params = prune::masked_params(&model, p).map_err(prune_err)?;
-    let mut masks =
-        pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
-    if let Some(earlier) = start_masks {
-        // Masks of an earlier run carry over: what it pruned stays pruned.
-        for (name, m) in earlier.masks {
-            if let Some(slot) = masks.masks.get_mut(&name) {
-                if slot.shape != m.shape {
-                    return Err(prune_err(pruning::PruneError::ShapeMismatch {
-                        name,
-                        expected: slot.shape.clone(),
-                        got: m.shape,
-                    }));
-                }
-                *slot = m;
-            }
-        }
-    }
-    let batch = cfg
-        .train
-        .batch_size
-        .unwrap_or(splits.train.len())
-        .min(splits.train.len());
-    let grads_for = |m: &Mlp| {
-        p.criterion.needs_gradients().then(|| {
-            prune::calibrate(
-                m,
-                &splits.train,
-                head,
-                batch,
-                p.calibration_batches,
-                &params,
-                device,
-            )
-        })
-    };
-    let mut rounds: Vec<Round> = Vec::new();
-    let mut warnings_all = Vec::new();
-    let (mut events, mut levels, mut search_report) = (Vec::new(), Vec::new(), None);
-    let mut before_weights = HostMlp::from_mlp(&model);
-    let (mut model, end, before) = match p.mode {
-        PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
-            let mut pruner = crate::dynamic::pruner(
-                p,
-                &cfg.train,
-                splits.train.len(),
-                params.clone(),
-                masks.clone(),
-                &seeds,
-            )
-            .map_err(prune_err)?;
-            let t = {
-                let mut log = PrunerLog::new(&mut pruner, metrics);
-                let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [&mut log, progress];
-                train_checkpointed(
-                    model,
-                    splits,
-                    head,
-                    &cfg.train,
-                    train_order(),
-                    device,
-                    &mut hooks,
-                    ckpt,
-                )?
-            };
-            masks = pruner.masks().clone();
-            warnings_all.extend(pruner.warnings().iter().cloned());
-            events = pruner
-                .events()
-                .iter()
-                .map(|e| report::Event {
-                    step: e.step,
-                    epoch: e.epoch,
-                    target: e.target,
-                    sparsity: e.sparsity,
-                    changed: e.changed,
-                    layers: e
-                        .layers
-                        .iter()
-                        .map(|(name, sparsity)| report::EventLayer {
-                            name: name.clone(),
-                            sparsity: *sparsity,
-                        })
-                        .collect(),
-                })
-                .collect();
-            // A schedule that never fired leaves a dense network under a pruning config: say so
-            // rather than report a quiet 0 %.
-            if p.mode == PruningMode::Gradual && masks.sparsity() == 0.0 {
-                warnings_all.push(format!(
-                    "the gradual schedule never pruned: no mask update removed a weight in the run's {} steps ({} epochs); check pruning.begin_step/begin_epoch and end_step/end_epoch against train.epochs",
-                    t.end.steps_done, t.end.epochs_done
-                ));
-            }
-            (t.model, t.end, None)
-        }
-        PruningMode::Lottery => {
-            let out = crate::lottery::run_lottery(
-                model, &params, cfg, p, splits, head, device, metrics, progress, ckpt,
-            )?;
-            masks = out.masks;
-            levels = out.levels;
-            (out.model, out.end, None)
-        }
-        PruningMode::AtInit => {
-            let before = evaluate_splits(&model, splits, head, device, true);
-            let grads = grads_for(&model);
-            let seed = seeds.derived(Phase::Prune { round: 1 }, Purpose::Criterion);
-            let (m, new_masks, w) =
-                prune::prune_step(model, &params, &masks, p, seed, grads.as_ref())
-                    .map_err(prune_err)?;
-            masks = new_masks;
-            warnings_all.extend(w);
-            let mut hold = pruning::MaskHook::new(&params, &masks).map_err(prune_err)?;
-            let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 3] = [&mut hold, metrics, progress];
-            let t = train_checkpointed(
-                m,
-                splits,
-                head,
-                &cfg.train,
-                train_order(),
-                device,
-                &mut hooks,
-                ckpt,
-            )?;
-            let after = evaluate_splits(&t.model, splits, head, device, true);
-            rounds.push(Round {
-                round: 1,
-                sparsity: masks.sparsity(),
-                after_pruning: None,
-                after_fine_tune: None,
-                after_training: Some(evals_report(&after, false)),
-            });
-            (t.model, t.end, Some(before))
-        }
-        PruningMode::Static => {
-            let (mut model, mut end) = if skip_training {
-                // --from: the earlier run's model is the trained model.
-                let none = pruning::RunEnd {
-                    epochs_done: 0,
-                    steps_done: 0,
-                    stopped_early: false,
-                };
-                (model, none)
-            } else {
-                let mut hooks: [&mut dyn pruning::TrainHook<Mlp>; 2] = [metrics, progress];
-                let t = train_checkpointed(
-                    model,
-                    splits,
-                    head,
-                    &cfg.train,
-                    train_order(),
-                    device,
-                    &mut hooks,
-                    ckpt,
-                )?;
-                (t.model, t.end)
-            };
-            metrics.set_offset(end.steps_done, end.epochs_done);
-            before_weights = HostMlp::from_mlp(&model);
-            let before = evaluate_splits(&model, splits, head, device, true);
-            log_evals(metrics, &before, "before_pruning")?;
-            if let Some(search) = &p.search {
-                let grads = grads_for(&model);
-                let found = crate::search::search(
-                    model,
-                    &params,
-                    &masks,
-                    cfg,
-                    p,
-                    search,
-                    splits,
-                    head,
-                    device,
-                    progress,
-                    grads.as_ref(),
-                )?;
-                masks = found.masks;
-                warnings_all.extend(found.warnings);
-                let after = evaluate_splits(&found.model, splits, head, device, true);
-                log_evals(metrics, &after, "after_search")?;
-                rounds.push(Round {
-                    round: 1,
-                    sparsity: masks.sparsity(),
-                    after_pruning: None,
-                    after_fine_tune: Some(evals_report(&after, false)),
-                    after_training: None,
-                });
-                search_report = Some(found.report);
-                (found.model, end, Some(before))
-            } else {
-                for round in 1..=p.rounds {
-                    let grads = grads_for(&model);
-                    let seed = seeds.derived(Phase::Prune { round }, Purpose::Criterion);
-                    let (m, new_masks, w) =
-                        prune::prune_step(model, &params, &masks, p, seed, grads.as_ref())
-                            .map_err(prune_err)?;
-                    masks = new_masks;
-                    warnings_all.extend(w.iter().map(|w| format!("round {round}: {w}")));
-                    let after = evaluate_splits(&m, splits, head, device, true);
-                    log_evals(metrics, &after, "after_pruning")?;
-                    let (s, e) = metrics.offset();
-                    metrics
-                        .row(s, e, "prune", "sparsity", masks.sparsity())
-                        .map_err(|e| TrainError::Hook {
-                            name: "metrics.csv".into(),
-                            cause: e.into(),
-                        })?;
-                    let mut record = Round {
-                        round,
-                        sparsity: masks.sparsity(),
-                        after_pruning: Some(evals_report(&after, false)),
-                        after_fine_tune: None,
-                        after_training: None,
-                    };
-                    model = m;
-                    if p.fine_tune_epochs > 0 {
-                        let t = prune::fine_tune(
-                            model,
-                            &params,
-                            &masks,
-                            cfg,
-                            p,
-                            splits,
-                            head,
-                            device,
-                            seeds.rng(Phase::FineTune { round }, Purpose::Shuffle),
-                            &mut [metrics, progress],
-                        )?;
-                        model = t.model;
-                        let (s0, e0) = metrics.offset();
-                        metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
-                        end = t.end;
-                        let tuned = evaluate_splits(&model, splits, head, device, true);
-                        log_evals(metrics, &tuned, "after_fine_tune")?;
-                        record.after_fine_tune = Some(evals_report(&tuned, false));
-                    }
-                    rounds.push(record);
-                }
-                (model, end, Some(before))
-            }
-        }
-    };
-    // The saved model is exactly sparse: one last multiplication by the masks.
-    model = pruning::apply_masks(model, &params, &masks).map_err(prune_err)?;
-    let (layers, total) = prune::layer_report(&model, &masks);
-    let before_pruning = before.as_ref().map(|b| evals_report(b, false));
-    let rounds_of = |search| report::Rounds {
-        before_pruning: before_pruning.clone().unwrap_or_default(),
-        rounds: rounds.clone(),
-        search,
-    };
-    let mode = match p.mode {
-        PruningMode::Static => ModeReport::Static(rounds_of(search_report)),
-        PruningMode::AtInit => ModeReport::AtInit(rounds_of(None)),
-        PruningMode::Gradual => ModeReport::Gradual(report::pruning::Events { events }),
-        PruningMode::Rigl => ModeReport::Rigl(report::pruning::Events { events }),
-        PruningMode::Set => ModeReport::Set(report::pruning::Events { events }),
-        PruningMode::Lottery => ModeReport::Lottery(report::pruning::Levels { levels }),
-    };
-    // What pruning buys: bytes in each storage format, and the compacted network.
-    let host = HostMlp::from_mlp(&model);
-    let compacted = compact(&host);
-    let sizes = sizes_of(&host, &CsrMlp::from_host(&host), &compacted);
-    let mut compact_report = report::Compact {
-        widths: compacted.model.widths(),
-        dense_macs_per_sample: host.macs(),
-        compact_macs_per_sample: compacted.model.macs(),
-        final_evals: None,
-    };
-    let compact_model = if matches!(
-        p.granularity_parsed(),
-        Some(crate::config::Granularity::Neuron)
-    ) {
-        let small = compacted.model.to_mlp(device);
-        let evals = evaluate_splits(&small, splits, head, device, true);
-        compact_report.final_evals = Some(evals_report(&evals, false));
-        Some(compacted.model)
-    } else {
-        None
-    };
-    let report = PruningReport {
-        config: serde_json::to_value(p).expect("a [pruning] table serialises to JSON"),
-        mode,
-        layers,
-        total,
-        sizes,
-        compact: compact_report,
-        warnings: warnings_all,
-    };
-    Ok(Phased {
-        model,
-        end,
-        masks: Some(masks),
-        pruning: Some(report),
-        compact: compact_model,
-        before_weights: Some(before_weights),
-    })
 }
 
 /// The checkpoint of the stopped run in `dir`, checked to belong to its `config.toml`.
@@ -772,16 +372,24 @@ pub fn run_experiment(
         wall_time_s: wall_before + start.elapsed().as_secs_f64(),
     };
 
+    let ctx = RunContext {
+        cfg,
+        task: Task {
+            splits: &splits,
+            head,
+            device: &ad,
+        },
+        seeds: Seeds::new(cfg.seed),
+    };
+    let mut sinks = Sinks {
+        metrics: &mut metrics,
+        progress: &mut progress,
+    };
     let phases = run_phases(
         model,
-        opts.from.is_some(),
-        start_masks,
-        cfg,
-        &splits,
-        head,
-        &ad,
-        &mut metrics,
-        &mut progress,
+        &ctx,
+        (opts.from.is_some(), start_masks),
+        &mut sinks,
         checkpointing.as_mut(),
     );
     // Everything logged reaches the disk before anything reads metrics.csv back; a failure

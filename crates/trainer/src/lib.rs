@@ -27,6 +27,7 @@ pub mod interrupt;
 pub mod lottery;
 pub mod model;
 pub mod optim;
+pub mod phases;
 pub mod plots;
 pub mod prune;
 pub mod prune_file;

@@ -3,20 +3,17 @@
 //! at step k, Frankle et al. 2020) → retrain. Each level is also trained from a fresh random
 //! initialisation with the same masks: the control that tells a ticket from a sparse network.
 
-use burn::tensor::Device;
 use pruning::{MaskHook, MaskSet, ParamInfo, RunEnd, SnapshotAt, TrainHook};
 use report::table::{Align, markdown};
 use report::{Level, LevelResult};
 
 use crate::checkpoint::Checkpointing;
-use crate::config::{Config, CountOverConfig, PruningConfig, steps_of};
-use crate::data::Splits;
-use crate::experiment::evals_report;
-use crate::head::Head;
-use crate::hooks::{BestValid, MetricsLog, Progress};
+use crate::config::{CountOverConfig, PruningConfig, steps_of};
+use crate::hooks::{BestValid, MetricsLog};
 use crate::model::Mlp;
+use crate::phases::{Setup, Sinks, evals_report, metrics_io};
 use crate::prune;
-use crate::seeds::{Phase, Purpose, Seeds};
+use crate::seeds::{Phase, Purpose};
 use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train_checkpointed};
 
 /// The last level's ticket, and every level's results.
@@ -31,115 +28,87 @@ pub struct LotteryOutcome {
     pub levels: Vec<Level>,
 }
 
-fn io(e: std::io::Error) -> TrainError {
-    TrainError::Hook {
-        name: "metrics.csv".into(),
-        cause: e.into(),
-    }
+/// The start of level 0: the snapshot to rewind to, and the run's checkpoints.
+struct LevelZero<'a, 'b> {
+    snapshot: &'a mut SnapshotAt,
+    ckpt: Option<&'b mut Checkpointing>,
 }
 
-/// What every training of a lottery run shares.
-struct Levels<'a> {
-    cfg: &'a Config,
-    splits: &'a Splits,
-    head: Head,
-    device: &'a Device,
-    seeds: Seeds,
-}
-
-impl Levels<'_> {
-    /// Trains one network (ticket or control) with its masks held, logging to `metrics` after
-    /// what was logged before. Returns the trained model and the best-validation record.
-    #[allow(clippy::too_many_arguments)]
-    fn train(
-        &self,
-        model: Mlp,
-        params: &[ParamInfo],
-        masks: &MaskSet,
-        snapshot: Option<&mut SnapshotAt>,
-        phase: Phase,
-        metrics: &mut MetricsLog,
-        progress: &mut Progress,
-        ckpt: Option<&mut Checkpointing>,
-    ) -> Result<(Trained, BestValid), TrainError> {
-        let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
-        let mut best = BestValid::default();
-        let t = {
-            let mut hooks: Vec<&mut dyn TrainHook<Mlp>> =
-                vec![&mut hold, &mut best, metrics, progress];
-            if let Some(s) = snapshot {
-                hooks.insert(0, s);
-            }
-            let (cfg, splits) = (self.cfg, self.splits);
-            train_checkpointed(
-                model,
-                splits,
-                self.head,
-                &cfg.train,
-                self.seeds.rng(phase, Purpose::Shuffle),
-                self.device,
-                &mut hooks,
-                ckpt,
-            )?
-        };
-        let (s0, e0) = metrics.offset();
-        metrics.set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
-        Ok((t, best))
-    }
-
-    /// One side of a level's record: the best validation epoch and the final evaluation.
-    fn result(&self, best: &BestValid, model: &Mlp) -> LevelResult {
-        let fin = evaluate_splits(model, self.splits, self.head, self.device, false);
-        LevelResult {
-            best_valid_accuracy: best.valid_accuracy,
-            best_step: best.step,
-            best_epoch: best.epoch,
-            test_accuracy_at_best: best.test_accuracy,
-            final_evals: evals_report(&fin, false),
+/// Trains one network (ticket or control) with its masks held, logging after what was logged
+/// before. Returns the trained model and the best-validation record.
+fn train_level(
+    s: &Setup<'_>,
+    (model, params): (Mlp, &[ParamInfo]),
+    masks: &MaskSet,
+    phase: Phase,
+    sinks: &mut Sinks<'_>,
+    zero: Option<LevelZero<'_, '_>>,
+) -> Result<(Trained, BestValid), TrainError> {
+    let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
+    let mut best = BestValid::default();
+    let ctx = s.ctx;
+    let t = {
+        let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![
+            &mut hold,
+            &mut best,
+            &mut *sinks.metrics,
+            &mut *sinks.progress,
+        ];
+        let mut ckpt = None;
+        if let Some(z) = zero {
+            hooks.insert(0, z.snapshot);
+            ckpt = z.ckpt;
         }
+        let order = ctx.seeds.rng(phase, Purpose::Shuffle);
+        train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?
+    };
+    let (s0, e0) = sinks.metrics.offset();
+    sinks
+        .metrics
+        .set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
+    Ok((t, best))
+}
+
+/// One side of a level's record: the best validation epoch and the final evaluation.
+fn result(s: &Setup<'_>, best: &BestValid, model: &Mlp) -> LevelResult {
+    let t = &s.ctx.task;
+    let fin = evaluate_splits(model, t.splits, t.head, t.device, false);
+    LevelResult {
+        best_valid_accuracy: best.valid_accuracy,
+        best_step: best.step,
+        best_epoch: best.epoch,
+        test_accuracy_at_best: best.test_accuracy,
+        final_evals: evals_report(&fin, false),
     }
+}
+
+/// Logs a lottery marker row (`level`, `sparsity`, `control`) at the current position.
+fn mark(metrics: &mut MetricsLog, metric: &str, value: f64) -> Result<(), TrainError> {
+    let (step, epoch) = metrics.offset();
+    metrics
+        .row(step, epoch, "lottery", metric, value)
+        .map_err(metrics_io)
 }
 
 /// Runs `p.rounds` levels (or one per `p.levels` entry) after a dense level 0; `ckpt`
 /// checkpoints the dense level's training.
-#[allow(clippy::too_many_arguments)]
-pub fn run_lottery(
+pub(crate) fn run_lottery(
+    s: &Setup<'_>,
     model: Mlp,
-    params: &[ParamInfo],
-    cfg: &Config,
-    p: &PruningConfig,
-    splits: &Splits,
-    head: Head,
-    device: &Device,
-    metrics: &mut MetricsLog,
-    progress: &mut Progress,
+    sinks: &mut Sinks<'_>,
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<LotteryOutcome, TrainError> {
-    let spe = steps_per_epoch(&cfg.train, splits.train.len());
+    let (ctx, p, params) = (s.ctx, s.p, s.params);
+    let spe = steps_per_epoch(&ctx.cfg.train, ctx.task.splits.train.len());
     let rewind = steps_of(p.rewind_epoch, p.rewind_step).map_or(0, |s| s.to_steps(spe));
-    let control = p.reinit_control.unwrap_or(true);
-    let n_inputs = splits.train.n_features;
     let mut masks = MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
     let mut snap = SnapshotAt::new(rewind);
-    let run = Levels {
-        cfg,
-        splits,
-        head,
-        device,
-        seeds: Seeds::new(cfg.seed),
-    };
-    let (s, e) = metrics.offset();
-    metrics.row(s, e, "lottery", "level", 0.0).map_err(io)?;
-    let (t, best) = run.train(
-        model,
-        params,
-        &masks,
-        Some(&mut snap),
-        Phase::Train,
-        metrics,
-        progress,
+    mark(sinks.metrics, "level", 0.0)?;
+    let zero = LevelZero {
+        snapshot: &mut snap,
         ckpt,
-    )?;
+    };
+    let (t, best) = train_level(s, (model, params), &masks, Phase::Train, sinks, Some(zero))?;
     let snapshot = snap.snapshot.ok_or_else(|| {
         TrainError::Prune(pruning::PruneError::Plan(format!(
             "the rewind point (step {rewind}) is after the end of training ({} steps): lower pruning.rewind_epoch / rewind_step",
@@ -149,76 +118,31 @@ pub fn run_lottery(
     let mut levels = vec![Level {
         level: 0,
         sparsity: 0.0,
-        ticket: run.result(&best, &t.model),
+        ticket: result(s, &best, &t.model),
         control: None,
     }];
     let (mut model, mut end) = (t.model, t.end);
     for (level, rule) in level_rules(p).iter().enumerate() {
         let level = level + 1;
-        let (pruned, new_masks, _warnings) = prune::prune_step(
-            model,
-            params,
-            &masks,
-            rule,
-            run.seeds
-                .derived(Phase::Prune { round: level }, Purpose::Criterion),
-            None,
-        )
-        .map_err(TrainError::Prune)?;
+        let (pruned, new_masks, _warnings) = s.prune(model, &masks, rule, level, None)?;
         masks = new_masks;
         let sparsity = masks.weight_sparsity();
         let ticket = snapshot.restore(pruned);
-        let (s, e) = metrics.offset();
-        metrics
-            .row(s, e, "lottery", "level", level as f64)
-            .map_err(io)?;
-        metrics
-            .row(s, e, "lottery", "sparsity", sparsity)
-            .map_err(io)?;
-        let (t, best) = run.train(
-            ticket,
-            params,
-            &masks,
-            None,
-            Phase::Level { level },
-            metrics,
-            progress,
-            None,
-        )?;
-        let mut record = Level {
+        mark(sinks.metrics, "level", level as f64)?;
+        mark(sinks.metrics, "sparsity", sparsity)?;
+        let phase = Phase::Level { level };
+        let (t, best) = train_level(s, (ticket, params), &masks, phase, sinks, None)?;
+        let control = if p.reinit_control.unwrap_or(true) {
+            Some(reinit_control(s, &masks, level, sinks)?)
+        } else {
+            None
+        };
+        levels.push(Level {
             level,
             sparsity,
-            ticket: run.result(&best, &t.model),
-            control: None,
-        };
-        if control {
-            let phase = Phase::Control { level };
-            let fresh = Mlp::for_phase(
-                &cfg.model,
-                n_inputs,
-                head.n_outputs(),
-                &run.seeds,
-                phase,
-                device,
-            );
-            let fresh_params = prune::masked_params(&fresh, p).map_err(TrainError::Prune)?;
-            let (s, e) = metrics.offset();
-            metrics
-                .row(s, e, "lottery", "control", level as f64)
-                .map_err(io)?;
-            let (c, cbest) = run.train(
-                fresh,
-                &fresh_params,
-                &masks,
-                None,
-                phase,
-                metrics,
-                progress,
-                None,
-            )?;
-            record.control = Some(run.result(&cbest, &c.model));
-        }
-        levels.push(record);
+            ticket: result(s, &best, &t.model),
+            control,
+        });
         (model, end) = (t.model, t.end);
     }
     Ok(LotteryOutcome {
@@ -227,6 +151,31 @@ pub fn run_lottery(
         masks,
         levels,
     })
+}
+
+/// The control of `level`: the level's masks on a fresh initialisation of its own, trained.
+fn reinit_control(
+    s: &Setup<'_>,
+    masks: &MaskSet,
+    level: usize,
+    sinks: &mut Sinks<'_>,
+) -> Result<LevelResult, TrainError> {
+    let (ctx, task) = (s.ctx, &s.ctx.task);
+    let phase = Phase::Control { level };
+    let n_inputs = task.splits.train.n_features;
+    let n_outputs = task.head.n_outputs();
+    let fresh = Mlp::for_phase(
+        &ctx.cfg.model,
+        n_inputs,
+        n_outputs,
+        &ctx.seeds,
+        phase,
+        task.device,
+    );
+    let fresh_params = prune::masked_params(&fresh, s.p).map_err(TrainError::Prune)?;
+    mark(sinks.metrics, "control", level as f64)?;
+    let (c, best) = train_level(s, (fresh, &fresh_params), masks, phase, sinks, None)?;
+    Ok(result(s, &best, &c.model))
 }
 
 /// Each level's pruning rule: `rounds` times `sparsity` of the remaining weights, or, with

@@ -232,27 +232,22 @@ pub fn fine_tune_config(
 }
 
 /// Fine-tunes `model` with `masks` held (a [`pruning::MaskHook`] first, then `others`), under
-/// [`fine_tune_config`]. A fresh optimizer each time: its moments start at zero, and masked
-/// gradients keep them zero for pruned weights.
-#[allow(clippy::too_many_arguments)]
+/// `tune` ([`fine_tune_config`]). A fresh optimizer each time: its moments start at zero, and
+/// masked gradients keep them zero for pruned weights.
 pub(crate) fn fine_tune(
     model: Mlp,
     params: &[ParamInfo],
     masks: &MaskSet,
-    cfg: &crate::config::Config,
-    p: &PruningConfig,
-    splits: &crate::data::Splits,
-    head: crate::head::Head,
-    device: &burn::tensor::Device,
+    tune: &crate::config::TrainConfig,
+    task: &crate::train::Task<'_>,
     shuffle: pruning::Rng,
     others: &mut [&mut dyn pruning::TrainHook<Mlp>],
 ) -> Result<crate::train::Trained, crate::train::TrainError> {
-    let tune = fine_tune_config(&cfg.train, p);
     let mut hold =
         pruning::MaskHook::new(params, masks).map_err(crate::train::TrainError::Prune)?;
     let mut hooks: Vec<&mut dyn pruning::TrainHook<Mlp>> = vec![&mut hold];
     for h in others.iter_mut() {
         hooks.push(&mut **h);
     }
-    crate::train::train(model, splits, head, &tune, shuffle, device, &mut hooks)
+    crate::train::train_checkpointed(model, task, tune, shuffle, &mut hooks, None)
 }

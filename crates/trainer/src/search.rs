@@ -13,18 +13,18 @@ use std::collections::BTreeMap;
 
 use burn::module::ParamId;
 use burn::tensor::Device;
+use pruning::MaskSet;
 use pruning::importance::GradStats;
-use pruning::{MaskSet, ParamInfo};
 use report::table::{Align, markdown};
 use report::{Probe, SearchReport, SearchRule};
 
-use crate::config::{Config, PruningConfig, SearchConfig, SearchMetric};
+use crate::config::{PruningConfig, SearchMetric};
 use crate::data::Splits;
 use crate::head::Head;
 use crate::hooks::Progress;
 use crate::model::Mlp;
-use crate::prune;
-use crate::seeds::{Phase, Purpose, Seeds};
+use crate::phases::Setup;
+use crate::seeds::Phase;
 use crate::train::{TrainError, evaluate_splits};
 
 /// What the search found.
@@ -75,63 +75,48 @@ fn valid_metric(m: &Mlp, splits: &Splits, head: Head, device: &Device, which: Se
     }
 }
 
-/// Runs the search from the trained `model`.
-#[allow(clippy::too_many_arguments)]
+/// Runs the search (`[pruning] search`) from the trained `model`.
 pub(crate) fn search(
+    setup: &Setup<'_>,
     model: Mlp,
-    params: &[ParamInfo],
     masks: &MaskSet,
-    cfg: &Config,
-    p: &PruningConfig,
-    s: &SearchConfig,
-    splits: &Splits,
-    head: Head,
-    device: &Device,
     progress: &mut Progress,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
 ) -> Result<Found, TrainError> {
-    let dense = valid_metric(&model, splits, head, device, s.metric);
+    let p = setup.p;
+    let Some(s) = &p.search else {
+        return Err(TrainError::Prune(pruning::PruneError::Plan(
+            "a search without [pruning] search".into(),
+        )));
+    };
+    let valid = |m: &Mlp| {
+        let t = &setup.ctx.task;
+        valid_metric(m, t.splits, t.head, t.device, s.metric)
+    };
+    let dense = valid(&model);
     let ok = |m: f64| match s.metric {
         SearchMetric::ValAccuracy => m >= dense - s.tolerance,
         SearchMetric::ValLoss => m <= dense + s.tolerance,
     };
     let (rule, upper) = searched(p);
-    let seeds = Seeds::new(cfg.seed);
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Mlp, MaskSet, Vec<String>)> = None;
     let (mut lo, mut hi) = (0.0f64, upper);
     for i in 0..s.probes {
         let value = if i == 0 { upper } else { (lo + hi) / 2.0 };
-        let (m, new_masks, warnings) = prune::prune_step(
-            model.clone(),
-            params,
-            masks,
-            &at(rule, p, value),
-            // Every probe scores as the one pruning step it stands for would: the random
-            // criterion draws the same scores at each probe, so probes' masks nest.
-            seeds.derived(Phase::Prune { round: 1 }, Purpose::Criterion),
-            grads,
-        )
-        .map_err(TrainError::Prune)?;
+        // Every probe scores as the one pruning step it stands for would (round 1's stream): the
+        // random criterion draws the same scores at each probe, so probes' masks nest.
+        let (m, new_masks, warnings) =
+            setup.prune(model.clone(), masks, &at(rule, p, value), 1, grads)?;
         let m = if p.fine_tune_epochs > 0 {
-            let order = seeds.rng(Phase::Probe { index: i }, Purpose::Shuffle);
-            prune::fine_tune(
-                m,
-                params,
-                &new_masks,
-                cfg,
-                p,
-                splits,
-                head,
-                device,
-                order,
-                &mut [progress],
-            )?
-            .model
+            let phase = Phase::Probe { index: i };
+            setup
+                .fine_tune(m, &new_masks, phase, &mut [&mut *progress])?
+                .model
         } else {
             m
         };
-        let metric = valid_metric(&m, splits, head, device, s.metric);
+        let metric = valid(&m);
         let kept = ok(metric);
         probes.push(Probe {
             value,

@@ -134,11 +134,26 @@ pub fn train(
     device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
 ) -> Result<Trained, TrainError> {
-    train_checkpointed(model, splits, head, t, shuffle, device, hooks, None)
+    let task = Task {
+        splits,
+        head,
+        device,
+    };
+    train_checkpointed(model, &task, t, shuffle, hooks, None)
+}
+
+/// What a network trains on and where: the data, the task head and the device (with autodiff).
+#[derive(Clone, Copy)]
+pub struct Task<'a> {
+    /// The data.
+    pub splits: &'a Splits,
+    /// Outputs, loss and predictions of the task.
+    pub head: Head,
+    /// The device, with autodiff enabled.
+    pub device: &'a Device,
 }
 
 /// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
-#[allow(clippy::too_many_arguments)]
 #[allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -146,14 +161,17 @@ pub fn train(
 )]
 pub fn train_checkpointed(
     mut model: Mlp,
-    splits: &Splits,
-    head: Head,
+    task: &Task<'_>,
     t: &TrainConfig,
     shuffle: Rng,
-    device: &Device,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
     mut ckpt: Option<&mut Checkpointing>,
 ) -> Result<Trained, TrainError> {
+    let Task {
+        splits,
+        head,
+        device,
+    } = *task;
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
     let _flush = FlushDenormals::enable();
     let train = &splits.train;
