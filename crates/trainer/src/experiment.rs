@@ -20,7 +20,7 @@ use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress};
 use crate::inference::HostMlp;
 use crate::model::Mlp;
-use crate::phases::{RunContext, Sinks, evals_report, run_phases};
+use crate::phases::{Phased, RunContext, Sinks, evals_report, run_phases};
 use crate::prune;
 use crate::run_dir::create_run_dir;
 use crate::seeds::Seeds;
@@ -142,6 +142,159 @@ pub struct RunResult {
     pub device: DeviceInfo,
 }
 
+/// pruning.json, the masks, the compacted network and the lottery and search tables.
+fn write_pruning_outputs(dir: &Path, trained: &Phased) -> Result<(), ExperimentError> {
+    let Some(pr) = &trained.pruning else {
+        return Ok(());
+    };
+    let path = dir.join("pruning.json");
+    crate::atomic::write(&path, report::to_json(pr)).map_err(io_err(&path))?;
+    if let Some(masks) = &trained.masks {
+        save_masks(masks, &dir.join("masks.safetensors"))?;
+    }
+    if let Some(small) = &trained.compact {
+        small.save(&dir.join("compact.safetensors"))?;
+    }
+    if let Some(levels) = pr.levels() {
+        let path = dir.join("lottery.md");
+        crate::atomic::write(&path, crate::lottery::table(levels)).map_err(io_err(&path))?;
+    }
+    if let Some(search) = pr.search() {
+        let path = dir.join("search.md");
+        crate::atomic::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
+    }
+    Ok(())
+}
+
+/// Every plot of the run, and index.html.
+fn write_plots(
+    dir: &Path,
+    cfg: &Config,
+    trained: &Phased,
+    summary: &Summary,
+) -> Result<(), crate::plots::PlotError> {
+    let after = HostMlp::from_mlp(&trained.model);
+    let plots = crate::plots::write_all(
+        dir,
+        trained.before_weights.as_ref(),
+        &after,
+        trained.pruning.as_ref(),
+        cfg.plots.as_ref().is_some_and(|p| p.gray_kernels),
+    )?;
+    crate::plots::write_index(dir, summary, trained.pruning.as_ref(), &plots)
+}
+
+/// A synthetic data set too big for this machine's memory is a config error, before any
+/// allocation.
+fn check_synthetic_size(loaded: &LoadedConfig) -> Result<(), ExperimentError> {
+    let cfg = &loaded.config;
+    if !cfg.data.name.is_synthetic() {
+        return Ok(());
+    }
+    // Features, a split copy and a scaled copy, in f32; blobs also keep a centre per class.
+    let n = cfg.data.n.unwrap_or(200) as u64;
+    let features = cfg.data.features.unwrap_or(2) as u64;
+    let classes = cfg.data.classes.unwrap_or(3) as u64;
+    let bytes = n
+        .saturating_mul(features)
+        .saturating_add(classes.saturating_mul(features))
+        .saturating_mul(12);
+    let key = match (cfg.data.features, cfg.data.classes) {
+        (Some(f), _) if f as u64 > n => "data.features",
+        (_, Some(c)) if c as u64 > n => "data.classes",
+        _ => "data.n",
+    };
+    let what = format!("a data set of {n} samples × {features} features");
+    match crate::resources::too_big(&what, bytes) {
+        Some(message) => Err(ExperimentError::Resources {
+            path: loaded.path.clone(),
+            key: key.into(),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A network too big to train at the config's batch size is a config error naming
+/// `model.hidden`.
+fn check_network_size(
+    loaded: &LoadedConfig,
+    splits: &Splits,
+    head: Head,
+) -> Result<(), ExperimentError> {
+    let cfg = &loaded.config;
+    let mut widths = vec![splits.train.n_features];
+    widths.extend(&cfg.model.hidden);
+    widths.push(head.n_outputs());
+    let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
+    let bytes = crate::resources::network_bytes(&widths, batch);
+    let what = format!(
+        "training a {} network at batch {batch}",
+        widths
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    );
+    match crate::resources::too_big(&what, bytes) {
+        Some(message) => Err(ExperimentError::Resources {
+            path: loaded.path.clone(),
+            key: "model.hidden".into(),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The network a run starts from — freshly initialised, or (`--from`) an earlier run's trained
+/// model with its masks — checked against the `[pruning]` table before any folder exists.
+fn initial_model(
+    loaded: &LoadedConfig,
+    from: Option<&Path>,
+    splits: &Splits,
+    head: Head,
+    ad: &burn::tensor::Device,
+) -> Result<(Mlp, Option<pruning::MaskSet>), ExperimentError> {
+    let cfg = &loaded.config;
+    let n_inputs = splits.train.n_features;
+    let model = Mlp::new(&cfg.model, n_inputs, head.n_outputs(), cfg.seed, ad);
+    let mut start_masks = None;
+    let model = match from {
+        None => model,
+        Some(from) => {
+            let fail = |message: String| ExperimentError::From {
+                dir: from.to_path_buf(),
+                message,
+            };
+            let statik = cfg.pruning.as_ref().map(|p| p.mode) == Some(PruningMode::Static);
+            if !statik {
+                return Err(fail("--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into()));
+            }
+            let earlier = load_model(&from.join("model.safetensors"), ad)?;
+            if earlier.widths() != model.widths() {
+                return Err(fail(format!(
+                    "its network is {:?} but this config and data make {:?}",
+                    earlier.widths(),
+                    model.widths()
+                )));
+            }
+            let masks_path = from.join("masks.safetensors");
+            if masks_path.is_file() {
+                start_masks = Some(load_masks(&masks_path)?);
+            }
+            earlier
+        }
+    };
+    if let Some(p) = &cfg.pruning {
+        // Checked before the run folder exists: a typo in a path is a config error.
+        prune::masked_params(&model, p).map_err(|cause| ExperimentError::Pruning {
+            path: loaded.path.clone(),
+            cause,
+        })?;
+    }
+    Ok((model, start_masks))
+}
+
 /// The checkpoint of the stopped run in `dir`, checked to belong to its `config.toml`.
 fn resume_checkpoint(dir: &Path) -> Result<Checkpoint, ExperimentError> {
     let fail = |message: String| ExperimentError::Resume {
@@ -216,96 +369,12 @@ pub fn run_experiment(
     };
     let (device, device_info) = select_device(cfg.backend, cfg.device)?;
     let base = config_path.parent().unwrap_or(Path::new("."));
-    let too_big = |key: &str, message: String| ExperimentError::Resources {
-        path: loaded.path.clone(),
-        key: key.into(),
-        message,
-    };
-    if cfg.data.name.is_synthetic() {
-        // A synthetic set: features, a split copy and a scaled copy, in f32; blobs also keep a
-        // centre per class.
-        let n = cfg.data.n.unwrap_or(200) as u64;
-        let features = cfg.data.features.unwrap_or(2) as u64;
-        let classes = cfg.data.classes.unwrap_or(3) as u64;
-        let bytes = n
-            .saturating_mul(features)
-            .saturating_add(classes.saturating_mul(features))
-            .saturating_mul(12);
-        let key = match (cfg.data.features, cfg.data.classes) {
-            (Some(f), _) if f as u64 > n => "data.features",
-            (_, Some(c)) if c as u64 > n => "data.classes",
-            _ => "data.n",
-        };
-        let what = format!("a data set of {n} samples × {features} features");
-        if let Some(m) = crate::resources::too_big(&what, bytes) {
-            return Err(too_big(key, m));
-        }
-    }
+    check_synthetic_size(loaded)?;
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
-    let mut widths = vec![splits.train.n_features];
-    widths.extend(&cfg.model.hidden);
-    widths.push(head.n_outputs());
-    let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
-    let bytes = crate::resources::network_bytes(&widths, batch);
-    let what = format!(
-        "training a {} network at batch {batch}",
-        widths
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("-")
-    );
-    if let Some(m) = crate::resources::too_big(&what, bytes) {
-        return Err(too_big("model.hidden", m));
-    }
+    check_network_size(loaded, &splits, head)?;
     let ad = device.clone().autodiff();
-    let model = Mlp::new(
-        &cfg.model,
-        splits.train.n_features,
-        head.n_outputs(),
-        cfg.seed,
-        &ad,
-    );
-    let mut start_masks = None;
-    let model = match &opts.from {
-        None => model,
-        Some(from) => {
-            if !cfg
-                .pruning
-                .as_ref()
-                .is_some_and(|p| p.mode == PruningMode::Static)
-            {
-                return Err(ExperimentError::From {
-                    dir: from.clone(),
-                    message: "--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into(),
-                });
-            }
-            let loaded = load_model(&from.join("model.safetensors"), &ad)?;
-            if loaded.widths() != model.widths() {
-                return Err(ExperimentError::From {
-                    dir: from.clone(),
-                    message: format!(
-                        "its network is {:?} but this config and data make {:?}",
-                        loaded.widths(),
-                        model.widths()
-                    ),
-                });
-            }
-            let masks_path = from.join("masks.safetensors");
-            if masks_path.is_file() {
-                start_masks = Some(load_masks(&masks_path)?);
-            }
-            loaded
-        }
-    };
-    if let Some(p) = &cfg.pruning {
-        // Checked before the run folder exists: a typo in a path is a config error.
-        prune::masked_params(&model, p).map_err(|cause| ExperimentError::Pruning {
-            path: loaded.path.clone(),
-            cause,
-        })?;
-    }
+    let (model, start_masks) = initial_model(loaded, opts.from.as_deref(), &splits, head, &ad)?;
     let widths = model.widths();
     let n_params = model.num_params();
 
@@ -396,9 +465,9 @@ pub fn run_experiment(
     // here fails the run like any other.
     let phases = match metrics.sync() {
         Ok(()) => phases,
-        Err(cause) => Err(TrainError::Hook {
-            name: metrics_path.display().to_string(),
-            cause: cause.into(),
+        Err(cause) => Err(TrainError::Io {
+            path: metrics_path.clone(),
+            cause,
         }),
     };
     let trained = match phases {
@@ -416,26 +485,7 @@ pub fn run_experiment(
     // Every output after training, each written atomically; a failure (a full disk, say) marks
     // the run failed with the real cause and the file it hit, and leaves earlier files whole.
     let written = (|| -> Result<_, ExperimentError> {
-        if let Some(pr) = &trained.pruning {
-            let path = dir.join("pruning.json");
-            crate::atomic::write(&path, report::to_json(pr)).map_err(io_err(&path))?;
-            if let Some(masks) = &trained.masks {
-                save_masks(masks, &dir.join("masks.safetensors"))?;
-            }
-            if let Some(small) = &trained.compact {
-                small.save(&dir.join("compact.safetensors"))?;
-            }
-            if let Some(levels) = pr.levels() {
-                let path = dir.join("lottery.md");
-                crate::atomic::write(&path, crate::lottery::table(levels))
-                    .map_err(io_err(&path))?;
-            }
-            if let Some(search) = pr.search() {
-                let path = dir.join("search.md");
-                crate::atomic::write(&path, crate::search::table(search)).map_err(io_err(&path))?;
-            }
-        }
-
+        write_pruning_outputs(&dir, &trained)?;
         let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
         let model_path = dir.join("model.safetensors");
         save_model(&trained.model, &model_path)?;
@@ -466,16 +516,7 @@ pub fn run_experiment(
     };
     // Pictures last: everything measured is on disk before, so a plotting failure (say, no
     // fonts) costs only the pictures, and says so.
-    let after = HostMlp::from_mlp(&trained.model);
-    let plotted = crate::plots::write_all(
-        &dir,
-        trained.before_weights.as_ref(),
-        &after,
-        trained.pruning.as_ref(),
-        cfg.plots.as_ref().is_some_and(|p| p.gray_kernels),
-    )
-    .and_then(|plots| crate::plots::write_index(&dir, &summary, trained.pruning.as_ref(), &plots));
-    if let Err(e) = plotted {
+    if let Err(e) = write_plots(&dir, cfg, &trained, &summary) {
         eprintln!("warning: plots not written: {e}");
     }
     // The folder stays ours until everything is written.

@@ -87,7 +87,7 @@ fn mark(metrics: &mut MetricsLog, metric: &str, value: f64) -> Result<(), TrainE
     let (step, epoch) = metrics.offset();
     metrics
         .row(step, epoch, "lottery", metric, value)
-        .map_err(metrics_io)
+        .map_err(metrics_io(metrics))
 }
 
 /// Runs `p.rounds` levels (or one per `p.levels` entry) after a dense level 0; `ckpt`

@@ -95,11 +95,12 @@ pub(crate) fn evals_report(
     )
 }
 
-/// An IO error of metrics.csv, as the training loop reports its hooks' errors.
-pub(crate) fn metrics_io(e: std::io::Error) -> TrainError {
-    TrainError::Hook {
-        name: "metrics.csv".into(),
-        cause: e.into(),
+/// An IO error of `metrics`' file, as an IO error with its path.
+pub(crate) fn metrics_io(metrics: &MetricsLog) -> impl Fn(std::io::Error) -> TrainError + use<> {
+    let path = metrics.path().to_path_buf();
+    move |cause| TrainError::Io {
+        path: path.clone(),
+        cause,
     }
 }
 
@@ -113,14 +114,14 @@ pub(crate) fn log_evals(
     for (split, e) in evals {
         metrics
             .row(step, epoch, split, &format!("{phase}_loss"), e.loss)
-            .map_err(metrics_io)?;
+            .map_err(metrics_io(metrics))?;
         if let Some(a) = e.accuracy() {
             metrics
                 .row(step, epoch, split, &format!("{phase}_accuracy"), a)
-                .map_err(metrics_io)?;
+                .map_err(metrics_io(metrics))?;
         }
     }
-    metrics.flush().map_err(metrics_io)
+    metrics.flush().map_err(metrics_io(metrics))
 }
 
 impl Setup<'_> {
@@ -455,7 +456,7 @@ fn prune_and_tune(
     sinks
         .metrics
         .row(step, epoch, "prune", "sparsity", masks.sparsity())
-        .map_err(metrics_io)?;
+        .map_err(metrics_io(sinks.metrics))?;
     let mut record = Round {
         round,
         sparsity: masks.sparsity(),

@@ -54,6 +54,14 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// A file the run writes as it goes (metrics.csv) could not be written.
+    #[error("cannot write {}: {cause}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
     /// A hook failed.
     #[error("hook `{name}` failed: {cause}")]
     Hook {

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pruning::{EpochEnd, HookError, HookState, TrainHook};
 use report::metrics::MetricRow;
@@ -12,6 +12,7 @@ use crate::model::Mlp;
 
 /// The `metrics.csv` writer.
 pub struct MetricsLog {
+    path: PathBuf,
     out: BufWriter<File>,
     step_offset: usize,
     epoch_offset: usize,
@@ -24,6 +25,7 @@ impl MetricsLog {
         report::metrics::write_header(&mut out)?;
         out.flush()?;
         Ok(Self {
+            path: path.to_path_buf(),
             out,
             step_offset: 0,
             epoch_offset: 0,
@@ -35,10 +37,16 @@ impl MetricsLog {
     pub fn append(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Self {
+            path: path.to_path_buf(),
             out: BufWriter::new(file),
             step_offset: 0,
             epoch_offset: 0,
         })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Continues step and epoch numbering after an earlier phase (fine-tuning after pruning
