@@ -5,7 +5,7 @@
 //! optimizer step, hooks `after_step`. The loss is summed on the device and read once per epoch,
 //! so no step waits for the host.
 
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
@@ -162,83 +162,161 @@ pub struct Task<'a> {
 }
 
 /// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
 pub fn train_checkpointed(
-    mut model: Mlp,
+    model: Mlp,
     task: &Task<'_>,
     t: &TrainConfig,
     shuffle: Rng,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
     mut ckpt: Option<&mut Checkpointing>,
 ) -> Result<Trained, TrainError> {
-    let Task {
-        splits,
-        head,
-        device,
-    } = *task;
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
     let _flush = FlushDenormals::enable();
-    let train = &splits.train;
-    let n = train.len();
-    let d = train.n_features;
-    let batch_size = batch_size(t, n);
+    let n = task.splits.train.len();
     let n_batches = steps_per_epoch(t, n);
-    let schedule = LrSchedule::new(t, n_batches);
-    let mut optim = build_optimizer(t);
-    let mut shuffle_rng = shuffle;
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut st = LoopState {
+        model,
+        optim: build_optimizer(t),
+        shuffle,
+        order: (0..n).collect(),
+        step: 0,
+        epochs_done: 0,
+        early: t.early_stopping.as_ref().map(EarlyStopping::new),
+        best: None,
+    };
     let info = RunStart {
         n_epochs: t.epochs,
         n_batches,
     };
     for h in hooks.iter_mut() {
-        model = h.on_run_start(model, &info).map_err(hook_err(*h))?;
+        st.model = h.on_run_start(st.model, &info).map_err(hook_err(*h))?;
     }
-    let mut step = 0usize;
-    let mut early = t.early_stopping.as_ref().map(EarlyStopping::new);
-    let mut best: Option<Mlp> = None;
-    let mut stopped_early = false;
-    let mut epochs_done = 0;
     if let Some(c) = ckpt.as_deref_mut()
         && let Some(r) = c.resume.take()
     {
-        r.fits(&model, hooks, n)
-            .map_err(|message| TrainError::Checkpoint {
-                path: c.path.clone(),
-                message,
-            })?;
-        for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
-            if let Some(state) = state {
-                h.load_state(&model, state).map_err(hook_err(*h))?;
-            }
+        st = st.resume(r, &c.path, hooks, n)?;
+    }
+    let schedule = LrSchedule::new(t, n_batches);
+    let mut stopped_early = false;
+    for epoch in st.epochs_done + 1..=t.epochs {
+        let train_loss;
+        (st, train_loss) = st.epoch(task, t, &schedule, hooks, epoch)?;
+        st.epochs_done = epoch;
+        let (metrics, stop) = st.evaluate(task, t, epoch, train_loss);
+        let end = EpochEnd {
+            epoch,
+            step: st.step,
+            metrics,
+        };
+        for h in hooks.iter_mut() {
+            h.on_epoch_end(&st.model, &end).map_err(hook_err(*h))?;
         }
-        model = r.model.restore(model);
-        best = r.best.map(|b| b.restore(model.clone()));
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(r.optim))
-            .map_err(|e| TrainError::Checkpoint {
-                path: c.path.clone(),
-                message: format!("the optimizer state does not load: {e}"),
-            })?;
-        shuffle_rng = Rng::from_state(r.shuffle);
-        order = r.order;
-        step = r.step;
-        epochs_done = r.epoch;
-        if let (Some(es), Some(state)) = (early.as_mut(), r.early) {
-            es.restore(state);
+        let interrupted = crate::interrupt::requested();
+        if let Some(c) = ckpt.as_deref()
+            && !stop
+            && (epoch.is_multiple_of(c.every) || interrupted)
+        {
+            let at = Position {
+                epoch,
+                step: st.step,
+                shuffle: &st.shuffle,
+                order: &st.order,
+                early: st.early.as_ref(),
+            };
+            c.write(&at, &st.model, st.best.as_ref(), &st.optim, hooks)?;
+        }
+        if interrupted {
+            return Err(TrainError::Interrupted { epoch });
+        }
+        if stop {
+            stopped_early = epoch < t.epochs;
+            break;
         }
     }
-    for epoch in epochs_done + 1..=t.epochs {
+    let model = st.best.unwrap_or(st.model);
+    let end = RunEnd {
+        epochs_done: st.epochs_done,
+        steps_done: st.step,
+        stopped_early,
+    };
+    for h in hooks.iter_mut() {
+        h.on_run_end(&model, &end).map_err(hook_err(*h))?;
+    }
+    Ok(Trained { model, end })
+}
+
+/// Everything the loop carries from epoch to epoch, and what a checkpoint restores.
+struct LoopState {
+    model: Mlp,
+    optim: ModuleOptimizer,
+    shuffle: Rng,
+    order: Vec<usize>,
+    step: usize,
+    epochs_done: usize,
+    early: Option<EarlyStopping>,
+    /// The best model so far, under early stopping.
+    best: Option<Mlp>,
+}
+
+impl LoopState {
+    /// Continues from checkpoint `r` (read from `path`): weights, optimizer, data order,
+    /// position, early stopping and every hook's state.
+    fn resume(
+        mut self,
+        r: crate::checkpoint::Checkpoint,
+        path: &std::path::Path,
+        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        n: usize,
+    ) -> Result<Self, TrainError> {
+        let fail = |message: String| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        r.fits(&self.model, hooks, n).map_err(fail)?;
+        for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
+            if let Some(state) = state {
+                h.load_state(&self.model, state).map_err(hook_err(*h))?;
+            }
+        }
+        self.model = r.model.restore(self.model);
+        self.best = r.best.map(|b| b.restore(self.model.clone()));
+        self.optim = self
+            .optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(r.optim))
+            .map_err(|e| fail(format!("the optimizer state does not load: {e}")))?;
+        self.shuffle = Rng::from_state(r.shuffle);
+        self.order = r.order;
+        self.step = r.step;
+        self.epochs_done = r.epoch;
+        if let (Some(es), Some(state)) = (self.early.as_mut(), r.early) {
+            es.restore(state);
+        }
+        Ok(self)
+    }
+
+    /// One pass over the training data; returns the epoch's mean training loss.
+    #[allow(
+        clippy::expect_used,
+        reason = "every epoch has a batch: the data set is checked non-empty when loaded"
+    )]
+    fn epoch(
+        mut self,
+        task: &Task<'_>,
+        t: &TrainConfig,
+        schedule: &LrSchedule,
+        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        epoch: usize,
+    ) -> Result<(Self, f64), TrainError> {
+        let (train, head, device) = (&task.splits.train, task.head, task.device);
+        let (n, d) = (train.len(), train.n_features);
+        let batch_size = batch_size(t, n);
+        let n_batches = steps_per_epoch(t, n);
         if t.shuffle {
-            shuffle_rng.shuffle(&mut order);
+            self.shuffle.shuffle(&mut self.order);
         }
         let mut loss_sum: Option<Tensor<1>> = None;
-        for (batch_idx, idx) in order.chunks(batch_size).enumerate() {
-            let lr = schedule.at(step);
+        for (batch_idx, idx) in self.order.chunks(batch_size).enumerate() {
+            let lr = schedule.at(self.step);
             // Gathered straight into the Vec the tensor takes over: one copy per batch.
             let mut x_host = Vec::with_capacity(idx.len() * d);
             for &i in idx {
@@ -246,6 +324,7 @@ pub fn train_checkpointed(
             }
             let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
             let targets = head.targets(train, idx, device);
+            let model = self.model;
             let out = model.forward(x);
             let data_loss = head.loss(out, targets);
             let loss = if t.l1 > 0.0 {
@@ -255,7 +334,7 @@ pub fn train_checkpointed(
             };
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             let info = StepInfo {
-                step,
+                step: self.step,
                 epoch,
                 batch_idx,
                 n_batches,
@@ -265,19 +344,20 @@ pub fn train_checkpointed(
                 h.after_backward(&model, &mut grads, &info)
                     .map_err(hook_err(*h))?;
             }
-            model = optim.step(lr, model, grads);
+            let mut model = self.optim.step(lr, model, grads);
             for h in hooks.iter_mut() {
                 model = h.after_step(model, &info).map_err(hook_err(*h))?;
             }
+            self.model = model;
             for h in hooks.iter_mut() {
-                optim = h.edit_optimizer(optim, &info).map_err(hook_err(*h))?;
+                self.optim = h.edit_optimizer(self.optim, &info).map_err(hook_err(*h))?;
             }
             let weighted = data_loss.detach().mul_scalar(idx.len() as f64);
             loss_sum = Some(match loss_sum {
                 Some(s) => s + weighted,
                 None => weighted,
             });
-            step += 1;
+            self.step += 1;
         }
         let train_loss = f64::from(
             loss_sum
@@ -292,72 +372,48 @@ pub fn train_checkpointed(
                 suggest: t.lr / 10.0,
             });
         }
-        epochs_done = epoch;
+        Ok((self, train_loss))
+    }
+
+    /// The metrics of the epoch's end: the training loss, and at evaluation epochs every
+    /// split's loss and accuracy. Early stopping sees the validation loss; returns whether it
+    /// says stop.
+    #[allow(
+        clippy::expect_used,
+        reason = "train is always evaluated, and early stopping is validated to have a validation split"
+    )]
+    fn evaluate(
+        &mut self,
+        task: &Task<'_>,
+        t: &TrainConfig,
+        epoch: usize,
+        train_loss: f64,
+    ) -> (Vec<(String, String, f64)>, bool) {
         let mut metrics = vec![("train".to_string(), "loss".to_string(), train_loss)];
-        let eval_now = epoch % t.eval_every == 0 || epoch == t.epochs;
+        if !epoch.is_multiple_of(t.eval_every) && epoch != t.epochs {
+            return (metrics, false);
+        }
+        let evals = evaluate_splits(&self.model, task.splits, task.head, task.device, true);
+        // The train loss logged is the epoch's running mean (what the optimizer saw); from the
+        // full pass over the training set only the accuracy is added.
+        let (train_eval, held_out) = evals.split_first().expect("train is evaluated");
+        if let Some(a) = train_eval.1.accuracy() {
+            metrics.push(("train".into(), "accuracy".into(), a));
+        }
+        metrics.extend(metric_rows(held_out));
         let mut stop = false;
-        if eval_now {
-            let evals = evaluate_splits(&model, splits, head, device, true);
-            // The train loss logged is the epoch's running mean (what the optimizer saw);
-            // from the full pass over the training set only the accuracy is added.
-            let (train_eval, held_out) = evals.split_first().expect("train is evaluated");
-            if let Some(a) = train_eval.1.accuracy() {
-                metrics.push(("train".into(), "accuracy".into(), a));
-            }
-            metrics.extend(metric_rows(held_out));
-            if let Some(es) = early.as_mut() {
-                let val = evals
-                    .iter()
-                    .find(|(s, _)| *s == "valid")
-                    .map(|(_, e)| e.loss)
-                    .expect("early stopping is validated to have a validation split");
-                match es.observe(val) {
-                    Verdict::Improved => best = Some(model.clone()),
-                    Verdict::Wait => {}
-                    Verdict::Stop => stop = true,
-                }
+        if let Some(es) = self.early.as_mut() {
+            let val = evals
+                .iter()
+                .find(|(s, _)| *s == "valid")
+                .map(|(_, e)| e.loss)
+                .expect("early stopping is validated to have a validation split");
+            match es.observe(val) {
+                Verdict::Improved => self.best = Some(self.model.clone()),
+                Verdict::Wait => {}
+                Verdict::Stop => stop = true,
             }
         }
-        let end = EpochEnd {
-            epoch,
-            step,
-            metrics,
-        };
-        for h in hooks.iter_mut() {
-            h.on_epoch_end(&model, &end).map_err(hook_err(*h))?;
-        }
-        let interrupted = crate::interrupt::requested();
-        if let Some(c) = ckpt.as_deref()
-            && !stop
-            && (epoch.is_multiple_of(c.every) || interrupted)
-        {
-            let at = Position {
-                epoch,
-                step,
-                shuffle: &shuffle_rng,
-                order: &order,
-                early: early.as_ref(),
-            };
-            c.write(&at, &model, best.as_ref(), &optim, hooks)?;
-        }
-        if interrupted {
-            return Err(TrainError::Interrupted { epoch });
-        }
-        if stop {
-            stopped_early = epoch < t.epochs;
-            break;
-        }
+        (metrics, stop)
     }
-    if let Some(best_model) = best {
-        model = best_model;
-    }
-    let end = RunEnd {
-        epochs_done,
-        steps_done: step,
-        stopped_early,
-    };
-    for h in hooks.iter_mut() {
-        h.on_run_end(&model, &end).map_err(hook_err(*h))?;
-    }
-    Ok(Trained { model, end })
 }
