@@ -96,66 +96,12 @@ pub fn prune_file(
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
     names.sort_by_key(|n| natural_key(n));
-    let is_candidate = |n: &str| {
-        let t = st.tensor(n).expect("listed");
-        t.dtype() == Dtype::F32 && t.shape().len() == 2 && n.ends_with("weight")
-    };
-    for pat in cfg.include.iter().chain(&cfg.exclude) {
-        if !names.iter().any(|n| glob_match(pat, n)) {
-            return Err(pruning::PruneError::UnknownParam {
-                name: pat.clone(),
-                valid: names.clone(),
-            }
-            .into());
-        }
-    }
-    let prunable: Vec<String> = names
-        .iter()
-        .filter(|n| {
-            if cfg.include.is_empty() {
-                is_candidate(n)
-            } else {
-                cfg.include.iter().any(|g| glob_match(g, n))
-            }
-        })
-        .filter(|n| !cfg.exclude.iter().any(|g| glob_match(g, n)))
-        .cloned()
-        .collect();
-    if prunable.is_empty() {
-        return Err(bad(format!(
-            "no 2-D float32 tensor named `*weight` to prune; tensors: {}",
-            names.join(", ")
-        )));
-    }
+    let prunable = prunable_names(&st, &names, cfg).map_err(|e| match e {
+        Selection::Prune(e) => PruneFileError::from(e),
+        Selection::Empty(message) => bad(message),
+    })?;
     // What `include` selects must be a prunable matrix, and not pruned already.
-    let mut weights: Vec<Vec<f32>> = Vec::new();
-    for n in &prunable {
-        let t = st.tensor(n).map_err(|e| bad(e.to_string()))?;
-        if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
-            return Err(bad(format!(
-                "`{n}` is {:?} of shape {:?}; only 2-D float32 weights are pruned (biases go with their units under granularity = \"neuron\")",
-                t.dtype(),
-                t.shape()
-            )));
-        }
-        if names.iter().any(|m| *m == format!("{n}_mask")) {
-            return Err(bad(format!(
-                "`{n}` already has `{n}_mask`: the file was pruned before; prune the original, or remove the masks first"
-            )));
-        }
-        let w: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        if let Some(k) = w.iter().position(|x| !x.is_finite()) {
-            return Err(bad(format!(
-                "`{n}` holds {} at flat index {k}; scores of NaN or infinite weights mean nothing",
-                w[k]
-            )));
-        }
-        weights.push(w);
-    }
+    let weights = read_weights(&st, &names, &prunable).map_err(bad)?;
     let inputs: Vec<ScoreInput<'_>> = prunable
         .iter()
         .zip(&weights)
@@ -193,23 +139,8 @@ pub fn prune_file(
         cfg.granularity_parsed(),
         Some(crate::config::Granularity::Neuron)
     );
-    for l in layers.iter().filter(|_| neurons) {
-        let Some(b) = &l.bias else { continue };
-        let t = st.tensor(b).map_err(|e| bad(e.to_string()))?;
-        let units = l.shape[unit_axis];
-        if t.dtype() != Dtype::F32 || t.shape() != [units] {
-            return Err(bad(format!(
-                "`{b}` is {:?} of shape {:?}, but `{}` has {units} units: it does not fit as their bias",
-                t.dtype(),
-                t.shape(),
-                l.name
-            )));
-        }
-        if names.iter().any(|m| *m == format!("{b}_mask")) {
-            return Err(bad(format!(
-                "`{b}` already has `{b}_mask`: the file was pruned before; prune the original, or remove the masks first"
-            )));
-        }
+    if neurons {
+        check_biases(&st, &names, &layers, unit_axis).map_err(bad)?;
     }
     let selection = select_masks(&layers, &spec(cfg))?;
     write_output(&st, &names, &selection.masks, output)?;
@@ -243,6 +174,124 @@ pub fn prune_file(
         },
         warnings: selection.warnings,
     })
+}
+
+/// Why no tensor was selected for pruning.
+enum Selection {
+    /// An `include`/`exclude` pattern names nothing.
+    Prune(pruning::PruneError),
+    /// Nothing prunable is left.
+    Empty(String),
+}
+
+/// The tensors to prune: `include` (default: every 2-D float32 `*weight`) less `exclude`.
+#[allow(
+    clippy::expect_used,
+    reason = "names come from the file's own listing, so each is there"
+)]
+fn prunable_names(
+    st: &SafeTensors<'_>,
+    names: &[String],
+    cfg: &PruningConfig,
+) -> Result<Vec<String>, Selection> {
+    let is_candidate = |n: &str| {
+        let t = st.tensor(n).expect("listed");
+        t.dtype() == Dtype::F32 && t.shape().len() == 2 && n.ends_with("weight")
+    };
+    for pat in cfg.include.iter().chain(&cfg.exclude) {
+        if !names.iter().any(|n| glob_match(pat, n)) {
+            return Err(Selection::Prune(pruning::PruneError::UnknownParam {
+                name: pat.clone(),
+                valid: names.to_vec(),
+            }));
+        }
+    }
+    let prunable: Vec<String> = names
+        .iter()
+        .filter(|n| {
+            if cfg.include.is_empty() {
+                is_candidate(n)
+            } else {
+                cfg.include.iter().any(|g| glob_match(g, n))
+            }
+        })
+        .filter(|n| !cfg.exclude.iter().any(|g| glob_match(g, n)))
+        .cloned()
+        .collect();
+    if prunable.is_empty() {
+        return Err(Selection::Empty(format!(
+            "no 2-D float32 tensor named `*weight` to prune; tensors: {}",
+            names.join(", ")
+        )));
+    }
+    Ok(prunable)
+}
+
+/// The values of each tensor in `prunable`: 2-D float32, finite, without masks of an earlier
+/// pruning.
+fn read_weights(
+    st: &SafeTensors<'_>,
+    names: &[String],
+    prunable: &[String],
+) -> Result<Vec<Vec<f32>>, String> {
+    let mut weights: Vec<Vec<f32>> = Vec::new();
+    for n in prunable {
+        let t = st.tensor(n).map_err(|e| e.to_string())?;
+        if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
+            return Err(format!(
+                "`{n}` is {:?} of shape {:?}; only 2-D float32 weights are pruned (biases go with their units under granularity = \"neuron\")",
+                t.dtype(),
+                t.shape()
+            ));
+        }
+        if names.iter().any(|m| *m == format!("{n}_mask")) {
+            return Err(format!(
+                "`{n}` already has `{n}_mask`: the file was pruned before; prune the original, or remove the masks first"
+            ));
+        }
+        let w: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(k) = w.iter().position(|x| !x.is_finite()) {
+            return Err(format!(
+                "`{n}` holds {} at flat index {k}; scores of NaN or infinite weights mean nothing",
+                w[k]
+            ));
+        }
+        weights.push(w);
+    }
+    Ok(weights)
+}
+
+/// Under neuron pruning each layer's bias is masked with its units: it must be one float32 per
+/// unit, and not masked already.
+fn check_biases(
+    st: &SafeTensors<'_>,
+    names: &[String],
+    layers: &[LayerInput],
+    unit_axis: usize,
+) -> Result<(), String> {
+    for l in layers {
+        let Some(b) = &l.bias else { continue };
+        let t = st.tensor(b).map_err(|e| e.to_string())?;
+        let units = l.shape[unit_axis];
+        if t.dtype() != Dtype::F32 || t.shape() != [units] {
+            return Err(format!(
+                "`{b}` is {:?} of shape {:?}, but `{}` has {units} units: it does not fit as their bias",
+                t.dtype(),
+                t.shape(),
+                l.name
+            ));
+        }
+        if names.iter().any(|m| *m == format!("{b}_mask")) {
+            return Err(format!(
+                "`{b}` already has `{b}_mask`: the file was pruned before; prune the original, or remove the masks first"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[allow(
