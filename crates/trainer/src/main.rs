@@ -1,7 +1,7 @@
 //! The `trainer` command line: reads a config, trains, writes a run folder, prints a summary.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -201,81 +201,101 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Some(Command::Prune(args)) => return prune_command(args),
-        Some(Command::Sweep(args)) => return sweep_command(args),
-        Some(Command::Devices) => {
-            let list = trainer::device::adapters()?;
-            if list.is_empty() {
-                anyhow::bail!(
-                    "wgpu found no adapter (probed Vulkan, Metal, DX12, OpenGL); on Debian/Ubuntu `apt install mesa-vulkan-drivers libvulkan1` adds lavapipe, Vulkan on the CPU"
-                );
-            }
-            for a in list {
-                println!("{:>3}  {}", a.index, a.info.describe());
-            }
-            return Ok(());
-        }
-        Some(Command::Compact { run_dir }) => {
-            let r = trainer::inference::run_folder::compact_run(run_dir)?;
-            let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
-            println!(
-                "compacted {} -> {}",
-                join(&r.widths_before),
-                join(&r.widths_after)
-            );
-            println!(
-                "{} accuracy: {} before, {} after; largest output difference {:.2e}",
-                r.split,
-                pct(r.accuracy_before),
-                pct(r.accuracy_after),
-                r.max_abs_diff
-            );
-            println!("wrote {}", run_dir.join("compact.safetensors").display());
-            return Ok(());
-        }
+        Some(Command::Prune(args)) => prune_command(args),
+        Some(Command::Sweep(args)) => sweep_command(args),
+        Some(Command::Devices) => devices_command(),
+        Some(Command::Compact { run_dir }) => compact_command(run_dir),
         Some(Command::Infer {
             run_dir,
             format,
             batch,
             repeats,
-        }) => {
-            let r = trainer::inference::run_folder::infer_run(
-                run_dir,
-                *format,
-                *batch as usize,
-                *repeats as usize,
-            )?;
-            println!(
-                "{:?}: {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
-                r.format,
-                r.samples,
-                r.split,
-                r.batch,
-                r.accuracy
-                    .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
-                r.us_per_sample
-            );
-            return Ok(());
-        }
+        }) => infer_command(run_dir, *format, *batch, *repeats),
         Some(Command::Sensitivity {
             run_dir,
             sparsities,
             tolerance,
-        }) => {
-            if let Some(bad) = sparsities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
-                anyhow::bail!("--sparsities: {bad} is not a fraction in [0, 1]");
-            }
-            let r = trainer::sensitivity::sensitivity(run_dir, sparsities, *tolerance)?;
-            print!("{}", trainer::sensitivity::table(&r, sparsities));
-            println!(
-                "wrote sensitivity.csv, sensitivity.md, sensitivity.png/svg and sensitivity_targets.toml in {}",
-                run_dir.display()
-            );
-            return Ok(());
-        }
-        None => {}
+        }) => sensitivity_command(run_dir, sparsities, *tolerance),
+        None => train_command(&cli.train),
     }
-    let cli = &cli.train;
+}
+
+/// `trainer devices`: the wgpu adapters this machine offers.
+fn devices_command() -> anyhow::Result<()> {
+    let list = trainer::device::adapters()?;
+    if list.is_empty() {
+        anyhow::bail!(
+            "wgpu found no adapter (probed Vulkan, Metal, DX12, OpenGL); on Debian/Ubuntu `apt install mesa-vulkan-drivers libvulkan1` adds lavapipe, Vulkan on the CPU"
+        );
+    }
+    for a in list {
+        println!("{:>3}  {}", a.index, a.info.describe());
+    }
+    Ok(())
+}
+
+/// `trainer compact RUN_DIR`.
+fn compact_command(run_dir: &Path) -> anyhow::Result<()> {
+    let r = trainer::inference::run_folder::compact_run(run_dir)?;
+    let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+    println!(
+        "compacted {} -> {}",
+        join(&r.widths_before),
+        join(&r.widths_after)
+    );
+    println!(
+        "{} accuracy: {} before, {} after; largest output difference {:.2e}",
+        r.split,
+        pct(r.accuracy_before),
+        pct(r.accuracy_after),
+        r.max_abs_diff
+    );
+    println!("wrote {}", run_dir.join("compact.safetensors").display());
+    Ok(())
+}
+
+/// `trainer infer RUN_DIR`.
+fn infer_command(
+    run_dir: &Path,
+    format: trainer::inference::run_folder::Format,
+    batch: u64,
+    repeats: u64,
+) -> anyhow::Result<()> {
+    let r = trainer::inference::run_folder::infer_run(
+        run_dir,
+        format,
+        batch as usize,
+        repeats as usize,
+    )?;
+    println!(
+        "{:?}: {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
+        r.format,
+        r.samples,
+        r.split,
+        r.batch,
+        r.accuracy
+            .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+        r.us_per_sample
+    );
+    Ok(())
+}
+
+/// `trainer sensitivity RUN_DIR`.
+fn sensitivity_command(run_dir: &Path, sparsities: &[f64], tolerance: f64) -> anyhow::Result<()> {
+    if let Some(bad) = sparsities.iter().find(|s| !(0.0..=1.0).contains(*s)) {
+        anyhow::bail!("--sparsities: {bad} is not a fraction in [0, 1]");
+    }
+    let r = trainer::sensitivity::sensitivity(run_dir, sparsities, tolerance)?;
+    print!("{}", trainer::sensitivity::table(&r, sparsities));
+    println!(
+        "wrote sensitivity.csv, sensitivity.md, sensitivity.png/svg and sensitivity_targets.toml in {}",
+        run_dir.display()
+    );
+    Ok(())
+}
+
+/// A training run: from a config, or `--resume` of a stopped one.
+fn train_command(cli: &TrainArgs) -> anyhow::Result<()> {
     // A training run: Ctrl-C and SIGTERM end it at the epoch's end with its status written.
     trainer::interrupt::install().context("cannot install the Ctrl-C handler")?;
     if let Some(dir) = &cli.resume {
