@@ -33,14 +33,16 @@ pub fn write_header<W: Write>(out: W) -> std::io::Result<()> {
     w.flush()
 }
 
-/// Appends one row.
-pub fn write_row<W: Write>(out: W, row: &MetricRow) -> std::io::Result<()> {
+/// Appends one row to `out` (written whole, never flushed here: the caller flushes per epoch).
+pub fn write_row<W: Write>(mut out: W, row: &MetricRow) -> std::io::Result<()> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
-        .buffer_capacity(256)
-        .from_writer(out);
+        .from_writer(Vec::with_capacity(64));
     w.serialize(row).map_err(std::io::Error::other)?;
-    w.flush()
+    let line = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    out.write_all(&line)
 }
 
 /// Reads `path`.

@@ -254,7 +254,9 @@ impl PruningReport {
 #[derive(Deserialize)]
 struct Wire {
     config: serde_json::Value,
-    mode: Mode,
+    /// Absent in reports written before it was added: then the config's `mode` says it.
+    #[serde(default)]
+    mode: Option<Mode>,
     #[serde(default)]
     before_pruning: Option<Evals>,
     #[serde(default)]
@@ -299,7 +301,20 @@ impl TryFrom<Wire> for PruningReport {
             e.map(|events| Events { events })
                 .ok_or_else(|| need("events"))
         };
-        let mode = match w.mode {
+        /// The one key of the echoed `[pruning]` table an old report is read by.
+        #[derive(Deserialize)]
+        struct Echo {
+            mode: Mode,
+        }
+        let kind = match w.mode {
+            Some(m) => m,
+            None => {
+                serde_json::from_value::<Echo>(w.config.clone())
+                    .map_err(|e| format!("missing field `mode`, and the config's: {e}"))?
+                    .mode
+            }
+        };
+        let mode = match kind {
             Mode::Static => ModeReport::Static(rounds(w.before_pruning, w.rounds, w.search)?),
             Mode::AtInit => ModeReport::AtInit(rounds(w.before_pruning, w.rounds, None)?),
             Mode::Gradual => ModeReport::Gradual(events(w.events)?),

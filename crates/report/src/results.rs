@@ -129,9 +129,9 @@ pub fn read(path: &Path) -> Result<(Vec<String>, Vec<ResultRow>), ReportError> {
         .map(|(_, h)| h.clone())
         .collect();
     let mut rows = Vec::new();
-    for (n, rec) in r.records().enumerate() {
+    for rec in r.records() {
         let rec = rec.map_err(|e| bad(e.to_string()))?;
-        let line = n + 2;
+        let line = rec.position().map_or(0, csv::Position::line);
         let cell = |i: usize| rec.get(i).unwrap_or("");
         let num = |c: usize| -> Result<f64, ReportError> {
             let (i, name) = (tail[c], TAIL[c]);

@@ -97,6 +97,15 @@ fn a_report_missing_a_field_fails_naming_the_file_and_the_field() {
 }
 
 #[test]
+fn a_pruning_report_written_before_the_mode_field_reads_its_mode_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = PRUNING.replace("  \"mode\": \"static\",\n", "");
+    assert_ne!(old, PRUNING);
+    let p: PruningReport = load(&write(dir.path(), "pruning.json", &old)).unwrap();
+    assert_eq!(p.mode_name(), "static");
+}
+
+#[test]
 fn results_csv_round_trips_grid_values_with_commas() {
     let dir = tempfile::tempdir().unwrap();
     let keys = vec!["pruning.levels".to_string()];

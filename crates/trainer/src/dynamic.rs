@@ -6,7 +6,7 @@ use pruning::{Growth, MaskSet, ParamInfo, Plan, PruneError, Pruner, Rewiring};
 
 use crate::config::{PruningConfig, PruningMode, ScheduleKind, TrainConfig, steps_of};
 use crate::prune::{criterion, spec};
-use crate::seeds::{Phase, Purpose, Seeds};
+use crate::seeds::Seeds;
 use crate::train::steps_per_epoch;
 
 /// The schedule of `mode = "gradual"`, in optimizer steps.
@@ -107,7 +107,9 @@ pub fn pruner(
     Pruner::new(
         params,
         masks,
-        criterion(p.criterion, seeds.derived(Phase::Train, Purpose::Criterion)),
+        // The random criterion of the first training phase draws per parameter name from the
+        // run's seed, as it always has: gradual pruning by random scores keeps its numbers.
+        criterion(p.criterion, seeds.seed()),
         spec(p),
         plan,
         // The pruner derives its own stream from the seed under the name `pruner`: the

@@ -21,6 +21,15 @@ pub fn read_csv(path: &Path, target: Option<&str>, task: TaskKind) -> Result<Dat
     parse_csv(&text, path, target, task)
 }
 
+/// A field quoted after a space (`1, "cat"`): the csv crate unquotes only a quote that opens
+/// the field, so the quotes left after trimming are removed here.
+fn unquote(field: &str) -> String {
+    match field.strip_prefix('"').and_then(|f| f.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\"").trim().to_string(),
+        None => field.to_string(),
+    }
+}
+
 /// The non-blank records of `text` with the line each starts on, fields trimmed.
 fn records(text: &str) -> impl Iterator<Item = Result<(usize, Vec<String>), (usize, String)>> + '_ {
     let reader = csv::ReaderBuilder::new()
@@ -53,8 +62,13 @@ fn records(text: &str) -> impl Iterator<Item = Result<(usize, Vec<String>), (usi
     reader.into_records().filter_map(move |r| match r {
         Ok(rec) => {
             let line = line_of(rec.position());
-            let fields: Vec<String> = rec.iter().map(str::to_string).collect();
-            let blank = fields.iter().all(String::is_empty);
+            // A quote opened and never closed swallows the lines after it into one field.
+            if rec.iter().any(|f| f.contains(['\n', '\r'])) {
+                let message = "a quoted field runs past the end of its line: an unbalanced `\"`";
+                return Some(Err((line, message.into())));
+            }
+            let fields: Vec<String> = rec.iter().map(unquote).collect();
+            let blank = fields.len() == 1 && fields[0].is_empty();
             (!blank).then_some(Ok((line, fields)))
         }
         Err(e) => {
@@ -264,6 +278,14 @@ mod tests {
         assert_eq!(d.labels().unwrap(), &[0, 1, 0]);
         let e = parse("a,y\n1,0\n\n\"2,5\",1\n").unwrap_err().to_string();
         assert_eq!(e, "t.csv:4:1: column `a`: `2,5` is not a number");
+        let spaced = parse("\"a\", \"y\"\n1, \"cat\"\n2, dog\n").unwrap();
+        assert_eq!(spaced.labels().unwrap(), &[0, 1]);
+        let e = parse("a,y\n1,\"cat\n2,dog\n3,cat\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.csv:2:1: a quoted field runs past"), "{e}");
+        let e = parse("a,b,y\n1,2,0\n,,\n").unwrap_err().to_string();
+        assert_eq!(e, "t.csv:3:1: column `a`: `` is not a number");
     }
 
     #[test]

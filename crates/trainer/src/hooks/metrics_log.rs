@@ -100,11 +100,13 @@ impl TrainHook<Mlp> for MetricsLog {
     }
 
     fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
+        let named = |e: std::io::Error, path: &Path| format!("{}: {e}", path.display());
         for (split, metric, value) in &e.metrics {
             let (step, epoch) = (e.step + self.step_offset, e.epoch + self.epoch_offset);
-            self.row(step, epoch, split, metric, *value)?;
+            self.row(step, epoch, split, metric, *value)
+                .map_err(|e| named(e, &self.path))?;
         }
-        self.flush()?;
+        self.flush().map_err(|e| named(e, &self.path))?;
         Ok(())
     }
 

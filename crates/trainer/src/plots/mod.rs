@@ -38,7 +38,11 @@ pub fn write_all(
     gray_kernels: bool,
 ) -> Result<Vec<(String, String)>, PlotError> {
     let mut written = Vec::new();
-    written.extend(curves::training_curves(dir)?);
+    // A metrics.csv that cannot be read costs the curves, not every other figure.
+    match curves::training_curves(dir) {
+        Ok(w) => written.extend(w),
+        Err(e) => eprintln!("warning: {e}"),
+    }
     if let Some(p) = pruning {
         written.extend(sparsity::layer_bars(dir, p)?);
         written.extend(sparsity::accuracy_vs_sparsity(dir, p)?);

@@ -88,6 +88,7 @@ fn gradual_pruning_on_digits_follows_the_schedule_logs_sparsity_and_saves_exact_
     let tmp = tempfile::tempdir().unwrap();
     let r = run_experiment(&shipped("digits-gradual.toml", &[]), &opts(tmp.path())).unwrap();
     let report = r.pruning.as_ref().unwrap();
+    assert_reads_back(&r.dir, report);
     for l in &report.layers {
         let s = l.sparsity;
         assert!((s - 0.9).abs() < 1e-3, "{}: {s}", l.name);
@@ -180,6 +181,7 @@ fn rigl_and_set_keep_every_layers_sparsity_at_every_epoch_while_moving_connectio
         );
         let r = run_experiment(&load_config(&path, &[]).unwrap(), &opts(tmp.path())).unwrap();
         let report = r.pruning.as_ref().unwrap();
+        assert_reads_back(&r.dir, report);
         let events = report.events().unwrap();
         // 23 steps per epoch, 30 epochs: updates every 20 steps before 75% of 690 steps.
         assert_eq!(
@@ -237,6 +239,7 @@ fn lottery_levels_prune_the_remaining_weights_and_train_a_reinit_control() {
     );
     let r = run_experiment(&load_config(&path, &[]).unwrap(), &opts(tmp.path())).unwrap();
     let report = r.pruning.as_ref().unwrap();
+    assert_reads_back(&r.dir, report);
     let levels = report.levels().unwrap();
     assert_eq!(levels.len(), 3);
     assert!(levels[0].control.is_none());
@@ -288,4 +291,11 @@ fn keys_of_another_mode_and_impossible_combinations_are_errors_naming_the_key() 
         assert!(e.contains(expected), "{table}\n→ {e}");
         assert!(e.contains("digits-dyn.toml"), "{e}");
     }
+}
+
+/// pruning.json on disk reads back, through the report's own type, as the report the run
+/// returned, to the last bit of every number.
+pub(crate) fn assert_reads_back(dir: &std::path::Path, report: &report::PruningReport) {
+    let back: report::PruningReport = report::load(&dir.join("pruning.json")).unwrap();
+    assert_eq!(report::to_json(&back), report::to_json(report));
 }

@@ -264,6 +264,7 @@ fn the_search_bisects_to_the_highest_sparsity_within_the_tolerance() {
     );
     let r = run_experiment(&load_config(&config, &[]).unwrap(), &opts(tmp.path())).unwrap();
     let report = r.pruning.unwrap();
+    crate::dynamic_pruning::assert_reads_back(&r.dir, &report);
     let s = report.search().unwrap();
     let dense = s.dense;
     let probes = &s.probes;

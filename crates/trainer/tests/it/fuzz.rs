@@ -151,6 +151,12 @@ fn csv_seeds() -> Vec<(String, Option<&'static str>, trainer::config::TaskKind)>
             Some("y"),
             Regression,
         ),
+        // Quoted fields: commas and doubled quotes inside, quotes after a space.
+        (
+            "\"a, first\",b,\"label\"\n1, \"2\",\"cat, big\"\n3,4,\"say \"\"hi\"\"\"\n".into(),
+            Some("label"),
+            Classification,
+        ),
     ]
 }
 

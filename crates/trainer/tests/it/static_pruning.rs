@@ -80,6 +80,7 @@ fn xor_config_applies_the_write_ups_neuron_step() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run_experiment(&shipped("xor.toml", &[]), &opts(tmp.path())).unwrap();
     let p = r.pruning.unwrap();
+    crate::dynamic_pruning::assert_reads_back(&r.dir, &p);
     assert_eq!(p.before_pruning().unwrap().accuracy("train"), Some(1.0));
     // Units whose outgoing |w| is below half the largest are removed whole.
     let dead = p.layers[0].dead_units;
