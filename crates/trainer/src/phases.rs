@@ -34,6 +34,20 @@ pub(crate) struct RunContext<'a> {
     pub seeds: Seeds,
 }
 
+impl RunContext<'_> {
+    /// The run's first training phase (`[train]`, shuffled by the first phase's stream), with
+    /// `hooks`, checkpointed as `ckpt` says.
+    pub fn train(
+        &self,
+        model: Mlp,
+        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        ckpt: Option<&mut Checkpointing>,
+    ) -> Result<Trained, TrainError> {
+        let order = self.seeds.rng(Phase::Train, Purpose::Shuffle);
+        train_checkpointed(model, &self.task, &self.cfg.train, order, hooks, ckpt)
+    }
+}
+
 /// Where phases report: metrics.csv and the progress bar.
 pub(crate) struct Sinks<'a> {
     /// metrics.csv.
@@ -199,8 +213,7 @@ pub(crate) fn run_phases(
 ) -> Result<Phased, TrainError> {
     let Some(p) = &ctx.cfg.pruning else {
         let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-        let order = ctx.seeds.rng(Phase::Train, Purpose::Shuffle);
-        let t = train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?;
+        let t = ctx.train(model, &mut hooks, ckpt)?;
         return Ok(Phased {
             model: t.model,
             end: t.end,
@@ -280,8 +293,7 @@ fn dynamic(
     let t = {
         let mut log = PrunerLog::new(&mut pruner, sinks.metrics);
         let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut log, sinks.progress];
-        let order = ctx.seeds.rng(Phase::Train, Purpose::Shuffle);
-        train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?
+        ctx.train(model, &mut hooks, ckpt)?
     };
     let masks = pruner.masks().clone();
     let mut warnings = pruner.warnings().to_vec();
@@ -344,8 +356,7 @@ fn at_init(
     let (m, masks, warnings) = s.prune(model, &masks, s.p, 1, grads.as_ref())?;
     let mut hold = pruning::MaskHook::new(s.params, &masks).map_err(TrainError::Prune)?;
     let mut hooks: [&mut dyn TrainHook<Mlp>; 3] = [&mut hold, sinks.metrics, sinks.progress];
-    let order = ctx.seeds.rng(Phase::Train, Purpose::Shuffle);
-    let t = train_checkpointed(m, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?;
+    let t = ctx.train(m, &mut hooks, ckpt)?;
     let after = s.evaluate(&t.model);
     let rounds = vec![Round {
         round: 1,
@@ -389,8 +400,7 @@ fn static_rounds(
         (model, none)
     } else {
         let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-        let order = ctx.seeds.rng(Phase::Train, Purpose::Shuffle);
-        let t = train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?;
+        let t = ctx.train(model, &mut hooks, ckpt)?;
         (t.model, t.end)
     };
     sinks.metrics.set_offset(end.steps_done, end.epochs_done);
