@@ -117,3 +117,65 @@ pub fn pruner(
         seeds.seed(),
     )
 }
+
+/// Gradual, RigL and SET: one training phase with the pruner updating the masks as it goes.
+pub(crate) fn train(
+    s: &crate::phases::Setup<'_>,
+    mut state: crate::runner::State,
+    sinks: &mut crate::phases::Sinks<'_>,
+    ckpt: Option<&mut crate::checkpoint::Checkpointing>,
+) -> Result<crate::runner::State, crate::train::TrainError> {
+    use crate::train::TrainError;
+    let (ctx, p) = (s.ctx, s.p);
+    let n_train = ctx.task.splits.train.len();
+    let masks = std::mem::take(&mut state.masks);
+    let mut pruner = pruner(
+        p,
+        &ctx.cfg.train,
+        n_train,
+        s.params.to_vec(),
+        masks,
+        &ctx.seeds,
+    )
+    .map_err(TrainError::Prune)?;
+    let t = {
+        let mut log = crate::hooks::PrunerLog::new(&mut pruner, sinks.metrics);
+        let mut hooks: [&mut dyn pruning::TrainHook<crate::model::Mlp>; 2] =
+            [&mut log, sinks.progress];
+        ctx.train(state.model, &mut hooks, ckpt)?
+    };
+    state.masks = pruner.masks().clone();
+    let record = &mut state.record;
+    record.warnings.extend(pruner.warnings().iter().cloned());
+    // A schedule that never fired leaves a dense network under a pruning config: say so rather
+    // than report a quiet 0 %.
+    if p.mode == PruningMode::Gradual && state.masks.sparsity() == 0.0 {
+        record.warnings.push(format!(
+            "the gradual schedule never pruned: no mask update removed a weight in the run's {} steps ({} epochs); check pruning.begin_step/begin_epoch and end_step/end_epoch against train.epochs",
+            t.end.steps_done, t.end.epochs_done
+        ));
+    }
+    record.events = pruner.events().iter().map(event_report).collect();
+    record.end = (&t.end).into();
+    state.model = t.model;
+    state.advance(&t.end, sinks.metrics);
+    Ok(state)
+}
+
+fn event_report(e: &pruning::PruneEvent) -> report::Event {
+    report::Event {
+        step: e.step,
+        epoch: e.epoch,
+        target: e.target,
+        sparsity: e.sparsity,
+        changed: e.changed,
+        layers: e
+            .layers
+            .iter()
+            .map(|(name, sparsity)| report::EventLayer {
+                name: name.clone(),
+                sparsity: *sparsity,
+            })
+            .collect(),
+    }
+}

@@ -20,9 +20,10 @@ use crate::head::Head;
 use crate::hooks::{MetricsLog, Progress};
 use crate::inference::HostMlp;
 use crate::model::Mlp;
-use crate::phases::{Phased, RunContext, Sinks, evals_report, run_phases};
+use crate::phases::{RunContext, Sinks, evals_report};
 use crate::prune;
 use crate::run_dir::create_run_dir;
+use crate::runner::Phased;
 use crate::seeds::Seeds;
 use crate::train::{Task, TrainError, evaluate_splits};
 
@@ -270,13 +271,21 @@ fn initial_model(
             if !statik {
                 return Err(fail("--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into()));
             }
-            let earlier = load_model(&from.join("model.safetensors"), ad)?;
+            let mut earlier = load_model(&from.join("model.safetensors"), ad)?;
             if earlier.widths() != model.widths() {
                 return Err(fail(format!(
                     "its network is {:?} but this config and data make {:?}",
                     earlier.widths(),
                     model.widths()
                 )));
+            }
+            // The parameter ids of the network the config builds (from the seed): a resumed
+            // run loads the earlier model again and finds its checkpoint's ids.
+            for (l, fresh) in earlier.layers.iter_mut().zip(&model.layers) {
+                l.weight.id = fresh.weight.id;
+                if let (Some(b), Some(fresh)) = (l.bias.as_mut(), fresh.bias.as_ref()) {
+                    b.id = fresh.id;
+                }
             }
             let masks_path = from.join("masks.safetensors");
             if masks_path.is_file() {
@@ -374,7 +383,9 @@ pub fn run_experiment(
     let head = Head::for_data(&splits.train);
     check_network_size(loaded, &splits, head)?;
     let ad = device.clone().autodiff();
-    let (model, start_masks) = initial_model(loaded, opts.from.as_deref(), &splits, head, &ad)?;
+    // A resumed `--from` run starts from the same earlier run.
+    let from = (opts.from.clone()).or_else(|| resume.as_ref().and_then(|c| c.from.clone()));
+    let (model, start_masks) = initial_model(loaded, from.as_deref(), &splits, head, &ad)?;
     let widths = model.widths();
     let n_params = model.num_params();
 
@@ -408,9 +419,12 @@ pub fn run_experiment(
         path: dir.join(crate::checkpoint::FILE),
         config_hash: crate::run_dir::short_hash(&resolved),
         config_path: config_path.clone(),
+        from: from.clone(),
         wall_before,
         started: start,
         resume,
+        phase: (0, crate::checkpoint::Bag::default()),
+        resume_training: None,
     });
 
     let summary_of = |outcome: Outcome| Summary {
@@ -454,10 +468,10 @@ pub fn run_experiment(
         metrics: &mut metrics,
         progress: &mut progress,
     };
-    let phases = run_phases(
+    let phases = crate::runner::run(
         model,
         &ctx,
-        (opts.from.is_some(), start_masks),
+        (from.is_some(), start_masks),
         &mut sinks,
         checkpointing.as_mut(),
     );

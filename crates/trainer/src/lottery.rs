@@ -3,7 +3,7 @@
 //! at step k, Frankle et al. 2020) → retrain. Each level is also trained from a fresh random
 //! initialisation with the same masks: the control that tells a ticket from a sparse network.
 
-use pruning::{MaskHook, MaskSet, ParamInfo, RunEnd, SnapshotAt, TrainHook};
+use pruning::{MaskHook, MaskSet, ParamInfo, PruneError, SnapshotAt, TrainHook};
 use report::table::{Align, markdown};
 use report::{Level, LevelResult};
 
@@ -13,59 +13,35 @@ use crate::hooks::{BestValid, MetricsLog};
 use crate::model::Mlp;
 use crate::phases::{Setup, Sinks, evals_report, metrics_io};
 use crate::prune;
+use crate::runner::State;
 use crate::seeds::{Phase, Purpose};
 use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train_checkpointed};
 
-/// The last level's ticket, and every level's results.
-pub struct LotteryOutcome {
-    /// The ticket of the last level, trained.
-    pub model: Mlp,
-    /// How its training ended.
-    pub end: RunEnd,
-    /// Its masks.
-    pub masks: MaskSet,
-    /// One record per level (level 0 = dense).
-    pub levels: Vec<Level>,
-}
-
-/// The start of level 0: the snapshot to rewind to, and the run's checkpoints.
-struct LevelZero<'a, 'b> {
-    snapshot: &'a mut SnapshotAt,
-    ckpt: Option<&'b mut Checkpointing>,
-}
-
-/// Trains one network (ticket or control) with its masks held, logging after what was logged
-/// before. Returns the trained model and the best-validation record.
+/// Trains one network (ticket or control) with its masks held (after `first`, when given),
+/// logging after what was logged before. Returns the trained model and the best-validation
+/// record.
 fn train_level(
     s: &Setup<'_>,
     (model, params): (Mlp, &[ParamInfo]),
-    masks: &MaskSet,
-    phase: Phase,
-    sinks: &mut Sinks<'_>,
-    zero: Option<LevelZero<'_, '_>>,
+    (masks, phase): (&MaskSet, Phase),
+    (sinks, first): (&mut Sinks<'_>, Option<&mut SnapshotAt>),
+    ckpt: Option<&mut Checkpointing>,
 ) -> Result<(Trained, BestValid), TrainError> {
     let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
     let mut best = BestValid::default();
     let ctx = s.ctx;
-    let t = {
-        let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![
-            &mut hold,
-            &mut best,
-            &mut *sinks.metrics,
-            &mut *sinks.progress,
-        ];
-        let mut ckpt = None;
-        if let Some(z) = zero {
-            hooks.insert(0, z.snapshot);
-            ckpt = z.ckpt;
-        }
-        let order = ctx.seeds.rng(phase, Purpose::Shuffle);
-        train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?
-    };
-    let (s0, e0) = sinks.metrics.offset();
-    sinks
-        .metrics
-        .set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
+    let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![
+        &mut hold,
+        &mut best,
+        &mut *sinks.metrics,
+        &mut *sinks.progress,
+    ];
+    if let Some(snapshot) = first {
+        hooks.insert(0, snapshot);
+    }
+    let order = ctx.seeds.rng(phase, Purpose::Shuffle);
+    let t = train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?;
+    drop(hooks);
     Ok((t, best))
 }
 
@@ -90,76 +66,101 @@ fn mark(metrics: &mut MetricsLog, metric: &str, value: f64) -> Result<(), TrainE
         .map_err(metrics_io(metrics))
 }
 
-/// Runs `p.rounds` levels (or one per `p.levels` entry) after a dense level 0; `ckpt`
-/// checkpoints the dense level's training.
-pub(crate) fn run_lottery(
+/// Level 0: the dense network trained, keeping its weights at the rewind point.
+pub(crate) fn dense(
     s: &Setup<'_>,
-    model: Mlp,
+    mut state: State,
     sinks: &mut Sinks<'_>,
     ckpt: Option<&mut Checkpointing>,
-) -> Result<LotteryOutcome, TrainError> {
-    let (ctx, p, params) = (s.ctx, s.p, s.params);
+) -> Result<State, TrainError> {
+    let (ctx, p) = (s.ctx, s.p);
     let spe = steps_per_epoch(&ctx.cfg.train, ctx.task.splits.train.len());
     let rewind = steps_of(p.rewind_epoch, p.rewind_step).map_or(0, |s| s.to_steps(spe));
-    let mut masks = MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
     let mut snap = SnapshotAt::new(rewind);
     mark(sinks.metrics, "level", 0.0)?;
-    let zero = LevelZero {
-        snapshot: &mut snap,
+    let (t, best) = train_level(
+        s,
+        (state.model, s.params),
+        (&state.masks, Phase::Train),
+        (sinks, Some(&mut snap)),
         ckpt,
-    };
-    let (t, best) = train_level(s, (model, params), &masks, Phase::Train, sinks, Some(zero))?;
+    )?;
     let snapshot = snap.snapshot.ok_or_else(|| {
-        TrainError::Prune(pruning::PruneError::Plan(format!(
+        TrainError::Prune(PruneError::Plan(format!(
             "the rewind point (step {rewind}) is after the end of training ({} steps): lower pruning.rewind_epoch / rewind_step",
             t.end.steps_done
         )))
     })?;
-    let mut levels = vec![Level {
+    state.anchor = Some(snapshot);
+    state.record.levels.push(Level {
         level: 0,
         sparsity: 0.0,
         ticket: result(s, &best, &t.model),
         control: None,
-    }];
-    let (mut model, mut end) = (t.model, t.end);
-    for (level, rule) in level_rules(p).iter().enumerate() {
-        let level = level + 1;
-        let (pruned, new_masks, _warnings) = s.prune(model, &masks, rule, level, None)?;
-        masks = new_masks;
-        let sparsity = masks.weight_sparsity();
-        let ticket = snapshot.restore(pruned);
-        mark(sinks.metrics, "level", level as f64)?;
-        mark(sinks.metrics, "sparsity", sparsity)?;
-        let phase = Phase::Level { level };
-        let (t, best) = train_level(s, (ticket, params), &masks, phase, sinks, None)?;
-        let control = if p.reinit_control.unwrap_or(true) {
-            Some(reinit_control(s, &masks, level, sinks)?)
-        } else {
-            None
-        };
-        levels.push(Level {
-            level,
-            sparsity,
-            ticket: result(s, &best, &t.model),
-            control,
-        });
-        (model, end) = (t.model, t.end);
-    }
-    Ok(LotteryOutcome {
-        model,
-        end,
-        masks,
-        levels,
-    })
+    });
+    state.model = t.model;
+    state.record.end = (&t.end).into();
+    state.advance(&t.end, sinks.metrics);
+    Ok(state)
+}
+
+/// Level `level` begins: the last ticket pruned by the level's rule, its survivors rewound.
+pub(crate) fn rewind(
+    s: &Setup<'_>,
+    mut state: State,
+    level: usize,
+    sinks: &mut Sinks<'_>,
+) -> Result<State, TrainError> {
+    let rules = level_rules(s.p);
+    let (Some(rule), Some(anchor)) = (rules.get(level - 1), state.anchor.as_ref()) else {
+        return Err(TrainError::Prune(PruneError::Plan(format!(
+            "lottery level {level} without its rule or rewind point"
+        ))));
+    };
+    let (pruned, masks, _warnings) = s.prune(state.model, &state.masks, rule, level, None)?;
+    state.model = anchor.restore(pruned);
+    state.masks = masks;
+    mark(sinks.metrics, "level", level as f64)?;
+    mark(sinks.metrics, "sparsity", state.masks.weight_sparsity())?;
+    Ok(state)
+}
+
+/// Level `level`'s ticket trained with its masks held.
+pub(crate) fn ticket(
+    s: &Setup<'_>,
+    mut state: State,
+    level: usize,
+    sinks: &mut Sinks<'_>,
+    ckpt: Option<&mut Checkpointing>,
+) -> Result<State, TrainError> {
+    let phase = Phase::Level { level };
+    let (t, best) = train_level(
+        s,
+        (state.model, s.params),
+        (&state.masks, phase),
+        (sinks, None),
+        ckpt,
+    )?;
+    state.record.levels.push(Level {
+        level,
+        sparsity: state.masks.weight_sparsity(),
+        ticket: result(s, &best, &t.model),
+        control: None,
+    });
+    state.model = t.model;
+    state.record.end = (&t.end).into();
+    state.advance(&t.end, sinks.metrics);
+    Ok(state)
 }
 
 /// The control of `level`: the level's masks on a fresh initialisation of its own, trained.
-fn reinit_control(
+pub(crate) fn control(
     s: &Setup<'_>,
-    masks: &MaskSet,
+    mut state: State,
     level: usize,
     sinks: &mut Sinks<'_>,
-) -> Result<LevelResult, TrainError> {
+    ckpt: Option<&mut Checkpointing>,
+) -> Result<State, TrainError> {
     let (ctx, task) = (s.ctx, &s.ctx.task);
     let phase = Phase::Control { level };
     let n_inputs = task.splits.train.n_features;
@@ -174,13 +175,24 @@ fn reinit_control(
     );
     let fresh_params = prune::masked_params(&fresh, s.p).map_err(TrainError::Prune)?;
     mark(sinks.metrics, "control", level as f64)?;
-    let (c, best) = train_level(s, (fresh, &fresh_params), masks, phase, sinks, None)?;
-    Ok(result(s, &best, &c.model))
+    let (c, best) = train_level(
+        s,
+        (fresh, &fresh_params),
+        (&state.masks, phase),
+        (sinks, None),
+        ckpt,
+    )?;
+    let control = result(s, &best, &c.model);
+    if let Some(l) = state.record.levels.last_mut() {
+        l.control = Some(control);
+    }
+    state.advance(&c.end, sinks.metrics);
+    Ok(state)
 }
 
 /// Each level's pruning rule: `rounds` times `sparsity` of the remaining weights, or, with
 /// `levels`, each listed sparsity of all weights.
-fn level_rules(p: &PruningConfig) -> Vec<PruningConfig> {
+pub(crate) fn level_rules(p: &PruningConfig) -> Vec<PruningConfig> {
     if p.levels.is_empty() {
         return vec![p.clone(); p.rounds];
     }

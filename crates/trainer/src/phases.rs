@@ -1,28 +1,143 @@
-//! The phases of a run once its data and network exist: training, and for each pruning mode its
-//! own sequence — static pruning and fine-tuning rounds (or a search), pruning at
-//! initialisation, dynamic pruning during training, lottery levels — ending in one pruning
-//! report.
+//! A run as a list of typed phases, and what every phase shares.
 //!
-//! Every phase reads what the run shares from one [`RunContext`] (config, data, head, device,
-//! random streams) and logs through one [`Sinks`]; a mode is a function over those, not a
-//! bundle of eight arguments.
+//! A config compiles into a list of [`PhaseKind`]s ([`plan`]): every mode — static, iterative,
+//! at-init, gradual, lottery, RigL, SET, search — is a list, not a function of its own, and
+//! one runner ([`crate::runner`]) executes any list. Every phase reads what the run shares from
+//! one [`RunContext`] (config, data, head, device, random streams) and logs through one
+//! [`Sinks`]. A new mode is a new list, plus at most a new phase kind.
 
 use std::collections::BTreeMap;
 
 use burn::module::ParamId;
 use pruning::importance::GradStats;
-use pruning::{MaskSet, ParamInfo, PruneError, RunEnd, TrainHook};
-use report::{ModeReport, PruningReport, Round, Rounds};
+use pruning::{MaskSet, ParamInfo, PruneError, TrainHook};
 
 use crate::checkpoint::Checkpointing;
 use crate::config::{Config, PruningConfig, PruningMode};
 use crate::eval::Evaluation;
-use crate::hooks::{MetricsLog, Progress, PrunerLog};
-use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
+use crate::hooks::{MetricsLog, Progress};
 use crate::model::Mlp;
 use crate::prune;
 use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{Task, TrainError, Trained, evaluate_splits, train_checkpointed};
+
+/// How a training phase trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Training {
+    /// Nothing held: the dense network (no pruning, or before static pruning).
+    Dense,
+    /// With the pruner changing the masks as it goes: gradual, RigL, SET.
+    Dynamic,
+    /// With the masks chosen at initialisation held.
+    Held,
+    /// The lottery's dense level 0, keeping the weights to rewind to.
+    LotteryDense,
+}
+
+/// One phase of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PhaseKind {
+    /// The run's first training (`[train]`, the first training phase's random streams).
+    Train(Training),
+    /// Evaluates the initial network and prunes it (pruning at initialisation).
+    PruneAtInit,
+    /// Evaluates the trained network before pruning and keeps its weights (static pruning).
+    Baseline,
+    /// Static pruning step `round`.
+    Prune {
+        /// 1-based.
+        round: usize,
+    },
+    /// Fine-tuning after static step `round`, with its masks held.
+    FineTune {
+        /// 1-based.
+        round: usize,
+    },
+    /// Lottery `level`: prune the last ticket, rewind the survivors.
+    Rewind {
+        /// 1-based (0 is the dense level).
+        level: usize,
+    },
+    /// Trains `level`'s ticket with its masks held.
+    Ticket {
+        /// 1-based.
+        level: usize,
+    },
+    /// Trains `level`'s masks on a fresh initialisation: the reinit control.
+    Control {
+        /// 1-based.
+        level: usize,
+    },
+    /// Search probe `index`: prune the trained network to a probed value, fine-tune, judge.
+    Probe {
+        /// 0-based.
+        index: usize,
+    },
+    /// The search's verdict: the highest kept probe becomes the network.
+    Choose,
+}
+
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Train(t) => write!(f, "training ({t:?})"),
+            Self::PruneAtInit => write!(f, "pruning at initialisation"),
+            Self::Baseline => write!(f, "evaluation before pruning"),
+            Self::Prune { round } => write!(f, "pruning round {round}"),
+            Self::FineTune { round } => write!(f, "fine-tuning round {round}"),
+            Self::Rewind { level } => write!(f, "lottery level {level}: pruning and rewinding"),
+            Self::Ticket { level } => write!(f, "lottery level {level}: training the ticket"),
+            Self::Control { level } => write!(f, "lottery level {level}: training the control"),
+            Self::Probe { index } => write!(f, "search probe {}", index + 1),
+            Self::Choose => write!(f, "the search's choice"),
+        }
+    }
+}
+
+/// The phases `cfg` runs. `from` (`--from`: an earlier run's model comes trained) skips static
+/// pruning's first training.
+pub(crate) fn plan(cfg: &Config, from: bool) -> Vec<PhaseKind> {
+    use PhaseKind::*;
+    let Some(p) = &cfg.pruning else {
+        return vec![Train(Training::Dense)];
+    };
+    match p.mode {
+        PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
+            vec![Train(Training::Dynamic)]
+        }
+        PruningMode::AtInit => vec![PruneAtInit, Train(Training::Held)],
+        PruningMode::Lottery => {
+            let mut phases = vec![Train(Training::LotteryDense)];
+            for level in 1..=crate::lottery::level_rules(p).len() {
+                phases.extend([Rewind { level }, Ticket { level }]);
+                if p.reinit_control.unwrap_or(true) {
+                    phases.push(Control { level });
+                }
+            }
+            phases
+        }
+        PruningMode::Static => {
+            let mut phases = if from {
+                vec![]
+            } else {
+                vec![Train(Training::Dense)]
+            };
+            phases.push(Baseline);
+            if let Some(search) = &p.search {
+                phases.extend((0..search.probes).map(|index| Probe { index }));
+                phases.push(Choose);
+            } else {
+                for round in 1..=p.rounds {
+                    phases.push(Prune { round });
+                    if p.fine_tune_epochs > 0 {
+                        phases.push(FineTune { round });
+                    }
+                }
+            }
+            phases
+        }
+    }
+}
 
 /// What every phase of a run shares.
 pub(crate) struct RunContext<'a> {
@@ -64,28 +179,6 @@ pub(crate) struct Setup<'a> {
     pub p: &'a PruningConfig,
     /// The parameters masks apply to.
     pub params: &'a [ParamInfo],
-}
-
-/// The model after all phases, how the last training phase ended, and the pruning outcome.
-pub(crate) struct Phased {
-    pub model: Mlp,
-    pub end: RunEnd,
-    pub masks: Option<MaskSet>,
-    pub pruning: Option<PruningReport>,
-    /// The compacted network, for runs that prune whole neurons.
-    pub compact: Option<HostMlp>,
-    /// The weights pruning started from (trained for static pruning, initial otherwise).
-    pub before_weights: Option<HostMlp>,
-}
-
-/// What a mode's phases leave behind.
-struct Outcome {
-    model: Mlp,
-    end: RunEnd,
-    masks: MaskSet,
-    mode: ModeReport,
-    warnings: Vec<String>,
-    before_weights: HostMlp,
 }
 
 /// Evaluations as reports record them (`correct` only where `with_correct`: the final ones).
@@ -181,18 +274,16 @@ impl Setup<'_> {
         masks: &MaskSet,
         phase: Phase,
         others: &mut [&mut dyn TrainHook<Mlp>],
+        ckpt: Option<&mut Checkpointing>,
     ) -> Result<Trained, TrainError> {
         let tune = prune::fine_tune_config(&self.ctx.cfg.train, self.p);
         let shuffle = self.ctx.seeds.rng(phase, Purpose::Shuffle);
-        prune::fine_tune(
-            model,
-            self.params,
-            masks,
-            &tune,
-            &self.ctx.task,
-            shuffle,
-            others,
-        )
+        let mut hold = pruning::MaskHook::new(self.params, masks).map_err(TrainError::Prune)?;
+        let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![&mut hold];
+        for h in others.iter_mut() {
+            hooks.push(&mut **h);
+        }
+        train_checkpointed(model, &self.ctx.task, &tune, shuffle, &mut hooks, ckpt)
     }
 
     /// Every split's evaluation of `m`.
@@ -202,58 +293,11 @@ impl Setup<'_> {
     }
 }
 
-/// Training, and pruning where the config asks for it. `skip_training` (with `--from`) takes
-/// `model` as trained; `start_masks` are an earlier run's masks, which stay pruned.
-pub(crate) fn run_phases(
-    model: Mlp,
-    ctx: &RunContext<'_>,
-    (skip_training, start_masks): (bool, Option<MaskSet>),
-    sinks: &mut Sinks<'_>,
-    ckpt: Option<&mut Checkpointing>,
-) -> Result<Phased, TrainError> {
-    let Some(p) = &ctx.cfg.pruning else {
-        let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-        let t = ctx.train(model, &mut hooks, ckpt)?;
-        return Ok(Phased {
-            model: t.model,
-            end: t.end,
-            masks: None,
-            pruning: None,
-            compact: None,
-            before_weights: None,
-        });
-    };
-    let params = prune::masked_params(&model, p).map_err(TrainError::Prune)?;
-    let masks = initial_masks(&params, start_masks)?;
-    let s = Setup {
-        ctx,
-        p,
-        params: &params,
-    };
-    let out = match p.mode {
-        PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
-            dynamic(&s, model, masks, sinks, ckpt)?
-        }
-        PruningMode::Lottery => {
-            let before_weights = HostMlp::from_mlp(&model);
-            let out = crate::lottery::run_lottery(&s, model, sinks, ckpt)?;
-            Outcome {
-                model: out.model,
-                end: out.end,
-                masks: out.masks,
-                mode: ModeReport::Lottery(report::pruning::Levels { levels: out.levels }),
-                warnings: Vec::new(),
-                before_weights,
-            }
-        }
-        PruningMode::AtInit => at_init(&s, model, masks, sinks, ckpt)?,
-        PruningMode::Static => static_rounds(&s, model, masks, skip_training, sinks, ckpt)?,
-    };
-    finish(&s, out)
-}
-
 /// All-ones masks for `params`, with an earlier run's masks carried over where given.
-fn initial_masks(params: &[ParamInfo], earlier: Option<MaskSet>) -> Result<MaskSet, TrainError> {
+pub(crate) fn initial_masks(
+    params: &[ParamInfo],
+    earlier: Option<MaskSet>,
+) -> Result<MaskSet, TrainError> {
     let mut masks = MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
     for (name, m) in earlier.map(|e| e.masks).unwrap_or_default() {
         if let Some(slot) = masks.masks.get_mut(&name) {
@@ -268,277 +312,4 @@ fn initial_masks(params: &[ParamInfo], earlier: Option<MaskSet>) -> Result<MaskS
         }
     }
     Ok(masks)
-}
-
-/// Gradual, RigL and SET: one training with the pruner updating masks as it goes.
-fn dynamic(
-    s: &Setup<'_>,
-    model: Mlp,
-    masks: MaskSet,
-    sinks: &mut Sinks<'_>,
-    ckpt: Option<&mut Checkpointing>,
-) -> Result<Outcome, TrainError> {
-    let (ctx, p) = (s.ctx, s.p);
-    let n_train = ctx.task.splits.train.len();
-    let mut pruner = crate::dynamic::pruner(
-        p,
-        &ctx.cfg.train,
-        n_train,
-        s.params.to_vec(),
-        masks,
-        &ctx.seeds,
-    )
-    .map_err(TrainError::Prune)?;
-    let before_weights = HostMlp::from_mlp(&model);
-    let t = {
-        let mut log = PrunerLog::new(&mut pruner, sinks.metrics);
-        let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut log, sinks.progress];
-        ctx.train(model, &mut hooks, ckpt)?
-    };
-    let masks = pruner.masks().clone();
-    let mut warnings = pruner.warnings().to_vec();
-    // A schedule that never fired leaves a dense network under a pruning config: say so rather
-    // than report a quiet 0 %.
-    if p.mode == PruningMode::Gradual && masks.sparsity() == 0.0 {
-        warnings.push(format!(
-            "the gradual schedule never pruned: no mask update removed a weight in the run's {} steps ({} epochs); check pruning.begin_step/begin_epoch and end_step/end_epoch against train.epochs",
-            t.end.steps_done, t.end.epochs_done
-        ));
-    }
-    let events = report::pruning::Events {
-        events: pruner.events().iter().map(event_report).collect(),
-    };
-    let mode = match p.mode {
-        PruningMode::Rigl => ModeReport::Rigl(events),
-        PruningMode::Set => ModeReport::Set(events),
-        _ => ModeReport::Gradual(events),
-    };
-    Ok(Outcome {
-        model: t.model,
-        end: t.end,
-        masks,
-        mode,
-        warnings,
-        before_weights,
-    })
-}
-
-fn event_report(e: &pruning::PruneEvent) -> report::Event {
-    report::Event {
-        step: e.step,
-        epoch: e.epoch,
-        target: e.target,
-        sparsity: e.sparsity,
-        changed: e.changed,
-        layers: e
-            .layers
-            .iter()
-            .map(|(name, sparsity)| report::EventLayer {
-                name: name.clone(),
-                sparsity: *sparsity,
-            })
-            .collect(),
-    }
-}
-
-/// At-init: prune the initial network, then train it with its masks held.
-fn at_init(
-    s: &Setup<'_>,
-    model: Mlp,
-    masks: MaskSet,
-    sinks: &mut Sinks<'_>,
-    ckpt: Option<&mut Checkpointing>,
-) -> Result<Outcome, TrainError> {
-    let ctx = s.ctx;
-    let before_weights = HostMlp::from_mlp(&model);
-    let before = s.evaluate(&model);
-    let grads = s.grads_for(&model);
-    let (m, masks, warnings) = s.prune(model, &masks, s.p, 1, grads.as_ref())?;
-    let mut hold = pruning::MaskHook::new(s.params, &masks).map_err(TrainError::Prune)?;
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 3] = [&mut hold, sinks.metrics, sinks.progress];
-    let t = ctx.train(m, &mut hooks, ckpt)?;
-    let after = s.evaluate(&t.model);
-    let rounds = vec![Round {
-        round: 1,
-        sparsity: masks.sparsity(),
-        after_pruning: None,
-        after_fine_tune: None,
-        after_training: Some(evals_report(&after, false)),
-    }];
-    Ok(Outcome {
-        model: t.model,
-        end: t.end,
-        masks,
-        mode: ModeReport::AtInit(Rounds {
-            before_pruning: evals_report(&before, false),
-            rounds,
-            search: None,
-        }),
-        warnings,
-        before_weights,
-    })
-}
-
-/// Static: train (unless the model comes trained), then `rounds` times prune and fine-tune —
-/// or search for the highest sparsity within the tolerance.
-fn static_rounds(
-    s: &Setup<'_>,
-    model: Mlp,
-    mut masks: MaskSet,
-    skip_training: bool,
-    sinks: &mut Sinks<'_>,
-    ckpt: Option<&mut Checkpointing>,
-) -> Result<Outcome, TrainError> {
-    let (ctx, p) = (s.ctx, s.p);
-    let (mut model, mut end) = if skip_training {
-        // --from: the earlier run's model is the trained model.
-        let none = RunEnd {
-            epochs_done: 0,
-            steps_done: 0,
-            stopped_early: false,
-        };
-        (model, none)
-    } else {
-        let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-        let t = ctx.train(model, &mut hooks, ckpt)?;
-        (t.model, t.end)
-    };
-    sinks.metrics.set_offset(end.steps_done, end.epochs_done);
-    let before_weights = HostMlp::from_mlp(&model);
-    let before = s.evaluate(&model);
-    log_evals(sinks.metrics, &before, "before_pruning")?;
-    let mut rounds = Vec::new();
-    let mut warnings = Vec::new();
-    let mut search = None;
-    if p.search.is_some() {
-        let grads = s.grads_for(&model);
-        let found = crate::search::search(s, model, &masks, sinks.progress, grads.as_ref())?;
-        masks = found.masks;
-        warnings.extend(found.warnings);
-        let after = s.evaluate(&found.model);
-        log_evals(sinks.metrics, &after, "after_search")?;
-        rounds.push(Round {
-            round: 1,
-            sparsity: masks.sparsity(),
-            after_pruning: None,
-            after_fine_tune: Some(evals_report(&after, false)),
-            after_training: None,
-        });
-        search = Some(found.report);
-        model = found.model;
-    } else {
-        for round in 1..=p.rounds {
-            let (m, record, e, w) = prune_and_tune(s, model, &mut masks, round, sinks)?;
-            model = m;
-            end = e.unwrap_or(end);
-            warnings.extend(w.iter().map(|w| format!("round {round}: {w}")));
-            rounds.push(record);
-        }
-    }
-    Ok(Outcome {
-        model,
-        end,
-        masks,
-        mode: ModeReport::Static(Rounds {
-            before_pruning: evals_report(&before, false),
-            rounds,
-            search,
-        }),
-        warnings,
-        before_weights,
-    })
-}
-
-/// One static round: prune, evaluate, fine-tune (when asked), evaluate.
-fn prune_and_tune(
-    s: &Setup<'_>,
-    model: Mlp,
-    masks: &mut MaskSet,
-    round: usize,
-    sinks: &mut Sinks<'_>,
-) -> Result<(Mlp, Round, Option<RunEnd>, Vec<String>), TrainError> {
-    let grads = s.grads_for(&model);
-    let (mut model, new_masks, warnings) = s.prune(model, masks, s.p, round, grads.as_ref())?;
-    *masks = new_masks;
-    let after = s.evaluate(&model);
-    log_evals(sinks.metrics, &after, "after_pruning")?;
-    let (step, epoch) = sinks.metrics.offset();
-    sinks
-        .metrics
-        .row(step, epoch, "prune", "sparsity", masks.sparsity())
-        .map_err(metrics_io(sinks.metrics))?;
-    let mut record = Round {
-        round,
-        sparsity: masks.sparsity(),
-        after_pruning: Some(evals_report(&after, false)),
-        after_fine_tune: None,
-        after_training: None,
-    };
-    let mut end = None;
-    if s.p.fine_tune_epochs > 0 {
-        let mut others: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-        let t = s.fine_tune(model, masks, Phase::FineTune { round }, &mut others)?;
-        model = t.model;
-        let (s0, e0) = sinks.metrics.offset();
-        sinks
-            .metrics
-            .set_offset(s0 + t.end.steps_done, e0 + t.end.epochs_done);
-        let tuned = s.evaluate(&model);
-        log_evals(sinks.metrics, &tuned, "after_fine_tune")?;
-        record.after_fine_tune = Some(evals_report(&tuned, false));
-        end = Some(t.end);
-    }
-    Ok((model, record, end, warnings))
-}
-
-/// The saved model made exactly sparse, and the report of what pruning removed and bought.
-fn finish(s: &Setup<'_>, out: Outcome) -> Result<Phased, TrainError> {
-    let (p, task) = (s.p, &s.ctx.task);
-    // The saved model is exactly sparse: one last multiplication by the masks.
-    let model = pruning::apply_masks(out.model, s.params, &out.masks).map_err(TrainError::Prune)?;
-    let (layers, total) = prune::layer_report(&model, &out.masks);
-    // What pruning buys: bytes in each storage format, and the compacted network.
-    let host = HostMlp::from_mlp(&model);
-    let compacted = compact(&host);
-    let sizes = sizes_of(&host, &CsrMlp::from_host(&host), &compacted);
-    let mut compact_report = report::Compact {
-        widths: compacted.model.widths(),
-        dense_macs_per_sample: host.macs(),
-        compact_macs_per_sample: compacted.model.macs(),
-        final_evals: None,
-    };
-    let neurons = matches!(
-        p.granularity_parsed(),
-        Some(crate::config::Granularity::Neuron)
-    );
-    let compact_model = if neurons {
-        let small = compacted.model.to_mlp(task.device);
-        let evals = evaluate_splits(&small, task.splits, task.head, task.device, true);
-        compact_report.final_evals = Some(evals_report(&evals, false));
-        Some(compacted.model)
-    } else {
-        None
-    };
-    let config = serde_json::to_value(p).map_err(|e| {
-        TrainError::Prune(PruneError::Plan(format!(
-            "the [pruning] table as JSON: {e}"
-        )))
-    })?;
-    let report = PruningReport {
-        config,
-        mode: out.mode,
-        layers,
-        total,
-        sizes,
-        compact: compact_report,
-        warnings: out.warnings,
-    };
-    Ok(Phased {
-        model,
-        end: out.end,
-        masks: Some(out.masks),
-        pruning: Some(report),
-        compact: compact_model,
-        before_weights: Some(out.before_weights),
-    })
 }

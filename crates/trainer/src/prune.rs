@@ -230,24 +230,3 @@ pub fn fine_tune_config(
     tune.lr_step_epochs = None;
     tune
 }
-
-/// Fine-tunes `model` with `masks` held (a [`pruning::MaskHook`] first, then `others`), under
-/// `tune` ([`fine_tune_config`]). A fresh optimizer each time: its moments start at zero, and
-/// masked gradients keep them zero for pruned weights.
-pub(crate) fn fine_tune(
-    model: Mlp,
-    params: &[ParamInfo],
-    masks: &MaskSet,
-    tune: &crate::config::TrainConfig,
-    task: &crate::train::Task<'_>,
-    shuffle: pruning::Rng,
-    others: &mut [&mut dyn pruning::TrainHook<Mlp>],
-) -> Result<crate::train::Trained, crate::train::TrainError> {
-    let mut hold =
-        pruning::MaskHook::new(params, masks).map_err(crate::train::TrainError::Prune)?;
-    let mut hooks: Vec<&mut dyn pruning::TrainHook<Mlp>> = vec![&mut hold];
-    for h in others.iter_mut() {
-        hooks.push(&mut **h);
-    }
-    crate::train::train_checkpointed(model, task, tune, shuffle, &mut hooks, None)
-}

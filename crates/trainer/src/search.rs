@@ -9,34 +9,61 @@
 //! up to noise; where noise makes it jagged, bisection can stop below the true boundary (never
 //! above: only kept probes are chosen). Every probe is reported, so a jagged curve is visible.
 
-use std::collections::BTreeMap;
-
-use burn::module::ParamId;
 use burn::tensor::Device;
-use pruning::MaskSet;
-use pruning::importance::GradStats;
+use pruning::Snapshot;
 use report::table::{Align, markdown};
-use report::{Probe, SearchReport, SearchRule};
+use report::{Probe, Round, SearchReport, SearchRule};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{PruningConfig, SearchMetric};
+use crate::checkpoint::Checkpointing;
+use crate::config::{PruningConfig, SearchConfig, SearchMetric};
 use crate::data::Splits;
 use crate::head::Head;
-use crate::hooks::Progress;
 use crate::model::Mlp;
-use crate::phases::Setup;
+use crate::phases::{Setup, Sinks, evals_report, log_evals};
+use crate::runner::State;
 use crate::seeds::Phase;
 use crate::train::{TrainError, evaluate_splits};
 
-/// What the search found.
-pub(crate) struct Found {
-    /// The model of the highest kept probe (the dense model when none was kept).
-    pub model: Mlp,
-    /// Its masks.
-    pub masks: MaskSet,
+/// Where the search stands between probes (the part of a run's state that is the search's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SearchProgress {
+    rule: SearchRule,
+    upper: f64,
+    metric: SearchMetric,
+    tolerance: f64,
+    /// The trained network's metric.
+    dense: f64,
+    /// Highest kept and lowest rejected value so far.
+    bounds: (f64, f64),
+    probes: Vec<Probe>,
+    /// The highest kept value, and the warnings of its pruning step.
+    best: Option<(f64, Vec<String>)>,
+    /// The upper end itself was kept: nothing higher to find, later probes do nothing.
+    settled: bool,
+}
+
+impl SearchProgress {
     /// The report for pruning.json.
-    pub report: SearchReport,
-    /// Warnings of the chosen probe's selection.
-    pub warnings: Vec<String>,
+    pub fn report(&self) -> SearchReport {
+        SearchReport {
+            rule: self.rule,
+            upper: self.upper,
+            metric: self.metric,
+            tolerance: self.tolerance,
+            dense: self.dense,
+            probes: self.probes.clone(),
+            chosen: self.best.as_ref().map(|b| b.0),
+        }
+    }
+
+    /// Whether `metric` is within the tolerance of the dense network's.
+    fn ok(&self, metric: f64) -> bool {
+        match self.metric {
+            SearchMetric::ValAccuracy => metric >= self.dense - self.tolerance,
+            SearchMetric::ValLoss => metric <= self.dense + self.tolerance,
+        }
+    }
 }
 
 /// The rule `p` gives (validation rejects a threshold) and its value, the upper end of the
@@ -75,95 +102,120 @@ fn valid_metric(m: &Mlp, splits: &Splits, head: Head, device: &Device, which: Se
     }
 }
 
-/// Runs the search (`[pruning] search`) from the trained `model`.
-pub(crate) fn search(
-    setup: &Setup<'_>,
-    model: Mlp,
-    masks: &MaskSet,
-    progress: &mut Progress,
-    grads: Option<&BTreeMap<ParamId, GradStats>>,
-) -> Result<Found, TrainError> {
-    let p = setup.p;
-    let Some(s) = &p.search else {
-        return Err(TrainError::Prune(pruning::PruneError::Plan(
+fn config(setup: &Setup<'_>) -> Result<SearchConfig, TrainError> {
+    setup.p.search.clone().ok_or_else(|| {
+        TrainError::Prune(pruning::PruneError::Plan(
             "a search without [pruning] search".into(),
-        )));
-    };
-    let valid = |m: &Mlp| {
-        let t = &setup.ctx.task;
-        valid_metric(m, t.splits, t.head, t.device, s.metric)
-    };
-    let dense = valid(&model);
-    let ok = |m: f64| match s.metric {
-        SearchMetric::ValAccuracy => m >= dense - s.tolerance,
-        SearchMetric::ValLoss => m <= dense + s.tolerance,
-    };
-    let (rule, upper) = searched(p);
-    let mut probes: Vec<Probe> = Vec::new();
-    let mut best: Option<(f64, Mlp, MaskSet, Vec<String>)> = None;
-    let (mut lo, mut hi) = (0.0f64, upper);
-    for i in 0..s.probes {
-        let value = if i == 0 { upper } else { (lo + hi) / 2.0 };
-        // Every probe scores as the one pruning step it stands for would (round 1's stream): the
-        // random criterion draws the same scores at each probe, so probes' masks nest.
-        let (m, new_masks, warnings) =
-            setup.prune(model.clone(), masks, &at(rule, p, value), 1, grads)?;
-        let m = if p.fine_tune_epochs > 0 {
-            let phase = Phase::Probe { index: i };
-            setup
-                .fine_tune(m, &new_masks, phase, &mut [&mut *progress])?
-                .model
-        } else {
-            m
-        };
-        let metric = valid(&m);
-        let kept = ok(metric);
-        probes.push(Probe {
-            value,
-            sparsity: new_masks.weight_sparsity(),
-            metric,
-            kept,
-        });
-        if kept {
-            lo = value;
-            if best.as_ref().is_none_or(|b| value > b.0) {
-                best = Some((value, m, new_masks, warnings));
-            }
-            if i == 0 {
-                // The upper end itself is within the tolerance: nothing higher to find.
-                break;
-            }
-        } else {
-            hi = value;
-        }
-    }
-    let chosen = best.as_ref().map(|b| b.0);
-    let report = SearchReport {
-        rule,
-        upper,
-        metric: s.metric,
-        tolerance: s.tolerance,
-        dense,
-        probes,
-        chosen,
-    };
-    Ok(match best {
-        Some((_, model, masks, warnings)) => Found {
-            model,
-            masks,
-            report,
-            warnings,
-        },
-        None => Found {
-            model,
-            masks: masks.clone(),
-            report,
-            warnings: vec![format!(
-                "search: no probe kept the validation metric within {} of the dense model; the dense model is kept",
-                s.tolerance
-            )],
-        },
+        ))
     })
+}
+
+/// Probe `index`: from the trained network (the state's, unchanged until the choice), prune to
+/// the probed value, fine-tune with the masks held, and keep or reject by the validation
+/// metric. The first probe is the upper end; later ones bisect.
+pub(crate) fn probe(
+    setup: &Setup<'_>,
+    mut state: State,
+    index: usize,
+    sinks: &mut Sinks<'_>,
+    ckpt: Option<&mut Checkpointing>,
+) -> Result<State, TrainError> {
+    let (p, t) = (setup.p, &setup.ctx.task);
+    let s = config(setup)?;
+    let valid = |m: &Mlp| valid_metric(m, t.splits, t.head, t.device, s.metric);
+    let progress = match state.record.search.take() {
+        Some(progress) => progress,
+        None => {
+            let (rule, upper) = searched(p);
+            SearchProgress {
+                rule,
+                upper,
+                metric: s.metric,
+                tolerance: s.tolerance,
+                dense: valid(&state.model),
+                bounds: (0.0, upper),
+                probes: Vec::new(),
+                best: None,
+                settled: false,
+            }
+        }
+    };
+    let progress = state.record.search.insert(progress);
+    if progress.settled {
+        return Ok(state);
+    }
+    let (lo, hi) = progress.bounds;
+    let value = if index == 0 {
+        progress.upper
+    } else {
+        (lo + hi) / 2.0
+    };
+    // Every probe scores as the one pruning step it stands for would (round 1's stream): the
+    // random criterion draws the same scores at each probe, so probes' masks nest.
+    let grads = setup.grads_for(&state.model);
+    let rule = at(progress.rule, p, value);
+    let (m, masks, warnings) =
+        setup.prune(state.model.clone(), &state.masks, &rule, 1, grads.as_ref())?;
+    let m = if p.fine_tune_epochs > 0 {
+        let phase = Phase::Probe { index };
+        let hooks: &mut [&mut dyn pruning::TrainHook<Mlp>] = &mut [&mut *sinks.progress];
+        setup.fine_tune(m, &masks, phase, hooks, ckpt)?.model
+    } else {
+        m
+    };
+    let metric = valid(&m);
+    let kept = progress.ok(metric);
+    progress.probes.push(Probe {
+        value,
+        sparsity: masks.weight_sparsity(),
+        metric,
+        kept,
+    });
+    if kept {
+        progress.bounds.0 = value;
+        if progress.best.as_ref().is_none_or(|b| value > b.0) {
+            progress.best = Some((value, warnings));
+            state.best = Some((Snapshot::take(&m, 0), masks));
+        }
+        // The upper end itself is within the tolerance: nothing higher to find.
+        progress.settled = index == 0;
+    } else {
+        progress.bounds.1 = value;
+    }
+    Ok(state)
+}
+
+/// The search's verdict: the highest kept probe's network and masks (the dense network when
+/// none was kept), evaluated (`after_search` rows).
+pub(crate) fn choose(
+    setup: &Setup<'_>,
+    mut state: State,
+    sinks: &mut Sinks<'_>,
+) -> Result<State, TrainError> {
+    let s = config(setup)?;
+    let record = &mut state.record;
+    let best_warnings = record.search.as_ref().and_then(|p| p.best.as_ref());
+    match (state.best.take(), best_warnings) {
+        (Some((weights, masks)), Some((_, warnings))) => {
+            record.warnings.extend(warnings.iter().cloned());
+            state.model = weights.restore(state.model);
+            state.masks = masks;
+        }
+        _ => record.warnings.push(format!(
+            "search: no probe kept the validation metric within {} of the dense model; the dense model is kept",
+            s.tolerance
+        )),
+    }
+    let after = setup.evaluate(&state.model);
+    log_evals(sinks.metrics, &after, "after_search")?;
+    state.record.rounds.push(Round {
+        round: 1,
+        sparsity: state.masks.sparsity(),
+        after_pruning: None,
+        after_fine_tune: Some(evals_report(&after, false)),
+        after_training: None,
+    });
+    Ok(state)
 }
 
 /// The Markdown table of `search` (pruning.json's report): one row per probe, in probe order.

@@ -192,7 +192,7 @@ pub fn train_checkpointed(
         st.model = h.on_run_start(st.model, &info).map_err(hook_err(*h))?;
     }
     if let Some(c) = ckpt.as_deref_mut()
-        && let Some(r) = c.resume.take()
+        && let Some(r) = c.resume_training.take()
     {
         st = st.resume(r, &c.path, hooks, n)?;
     }
@@ -263,7 +263,7 @@ impl LoopState {
     /// position, early stopping and every hook's state.
     fn resume(
         mut self,
-        r: crate::checkpoint::Checkpoint,
+        r: crate::checkpoint::LoopCheckpoint,
         path: &std::path::Path,
         hooks: &mut [&mut dyn TrainHook<Mlp>],
         n: usize,

@@ -94,6 +94,31 @@ impl MetricsLog {
     }
 }
 
+impl MetricsLog {
+    /// The file's length with everything logged so far, on the disk: what a checkpoint
+    /// records, before the checkpoint itself is written.
+    pub fn position(&mut self) -> std::io::Result<u64> {
+        self.out.flush()?;
+        let file = self.out.get_ref();
+        file.sync_data()?;
+        file.metadata().map(|m| m.len())
+    }
+
+    /// Cuts the file back to `len` bytes (a checkpoint's [`MetricsLog::position`]): rows a
+    /// killed run wrote after its checkpoint are written again by the resumed run.
+    pub fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.out.flush()?;
+        let file = self.out.get_ref();
+        let now = file.metadata()?.len();
+        if now < len {
+            return Err(std::io::Error::other(format!(
+                "metrics.csv is shorter ({now} bytes) than when the checkpoint was written ({len}); it was edited"
+            )));
+        }
+        file.set_len(len)
+    }
+}
+
 impl TrainHook<Mlp> for MetricsLog {
     fn name(&self) -> &str {
         "metrics.csv"
@@ -122,17 +147,6 @@ impl TrainHook<Mlp> for MetricsLog {
     }
 
     fn load_state(&mut self, _model: &Mlp, st: HookState) -> Result<(), HookError> {
-        let len = st.word("bytes")?;
-        self.flush()?;
-        let file = self.out.get_ref();
-        let now = file.metadata()?.len();
-        if now < len {
-            return Err(format!(
-                "metrics.csv is shorter ({now} bytes) than when the checkpoint was written ({len}); it was edited"
-            )
-            .into());
-        }
-        file.set_len(len)?;
-        Ok(())
+        Ok(self.truncate(st.word("bytes")?)?)
     }
 }

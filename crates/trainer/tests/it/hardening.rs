@@ -708,7 +708,7 @@ fn a_corrupted_checkpoint_is_refused_on_resume_not_indexed() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     ok(&trainer(&crate::repo())
-        .args(["--config", "configs/xor.toml", "--quiet", "--out"])
+        .args(["--config", "configs/seed-xor.toml", "--quiet", "--out"])
         .arg(&run)
         .args([
             "--set",
@@ -718,11 +718,12 @@ fn a_corrupted_checkpoint_is_refused_on_resume_not_indexed() {
         ])
         .output()
         .unwrap());
-    // As a kill would have left it, with one sample index out of range in the checkpoint.
+    // As a kill would have left it, with one sample index out of range in the checkpoint (a
+    // run without pruning: one phase, so the last checkpoint is inside its training).
     std::fs::remove_file(run.join("summary.json")).unwrap();
     let path = run.join("checkpoint.safetensors");
     let mut c = trainer::checkpoint::Checkpoint::load(&path).unwrap();
-    c.order[0] = 1_000_000;
+    c.training.as_mut().unwrap().order[0] = 1_000_000;
     c.save(&path).unwrap();
     let e = err(&trainer(tmp.path())
         .arg("--resume")
@@ -730,7 +731,7 @@ fn a_corrupted_checkpoint_is_refused_on_resume_not_indexed() {
         .output()
         .unwrap());
     assert!(
-        e.contains("sample order is not an order of the 4 training samples"),
+        e.contains("sample order is not an order of the 5 training samples"),
         "{e}"
     );
 }

@@ -28,8 +28,37 @@ fn epochs_logged(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Starts the run and kills it once `kill_after` epochs are logged and a checkpoint exists.
-fn run_and_kill(config: &Path, sets: &[String], out: &Path, kill_after: usize) {
+/// Where the run's checkpoint stands: its phase (index in the run's phase list) and, inside a
+/// training phase, the epochs done in it.
+fn checkpoint_at(out: &Path) -> Option<(usize, Option<usize>)> {
+    let c = trainer::checkpoint::Checkpoint::load(&out.join("checkpoint.safetensors")).ok()?;
+    Some((c.phase, c.training.map(|t| t.epoch)))
+}
+
+/// When to kill a run.
+#[derive(Clone, Copy)]
+enum Kill {
+    /// Once this many epochs are logged and a checkpoint exists.
+    AfterEpochs(usize),
+    /// Once a checkpoint inside phase `.0` (index in the phase list) has `.1` epochs done.
+    InPhase(usize, usize),
+}
+
+impl Kill {
+    fn now(self, out: &Path) -> bool {
+        match self {
+            Kill::AfterEpochs(n) => {
+                out.join("checkpoint.safetensors").is_file() && epochs_logged(out) >= n
+            }
+            Kill::InPhase(phase, epochs) => {
+                checkpoint_at(out).is_some_and(|(p, e)| p == phase && e >= Some(epochs))
+            }
+        }
+    }
+}
+
+/// Starts the run and kills it (SIGKILL) as `kill` says.
+fn run_and_kill(config: &Path, sets: &[String], out: &Path, kill: Kill) {
     let mut cmd = trainer();
     cmd.arg("--config")
         .arg(config)
@@ -42,7 +71,7 @@ fn run_and_kill(config: &Path, sets: &[String], out: &Path, kill_after: usize) {
     let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
     loop {
-        if out.join("checkpoint.safetensors").is_file() && epochs_logged(out) >= kill_after {
+        if kill.now(out) {
             child.kill().unwrap();
             break;
         }
@@ -61,11 +90,20 @@ fn run_and_kill(config: &Path, sets: &[String], out: &Path, kill_after: usize) {
 }
 
 /// Runs the config `text` uninterrupted (without checkpoints) and killed + resumed (with a
-/// checkpoint every epoch), in `tmp`; asserts every result file is byte-identical. Returns the
-/// resumed run folder.
-fn killed_and_resumed_match(tmp: &Path, text: &str, sets: &[&str], kill_after: usize) -> PathBuf {
+/// checkpoint every epoch), in `tmp`; asserts every result file is byte-identical. With
+/// `from_phase_start`, a copy of the killed run loses the training part of its checkpoint, as
+/// a kill right after a phase began leaves it, and must resume as exactly. Returns the resumed
+/// run folder.
+fn killed_and_resumed_match(
+    tmp: &Path,
+    text: &str,
+    sets: &[&str],
+    kill: Kill,
+    from_phase_start: bool,
+) -> PathBuf {
     let config = &crate::write(tmp, "run.toml", text);
     let full = tmp.join("full");
+    let full = &full;
     let mut args = vec!["--config", config.to_str().unwrap(), "--quiet", "--out"];
     args.push(full.to_str().unwrap());
     for s in sets {
@@ -76,10 +114,31 @@ fn killed_and_resumed_match(tmp: &Path, text: &str, sets: &[&str], kill_after: u
     let resumed = tmp.join("resumed");
     let mut with_ckpt: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     with_ckpt.push("train.checkpoint_every=1".into());
-    run_and_kill(config, &with_ckpt, &resumed, kill_after);
-    let cut = epochs_logged(&resumed);
-    run(&["--resume", resumed.to_str().unwrap(), "--quiet"]);
+    run_and_kill(config, &with_ckpt, &resumed, kill);
+    let cut = checkpoint_at(&resumed);
+    let mut resumed_runs = vec![resumed.clone()];
+    if from_phase_start {
+        let copy = tmp.join("resumed-at-phase-start");
+        std::fs::create_dir(&copy).unwrap();
+        for f in std::fs::read_dir(&resumed).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+        }
+        let file = copy.join("checkpoint.safetensors");
+        let mut c = trainer::checkpoint::Checkpoint::load(&file).unwrap();
+        assert!(c.training.take().is_some() && c.phase > 0);
+        c.save(&file).unwrap();
+        resumed_runs.push(copy);
+    }
+    for resumed in resumed_runs {
+        run(&["--resume", resumed.to_str().unwrap(), "--quiet"]);
+        same_results(full, &resumed, cut);
+    }
+    resumed
+}
 
+/// Every result file of `full` and `resumed` byte-identical.
+fn same_results(full: &Path, resumed: &Path, cut: Option<(usize, Option<usize>)>) {
     for file in [
         "metrics.csv",
         "model.safetensors",
@@ -92,17 +151,16 @@ fn killed_and_resumed_match(tmp: &Path, text: &str, sets: &[&str], kill_after: u
         }
         assert!(
             std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-            "{file} differs after a kill at epoch {cut} and --resume ({} vs {})",
+            "{file} differs after a kill at {cut:?} (phase, epoch) and --resume ({} vs {})",
             a.display(),
             b.display()
         );
     }
     let summary = |d: &Path| -> report::Summary { report::load(&d.join("summary.json")).unwrap() };
-    let (a, b) = (summary(&full), summary(&resumed));
+    let (a, b) = (summary(full), summary(resumed));
     let (a, b) = (a.finished().unwrap(), b.finished().unwrap());
     assert_eq!(a.final_evals, b.final_evals);
     assert_eq!((a.epochs, a.steps), (b.epochs, b.steps));
-    resumed
 }
 
 const DIGITS: &str = r#"seed = 3
@@ -128,7 +186,7 @@ fn gradual_taylor_killed_between_mask_updates_resumes_exactly() {
     let cfg = &format!(
         "{DIGITS}[pruning]\nmode = \"gradual\"\ncriterion = \"taylor\"\nscope = \"global\"\nsparsity = 0.9\nschedule = \"polynomial\"\nbegin_epoch = 5\nend_epoch = 120\nevery_steps = 37\n"
     );
-    killed_and_resumed_match(tmp.path(), cfg, &[], 50);
+    killed_and_resumed_match(tmp.path(), cfg, &[], Kill::AfterEpochs(50), false);
 }
 
 #[test]
@@ -140,20 +198,50 @@ fn set_with_cosine_lr_and_early_stopping_resumes_exactly() {
     let cfg = &format!(
         "{DIGITS}lr_schedule = \"cosine\"\n[train.early_stopping]\npatience = 200\n[pruning]\nmode = \"set\"\nscope = \"erk\"\nsparsity = 0.8\nevery_steps = 20\n"
     );
-    killed_and_resumed_match(tmp.path(), cfg, &[], 40);
+    killed_and_resumed_match(tmp.path(), cfg, &[], Kill::AfterEpochs(40), false);
 }
 
 #[test]
-fn lottery_killed_in_a_later_level_resumes_exactly() {
-    // Checkpoints cover the dense level (with its rewind point at epoch 2); a kill during a
-    // later level resumes from the dense level's last checkpoint and replays the levels.
+fn lottery_killed_in_its_third_level_resumes_exactly() {
+    // Phases: dense level 0, then per level rewind, ticket, control; index 8 is level 3's
+    // ticket. The kill lands inside its training (best-validation record, masks held); a copy
+    // resumed from the level's start must end the same (metrics.csv cut back to the boundary).
     let tmp = tempfile::tempdir().unwrap();
     let cfg = &format!(
-        "{DIGITS}[pruning]\nmode = \"lottery\"\ncriterion = \"l1\"\nscope = \"layer\"\nlevels = [0.5, 0.8]\nrewind_epoch = 2\n"
+        "{DIGITS}[pruning]\nmode = \"lottery\"\ncriterion = \"l1\"\nscope = \"layer\"\nlevels = [0.5, 0.8, 0.9]\nrewind_epoch = 2\n"
     );
-    let resumed = killed_and_resumed_match(tmp.path(), cfg, &["train.epochs=60"], 90);
+    let sets = ["train.epochs=30"];
+    let resumed = killed_and_resumed_match(tmp.path(), cfg, &sets, Kill::InPhase(8, 5), true);
     let report = std::fs::read_to_string(resumed.join("lottery.md")).unwrap();
-    assert!(report.contains("| 2 | 20.0 |"), "{report}");
+    assert!(report.contains("| 3 | 10.0 |"), "{report}");
+}
+
+#[test]
+fn static_pruning_killed_in_its_second_fine_tuning_resumes_exactly() {
+    // Phases: train, before-pruning evaluation, then prune and fine-tune per round; index 5
+    // is round 2's fine-tuning.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = &format!(
+        "{DIGITS}[pruning]\nmode = \"static\"\ncriterion = \"l1\"\nscope = \"global\"\nsparsity = 0.6\nrounds = 2\nfine_tune_epochs = 40\n"
+    );
+    let sets = ["train.epochs=40"];
+    killed_and_resumed_match(tmp.path(), cfg, &sets, Kill::InPhase(5, 5), false);
+}
+
+#[test]
+fn a_search_killed_in_its_fourth_probe_resumes_exactly() {
+    // Phases: train, before-pruning evaluation, probes 1.., the choice; index 5 is probe 4.
+    // Probes log no epochs: the kill is timed by the checkpoint's phase. The upper end (99 %)
+    // is rejected, so every probe runs.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = &format!(
+        "{DIGITS}[pruning]\nmode = \"static\"\ncriterion = \"l1\"\nscope = \"global\"\nsparsity = 0.99\nfine_tune_epochs = 20\n[pruning.search]\nmetric = \"val_accuracy\"\ntolerance = 0.01\nprobes = 5\n"
+    );
+    let sets = ["train.epochs=40"];
+    let resumed = killed_and_resumed_match(tmp.path(), cfg, &sets, Kill::InPhase(5, 3), false);
+    let report: report::PruningReport = report::load(&resumed.join("pruning.json")).unwrap();
+    let probes = &report.search().unwrap().probes;
+    assert!(probes.len() == 5 && !probes[0].kept, "{probes:?}");
 }
 
 #[test]
@@ -211,11 +299,12 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
     let other = three_epochs("other", true, true);
     let file = other.join("checkpoint.safetensors");
     let mut c = trainer::checkpoint::Checkpoint::load(&file).unwrap();
-    let mut values = c.model.values().clone();
+    let t = c.training.as_mut().unwrap();
+    let mut values = t.model.values().clone();
     let id = *values.keys().next().unwrap();
     let v = values.remove(&id).unwrap();
     values.insert(burn::module::ParamId::from(id.val() ^ 1), v);
-    c.model = pruning::Snapshot::from_values(c.step, values);
+    t.model = pruning::Snapshot::from_values(t.step, values);
     c.save(&file).unwrap();
     let e = err(&["--resume", other.to_str().unwrap()]);
     assert!(
@@ -232,4 +321,53 @@ fn resume_refuses_finished_edited_and_checkpointless_runs() {
         "train.checkpoint_every=0",
     ]);
     assert!(e.contains("train.checkpoint_every"), "{e}");
+}
+
+#[test]
+fn a_from_run_resumes_from_the_same_earlier_run() {
+    // `--from` takes an earlier run's model as trained: its phases start at the evaluation
+    // before pruning. A resumed run loads that model again (with the config's parameter ids)
+    // and ends as the uninterrupted run did.
+    let tmp = tempfile::tempdir().unwrap();
+    let dense = crate::write(tmp.path(), "dense.toml", DIGITS);
+    let earlier = tmp.path().join("earlier");
+    let d = (dense.to_str().unwrap(), earlier.to_str().unwrap());
+    run(&[
+        "--config",
+        d.0,
+        "--set",
+        "train.epochs=3",
+        "--quiet",
+        "--out",
+        d.1,
+    ]);
+    let cfg = crate::write(
+        tmp.path(),
+        "static.toml",
+        &format!(
+            "{DIGITS}[pruning]\nmode = \"static\"\ncriterion = \"l1\"\nsparsity = 0.5\nrounds = 2\nfine_tune_epochs = 3\n"
+        ),
+    );
+    let pruned = |name: &str| {
+        let out = tmp.path().join(name);
+        let args = [
+            "--config",
+            cfg.to_str().unwrap(),
+            "--from",
+            d.1,
+            "--set",
+            "train.checkpoint_every=1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        run(&args);
+        out
+    };
+    let (full, stopped) = (pruned("full"), pruned("stopped"));
+    // As a kill in the last fine-tuning leaves it: no summary yet.
+    std::fs::remove_file(stopped.join("summary.json")).unwrap();
+    assert_eq!(checkpoint_at(&stopped), Some((4, Some(3))));
+    run(&["--resume", stopped.to_str().unwrap(), "--quiet"]);
+    same_results(&full, &stopped, None);
 }
