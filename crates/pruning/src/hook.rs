@@ -60,6 +60,36 @@ impl EpochEnd {
     }
 }
 
+/// A value a hook publishes for the run's log (a pruning event, a layer's sparsity), at a
+/// step and epoch of its training phase. The run numbers steps and epochs across phases: a
+/// hook never needs to know where its phase starts, nor where the log goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// Optimizer steps completed in the phase.
+    pub step: usize,
+    /// The epoch, counted from 1 (0 before training).
+    pub epoch: usize,
+    /// What the value is about (`prune`, `sparsity`, a split).
+    pub split: String,
+    /// Its name.
+    pub metric: String,
+    /// The value.
+    pub value: f64,
+}
+
+impl Published {
+    /// A row at `(step, epoch)`.
+    pub fn new(step: usize, epoch: usize, split: &str, metric: &str, value: f64) -> Self {
+        Self {
+            step,
+            epoch,
+            split: split.to_string(),
+            metric: metric.to_string(),
+            value,
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
@@ -119,6 +149,12 @@ pub trait TrainHook<M: Module> {
     /// Called once when the loop ends normally, with the model it returns.
     fn on_run_end(&mut self, _model: &M, _end: &RunEnd) -> Result<(), HookError> {
         Ok(())
+    }
+
+    /// What the hook has to publish since it was last asked: asked after every `on_epoch_end`
+    /// and after `on_run_end`, before the loop hands the epoch's own metrics to the run's log.
+    fn publish(&mut self) -> Vec<Published> {
+        Vec::new()
     }
 
     /// The state a checkpoint must keep (called after `on_epoch_end`): what the run's config

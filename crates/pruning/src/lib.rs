@@ -32,7 +32,7 @@ pub use error::PruneError;
 pub use granularity::{
     Granularity, LayerInput, ScopeKind, Selection, Spec, UnitSide, select_masks,
 };
-pub use hook::{EpochEnd, HookError, RunEnd, RunStart, StepInfo, TrainHook};
+pub use hook::{EpochEnd, HookError, Published, RunEnd, RunStart, StepInfo, TrainHook};
 pub use hook_state::HookState;
 pub use mask::{Mask, MaskSet};
 pub use mask_hook::MaskHook;

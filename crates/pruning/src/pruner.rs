@@ -18,7 +18,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use crate::error::PruneError;
 use crate::grad_accum::{GradAccumulator, flat_grad};
 use crate::granularity::{Granularity, ScopeKind, Spec};
-use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
+use crate::hook::{EpochEnd, HookError, Published, RunStart, StepInfo, TrainHook};
 use crate::hook_state::HookState;
 use crate::importance::Importance;
 use crate::mask::{Mask, MaskSet};
@@ -95,6 +95,10 @@ pub struct Pruner {
     dense: Option<BTreeMap<ParamId, Vec<f32>>>,
     reset: Option<BTreeMap<ParamId, Vec<bool>>>,
     events: Vec<PruneEvent>,
+    /// Events already published.
+    published: usize,
+    /// The position of the epoch that ended and whose sparsity is not yet published.
+    epoch_end: Option<(usize, usize)>,
     warnings: Vec<String>,
     rng: Rng,
     steps_per_epoch: usize,
@@ -165,6 +169,8 @@ impl Pruner {
             dense: None,
             reset: None,
             events: Vec::new(),
+            published: 0,
+            epoch_end: None,
             warnings: Vec::new(),
             rng,
             steps_per_epoch: 1,
@@ -390,6 +396,33 @@ impl<M: Module> TrainHook<M> for Pruner {
         }
     }
 
+    fn on_epoch_end(&mut self, _model: &M, e: &EpochEnd) -> Result<(), HookError> {
+        self.epoch_end = Some((e.step, e.epoch));
+        Ok(())
+    }
+
+    // Every mask update as an event (`prune` rows at the update's step), and at every epoch's
+    // end the sparsity of every layer (`sparsity` rows): curves of accuracy against sparsity
+    // come from one log.
+    fn publish(&mut self) -> Vec<Published> {
+        let mut rows = Vec::new();
+        for ev in &self.events[self.published..] {
+            let (s, e) = (ev.step, ev.epoch);
+            rows.push(Published::new(s, e, "prune", "target", ev.target));
+            rows.push(Published::new(s, e, "prune", "sparsity", ev.sparsity));
+            rows.push(Published::new(s, e, "prune", "changed", ev.changed as f64));
+        }
+        self.published = self.events.len();
+        if let Some((s, e)) = self.epoch_end.take() {
+            let total = self.weight_sparsity();
+            rows.push(Published::new(s, e, "sparsity", "total", total));
+            for (name, v) in self.layer_sparsity() {
+                rows.push(Published::new(s, e, "sparsity", &name, v));
+            }
+        }
+        rows
+    }
+
     // Between steps the dense gradient and the pending optimizer reset are always empty (both
     // are used within the step that sets them): the masks, the gradient window, the generator
     // and the record of updates are the whole state. An update's per-layer sparsities are in
@@ -457,6 +490,9 @@ impl<M: Module> TrainHook<M> for Pruner {
         };
         self.dense = None;
         self.reset = None;
+        // Checkpoints are written after the epoch's rows were published.
+        self.published = self.events.len();
+        self.epoch_end = None;
         Ok(())
     }
 }

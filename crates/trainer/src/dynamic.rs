@@ -139,10 +139,10 @@ pub(crate) fn train(
     )
     .map_err(TrainError::Prune)?;
     let t = {
-        let mut log = crate::hooks::PrunerLog::new(&mut pruner, sinks.metrics);
+        // The pruner publishes its events and sparsities; the loop logs them.
         let mut hooks: [&mut dyn pruning::TrainHook<crate::model::Mlp>; 2] =
-            [&mut log, sinks.progress];
-        ctx.train(state.model, &mut hooks, ckpt)?
+            [&mut pruner, sinks.progress];
+        ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?
     };
     state.masks = pruner.masks().clone();
     let record = &mut state.record;

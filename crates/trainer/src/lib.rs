@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod inference;
 pub mod interrupt;
 pub mod lottery;
+pub mod metrics_log;
 pub mod model;
 pub mod optim;
 pub mod phases;

@@ -9,7 +9,8 @@ use report::{Level, LevelResult};
 
 use crate::checkpoint::Checkpointing;
 use crate::config::{CountOverConfig, PruningConfig, steps_of};
-use crate::hooks::{BestValid, MetricsLog};
+use crate::hooks::BestValid;
+use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
 use crate::phases::{Setup, Sinks, evals_report, metrics_io};
 use crate::prune;
@@ -30,17 +31,14 @@ fn train_level(
     let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
     let mut best = BestValid::default();
     let ctx = s.ctx;
-    let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![
-        &mut hold,
-        &mut best,
-        &mut *sinks.metrics,
-        &mut *sinks.progress,
-    ];
+    let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![&mut hold, &mut best, &mut *sinks.progress];
     if let Some(snapshot) = first {
         hooks.insert(0, snapshot);
     }
     let order = ctx.seeds.rng(phase, Purpose::Shuffle);
-    let t = train_checkpointed(model, &ctx.task, &ctx.cfg.train, order, &mut hooks, ckpt)?;
+    let (task, t) = (&ctx.task, &ctx.cfg.train);
+    let log = Some(&mut *sinks.metrics);
+    let t = train_checkpointed(model, task, t, order, &mut hooks, log, ckpt)?;
     drop(hooks);
     Ok((t, best))
 }

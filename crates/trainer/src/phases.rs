@@ -15,7 +15,8 @@ use pruning::{MaskSet, ParamInfo, PruneError, TrainHook};
 use crate::checkpoint::Checkpointing;
 use crate::config::{Config, PruningConfig, PruningMode};
 use crate::eval::Evaluation;
-use crate::hooks::{MetricsLog, Progress};
+use crate::hooks::Progress;
+use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
 use crate::prune;
 use crate::seeds::{Phase, Purpose, Seeds};
@@ -151,15 +152,17 @@ pub(crate) struct RunContext<'a> {
 
 impl RunContext<'_> {
     /// The run's first training phase (`[train]`, shuffled by the first phase's stream), with
-    /// `hooks`, checkpointed as `ckpt` says.
+    /// `hooks`, logged to `log`, checkpointed as `ckpt` says.
     pub fn train(
         &self,
         model: Mlp,
         hooks: &mut [&mut dyn TrainHook<Mlp>],
+        log: &mut MetricsLog,
         ckpt: Option<&mut Checkpointing>,
     ) -> Result<Trained, TrainError> {
         let order = self.seeds.rng(Phase::Train, Purpose::Shuffle);
-        train_checkpointed(model, &self.task, &self.cfg.train, order, hooks, ckpt)
+        let t = &self.cfg.train;
+        train_checkpointed(model, &self.task, t, order, hooks, Some(log), ckpt)
     }
 }
 
@@ -267,23 +270,22 @@ impl Setup<'_> {
         prune::prune_step(model, self.params, masks, rule, seed, grads).map_err(TrainError::Prune)
     }
 
-    /// Fine-tunes `model` with `masks` held, shuffling with `phase`'s stream.
+    /// Fine-tunes `model` with `masks` held, shuffling with `phase`'s stream; logged to `log`
+    /// where given (a search's probes are not).
     pub fn fine_tune(
         &self,
-        model: Mlp,
-        masks: &MaskSet,
+        (model, masks): (Mlp, &MaskSet),
         phase: Phase,
-        others: &mut [&mut dyn TrainHook<Mlp>],
+        progress: &mut Progress,
+        log: Option<&mut MetricsLog>,
         ckpt: Option<&mut Checkpointing>,
     ) -> Result<Trained, TrainError> {
         let tune = prune::fine_tune_config(&self.ctx.cfg.train, self.p);
         let shuffle = self.ctx.seeds.rng(phase, Purpose::Shuffle);
         let mut hold = pruning::MaskHook::new(self.params, masks).map_err(TrainError::Prune)?;
-        let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![&mut hold];
-        for h in others.iter_mut() {
-            hooks.push(&mut **h);
-        }
-        train_checkpointed(model, &self.ctx.task, &tune, shuffle, &mut hooks, ckpt)
+        let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, progress];
+        let task = &self.ctx.task;
+        train_checkpointed(model, task, &tune, shuffle, &mut hooks, log, ckpt)
     }
 
     /// Every split's evaluation of `m`.

@@ -65,9 +65,9 @@ pub(crate) fn fine_tune(
     sinks: &mut Sinks<'_>,
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<State, TrainError> {
-    let mut others: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
     let phase = Phase::FineTune { round };
-    let t = s.fine_tune(state.model, &state.masks, phase, &mut others, ckpt)?;
+    let net = (state.model, &state.masks);
+    let t = s.fine_tune(net, phase, sinks.progress, Some(&mut *sinks.metrics), ckpt)?;
     state.model = t.model;
     state.record.end = (&t.end).into();
     state.advance(&t.end, sinks.metrics);
@@ -106,8 +106,8 @@ pub(crate) fn train_held(
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<State, TrainError> {
     let mut hold = pruning::MaskHook::new(s.params, &state.masks).map_err(TrainError::Prune)?;
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 3] = [&mut hold, sinks.metrics, sinks.progress];
-    let t = s.ctx.train(state.model, &mut hooks, ckpt)?;
+    let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, sinks.progress];
+    let t = s.ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
     state.record.end = (&t.end).into();
     state.advance(&t.end, sinks.metrics);

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Bag, Checkpointing, put_masks, put_snapshot, take_masks, take_snapshot};
 use crate::config::{Granularity, PruningMode};
-use crate::hooks::MetricsLog;
 use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
+use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
 use crate::phases::{
     PhaseKind, RunContext, Setup, Sinks, Training, evals_report, initial_masks, metrics_io, plan,
@@ -336,8 +336,8 @@ fn dense(
     sinks: &mut Sinks<'_>,
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<State, TrainError> {
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [sinks.metrics, sinks.progress];
-    let t = ctx.train(state.model, &mut hooks, ckpt)?;
+    let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [sinks.progress];
+    let t = ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
     state.record.end = (&t.end).into();
     state.advance(&t.end, sinks.metrics);

@@ -158,8 +158,8 @@ pub(crate) fn probe(
         setup.prune(state.model.clone(), &state.masks, &rule, 1, grads.as_ref())?;
     let m = if p.fine_tune_epochs > 0 {
         let phase = Phase::Probe { index };
-        let hooks: &mut [&mut dyn pruning::TrainHook<Mlp>] = &mut [&mut *sinks.progress];
-        setup.fine_tune(m, &masks, phase, hooks, ckpt)?.model
+        let tuned = setup.fine_tune((m, &masks), phase, sinks.progress, None, ckpt)?;
+        tuned.model
     } else {
         m
     };

@@ -7,7 +7,7 @@
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use pruning::{EpochEnd, HookError, Rng, RunEnd, RunStart, StepInfo, TrainHook};
+use pruning::{EpochEnd, HookError, Published, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
 use crate::checkpoint::{Checkpointing, Position};
 use crate::config::TrainConfig;
@@ -16,6 +16,7 @@ use crate::denormals::FlushDenormals;
 use crate::early_stop::{EarlyStopping, Verdict};
 use crate::eval::{Evaluation, evaluate};
 use crate::head::Head;
+use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
 use crate::optim::{LrSchedule, build_optimizer};
 
@@ -147,7 +148,7 @@ pub fn train(
         head,
         device,
     };
-    train_checkpointed(model, &task, t, shuffle, hooks, None)
+    train_checkpointed(model, &task, t, shuffle, hooks, None, None)
 }
 
 /// What a network trains on and where: the data, the task head and the device (with autodiff).
@@ -161,13 +162,25 @@ pub struct Task<'a> {
     pub device: &'a Device,
 }
 
-/// [`train`], writing checkpoints as `ckpt` says and first continuing from its `resume`.
+/// Everything `hooks` published since they were last asked, in hook order.
+fn published(hooks: &mut [&mut dyn TrainHook<Mlp>]) -> Vec<Published> {
+    hooks.iter_mut().flat_map(|h| h.publish()).collect()
+}
+
+fn log_io(log: &MetricsLog) -> impl FnOnce(std::io::Error) -> TrainError + use<> {
+    let path = log.path().to_path_buf();
+    move |cause| TrainError::Io { path, cause }
+}
+
+/// [`train`], logging each epoch (its metrics and what the hooks published) to `log`, writing
+/// checkpoints as `ckpt` says and first continuing from its `resume_training`.
 pub fn train_checkpointed(
     model: Mlp,
     task: &Task<'_>,
     t: &TrainConfig,
     shuffle: Rng,
     hooks: &mut [&mut dyn TrainHook<Mlp>],
+    mut log: Option<&mut MetricsLog>,
     mut ckpt: Option<&mut Checkpointing>,
 ) -> Result<Trained, TrainError> {
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
@@ -194,7 +207,7 @@ pub fn train_checkpointed(
     if let Some(c) = ckpt.as_deref_mut()
         && let Some(r) = c.resume_training.take()
     {
-        st = st.resume(r, &c.path, hooks, n)?;
+        st = st.resume(r, &c.path, hooks, log.as_deref_mut(), n)?;
     }
     let schedule = LrSchedule::new(t, n_batches);
     let mut stopped_early = false;
@@ -211,6 +224,14 @@ pub fn train_checkpointed(
         for h in hooks.iter_mut() {
             h.on_epoch_end(&st.model, &end).map_err(hook_err(*h))?;
         }
+        let rows = published(hooks);
+        let mut metrics_bytes = None;
+        if let Some(log) = log.as_deref_mut() {
+            log.epoch(&rows, &end).map_err(log_io(log))?;
+            if ckpt.is_some() {
+                metrics_bytes = Some(log.position().map_err(log_io(log))?);
+            }
+        }
         let interrupted = crate::interrupt::requested();
         if let Some(c) = ckpt.as_deref()
             && !stop
@@ -222,6 +243,7 @@ pub fn train_checkpointed(
                 shuffle: &st.shuffle,
                 order: &st.order,
                 early: st.early.as_ref(),
+                metrics_bytes,
             };
             c.write(&at, &st.model, st.best.as_ref(), &st.optim, hooks)?;
         }
@@ -241,6 +263,11 @@ pub fn train_checkpointed(
     };
     for h in hooks.iter_mut() {
         h.on_run_end(&model, &end).map_err(hook_err(*h))?;
+    }
+    let rows = published(hooks);
+    if let Some(log) = log {
+        log.published(&rows).map_err(log_io(log))?;
+        log.flush().map_err(log_io(log))?;
     }
     Ok(Trained { model, end })
 }
@@ -266,6 +293,7 @@ impl LoopState {
         r: crate::checkpoint::LoopCheckpoint,
         path: &std::path::Path,
         hooks: &mut [&mut dyn TrainHook<Mlp>],
+        log: Option<&mut MetricsLog>,
         n: usize,
     ) -> Result<Self, TrainError> {
         let fail = |message: String| TrainError::Checkpoint {
@@ -273,6 +301,16 @@ impl LoopState {
             message,
         };
         r.fits(&self.model, hooks, n).map_err(fail)?;
+        // metrics.csv back to where it stood: the epochs after the checkpoint log again.
+        match (log, r.metrics_bytes) {
+            (Some(log), Some(len)) => log.truncate(len).map_err(|e| fail(e.to_string()))?,
+            (None, None) => {}
+            _ => {
+                return Err(fail(
+                    "it was written by a training phase that logged differently: resume with the build and config that wrote it".into(),
+                ));
+            }
+        }
         for (h, (_, state)) in hooks.iter_mut().zip(r.hooks) {
             if let Some(state) = state {
                 h.load_state(&self.model, state).map_err(hook_err(*h))?;

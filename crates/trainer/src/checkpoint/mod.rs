@@ -169,6 +169,8 @@ pub struct Position<'a> {
     pub order: &'a [usize],
     /// Early stopping, when on.
     pub early: Option<&'a EarlyStopping>,
+    /// metrics.csv's length with the epoch logged (on the disk), when the phase logs.
+    pub metrics_bytes: Option<u64>,
 }
 
 impl Checkpointing {
@@ -229,6 +231,7 @@ impl Checkpointing {
             order: at.order.to_vec(),
             early: at.early.map(EarlyStopping::state),
             hooks: states,
+            metrics_bytes: at.metrics_bytes,
         }))
     }
 }

@@ -1,7 +1,7 @@
 //! The training loop's part of a checkpoint: everything the loop cannot rebuild from the config
 //! — weights, the optimizer's state, the shuffling generator and the epoch's sample order, the
 //! position (epoch, step), early stopping's state and best model, and each hook's state (the
-//! pruner's masks, gradient window, generator and update record; `metrics.csv`'s length).
+//! pruner's masks, gradient window, generator and update record) and `metrics.csv`'s length.
 
 use pruning::{HookState, Snapshot, TrainHook};
 
@@ -31,6 +31,9 @@ pub struct LoopCheckpoint {
     pub early: Option<(Option<f64>, usize)>,
     /// Each hook's name and state, in the loop's order.
     pub hooks: Vec<(String, Option<HookState>)>,
+    /// metrics.csv's length at the checkpoint, when the phase logs: rows after it (epochs a
+    /// killed run did after its last checkpoint) are cut on resume and written again.
+    pub metrics_bytes: Option<u64>,
 }
 
 impl LoopCheckpoint {
@@ -114,6 +117,9 @@ impl LoopCheckpoint {
         bag.text.insert("hooks".into(), names.join("\n"));
         bag.text.insert("epoch".into(), self.epoch.to_string());
         bag.text.insert("step".into(), self.step.to_string());
+        if let Some(len) = self.metrics_bytes {
+            bag.text.insert("metrics_bytes".into(), len.to_string());
+        }
         if let Some((best, since)) = self.early {
             let best = best.map_or("none".into(), |b| b.to_bits().to_string());
             bag.text.insert("early".into(), format!("{best},{since}"));
@@ -166,6 +172,9 @@ impl LoopCheckpoint {
             order: bag.words("order")?.iter().map(|&i| i as usize).collect(),
             early,
             hooks,
+            metrics_bytes: (bag.text.contains_key("metrics_bytes"))
+                .then(|| bag.parse("metrics_bytes"))
+                .transpose()?,
         })
     }
 }

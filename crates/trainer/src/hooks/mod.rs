@@ -1,12 +1,9 @@
-//! The trainer's own hooks: metrics logging, the progress bar, the pruner's log, and the best
-//! validation epoch.
+//! The trainer's own hooks: the progress bar and the best validation epoch. (What hooks
+//! publish goes to the run's log, [`crate::metrics_log::MetricsLog`], which the loop writes:
+//! no hook wraps another.)
 
 mod best_valid;
-mod metrics_log;
 mod progress;
-mod pruner_log;
 
 pub use best_valid::BestValid;
-pub use metrics_log::MetricsLog;
 pub use progress::Progress;
-pub use pruner_log::PrunerLog;

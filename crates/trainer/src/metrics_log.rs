@@ -1,14 +1,16 @@
-//! Writes `metrics.csv` in long format (`step,epoch,split,metric,value`), flushed every epoch
-//! so that a run that fails or is killed keeps everything measured so far.
+//! The run's log: `metrics.csv` in long format (`step,epoch,split,metric,value`), flushed every
+//! epoch so that a run that fails or is killed keeps everything measured so far.
+//!
+//! The training loop writes each epoch's metrics and what its hooks published; phases write
+//! their evaluations. Steps and epochs are numbered across the run's phases: the runner sets
+//! where each phase starts ([`MetricsLog::set_offset`]), nobody else.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use pruning::{EpochEnd, HookError, HookState, TrainHook};
+use pruning::{EpochEnd, Published};
 use report::metrics::MetricRow;
-
-use crate::model::Mlp;
 
 /// The `metrics.csv` writer.
 pub struct MetricsLog {
@@ -49,8 +51,8 @@ impl MetricsLog {
         &self.path
     }
 
-    /// Continues step and epoch numbering after an earlier phase (fine-tuning after pruning
-    /// logs its epoch 1 as the run's next epoch).
+    /// Continues step and epoch numbering after the earlier phases (fine-tuning after pruning
+    /// logs its epoch 1 as the run's next epoch): set by the runner at each phase's start.
     pub fn set_offset(&mut self, steps: usize, epochs: usize) {
         self.step_offset = steps;
         self.epoch_offset = epochs;
@@ -104,6 +106,26 @@ impl MetricsLog {
         file.metadata().map(|m| m.len())
     }
 
+    /// Logs a training phase's epoch: what its hooks published, then the epoch's metrics, and
+    /// flushes (a killed run keeps every finished epoch).
+    pub fn epoch(&mut self, published: &[Published], end: &EpochEnd) -> std::io::Result<()> {
+        self.published(published)?;
+        for (split, metric, value) in &end.metrics {
+            let (step, epoch) = (end.step + self.step_offset, end.epoch + self.epoch_offset);
+            self.row(step, epoch, split, metric, *value)?;
+        }
+        self.flush()
+    }
+
+    /// Logs rows hooks published, each at its own position in the phase.
+    pub fn published(&mut self, rows: &[Published]) -> std::io::Result<()> {
+        for r in rows {
+            let (step, epoch) = (r.step + self.step_offset, r.epoch + self.epoch_offset);
+            self.row(step, epoch, &r.split, &r.metric, r.value)?;
+        }
+        Ok(())
+    }
+
     /// Cuts the file back to `len` bytes (a checkpoint's [`MetricsLog::position`]): rows a
     /// killed run wrote after its checkpoint are written again by the resumed run.
     pub fn truncate(&mut self, len: u64) -> std::io::Result<()> {
@@ -116,37 +138,5 @@ impl MetricsLog {
             )));
         }
         file.set_len(len)
-    }
-}
-
-impl TrainHook<Mlp> for MetricsLog {
-    fn name(&self) -> &str {
-        "metrics.csv"
-    }
-
-    fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
-        let named = |e: std::io::Error, path: &Path| format!("{}: {e}", path.display());
-        for (split, metric, value) in &e.metrics {
-            let (step, epoch) = (e.step + self.step_offset, e.epoch + self.epoch_offset);
-            self.row(step, epoch, split, metric, *value)
-                .map_err(|e| named(e, &self.path))?;
-        }
-        self.flush().map_err(|e| named(e, &self.path))?;
-        Ok(())
-    }
-
-    // The file's length at the checkpoint: rows after it (from the epochs a killed run did
-    // after its last checkpoint) are cut on resume, and the resumed epochs write them again.
-    fn save_state(&self) -> Result<Option<HookState>, HookError> {
-        let len = self.out.get_ref().metadata()?.len() + self.out.buffer().len() as u64;
-        // On the disk before the checkpoint that records its length.
-        self.out.get_ref().sync_data()?;
-        let mut st = HookState::default();
-        st.words.insert("bytes".into(), vec![len]);
-        Ok(Some(st))
-    }
-
-    fn load_state(&mut self, _model: &Mlp, st: HookState) -> Result<(), HookError> {
-        Ok(self.truncate(st.word("bytes")?)?)
     }
 }
