@@ -46,6 +46,11 @@ impl LayerInput {
 
 /// Which weights make up a hidden unit's score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum UnitSide {
     /// The unit's incoming weights.
     #[default]
@@ -56,8 +61,14 @@ pub enum UnitSide {
     Both,
 }
 
-/// What is removed together.
+/// What is removed together. Written as `"weight"`, `"neuron"` (its side given apart, see
+/// [`Granularity::with_side`]), `"rows"` or `"N:M"` such as `"2:4"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "String", into = "String")
+)]
 pub enum Granularity {
     /// Single weights.
     Weight,
@@ -73,8 +84,75 @@ pub enum Granularity {
     NOfM(usize, usize),
 }
 
+impl Granularity {
+    /// Neuron granularity scored on `side`; others unchanged.
+    pub fn with_side(self, side: UnitSide) -> Self {
+        match self {
+            Self::Neuron(_) => Self::Neuron(side),
+            other => other,
+        }
+    }
+}
+
+impl std::str::FromStr for Granularity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not one of \"weight\", \"neuron\", \"rows\" or \"N:M\" with 0 < N < M (e.g. \"2:4\")"
+            )
+        };
+        match s {
+            "weight" => Ok(Self::Weight),
+            "neuron" => Ok(Self::Neuron(UnitSide::default())),
+            "rows" => Ok(Self::Rows),
+            nm => {
+                let (n, m) = nm.split_once(':').ok_or_else(bad)?;
+                let n: usize = n.trim().parse().map_err(|_| bad())?;
+                let m: usize = m.trim().parse().map_err(|_| bad())?;
+                if n > 0 && n < m {
+                    Ok(Self::NOfM(n, m))
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Granularity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Weight => write!(f, "weight"),
+            Self::Neuron(_) => write!(f, "neuron"),
+            Self::Rows => write!(f, "rows"),
+            Self::NOfM(n, m) => write!(f, "{n}:{m}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Granularity {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Granularity> for String {
+    fn from(g: Granularity) -> String {
+        g.to_string()
+    }
+}
+
 /// Where entries are ranked against each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum ScopeKind {
     /// Each layer on its own, at the same rate (or its override).
     #[default]
@@ -378,4 +456,26 @@ fn neurons(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granularities_read_back_as_written() {
+        for text in ["weight", "neuron", "rows", "2:4", "1:8"] {
+            let g: Granularity = text.parse().unwrap();
+            assert_eq!(g.to_string(), text);
+        }
+        let neuron: Granularity = "neuron".parse().unwrap();
+        assert_eq!(
+            neuron.with_side(UnitSide::Both),
+            Granularity::Neuron(UnitSide::Both)
+        );
+        for bad in ["4:2", "0:4", "2:2", "x:4", "neurons", ""] {
+            let e = bad.parse::<Granularity>().unwrap_err();
+            assert!(e.starts_with(&format!("`{bad}` is not one of")), "{e}");
+        }
+    }
 }

@@ -34,6 +34,7 @@ pub use granularity::{
 };
 pub use hook::{EpochEnd, HookError, Published, RunEnd, RunStart, StepInfo, TrainHook};
 pub use hook_state::HookState;
+pub use importance::Criterion;
 pub use mask::{Mask, MaskSet};
 pub use mask_hook::MaskHook;
 pub use module::{Prunable, apply_masks, host_values, read_params};

@@ -56,6 +56,11 @@ impl Rule {
 
 /// What a sparsity fraction is a fraction of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum CountOver {
     /// The entries not yet pruned (PyTorch's rule; iterative pruning).
     #[default]

@@ -4,7 +4,10 @@
 use pruning::schedule::{Constant, OneShot, Polynomial, Schedule, Steps};
 use pruning::{Growth, MaskSet, ParamInfo, Plan, PruneError, Pruner, Rewiring};
 
-use crate::config::{PruningConfig, PruningMode, ScheduleKind, TrainConfig, steps_of};
+use crate::config::{
+    DropGrowConfig, GradualConfig, ModeConfig, PruningConfig, PruningMode, RuleConfig,
+    ScheduleKind, TrainConfig, steps_of,
+};
 use crate::prune::{criterion, spec};
 use crate::seeds::Seeds;
 use crate::train::steps_per_epoch;
@@ -15,14 +18,14 @@ use crate::train::steps_per_epoch;
     clippy::unwrap_used,
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
-pub fn schedule(p: &PruningConfig, spe: usize) -> Box<dyn Schedule> {
+pub fn schedule(g: &GradualConfig, rule: &RuleConfig, spe: usize) -> Box<dyn Schedule> {
     let to = |s: Option<Steps>| s.map_or(0, |s| s.to_steps(spe));
-    let begin = to(steps_of(p.begin_epoch, p.begin_step));
-    let end = to(steps_of(p.end_epoch, p.end_step)).max(begin);
-    let every = to(steps_of(p.every_epochs, p.every_steps)).max(1);
-    let target = p.sparsity.expect("validated");
-    let initial = p.initial_sparsity.unwrap_or(0.0);
-    match p.schedule.unwrap_or_default() {
+    let begin = to(steps_of(g.begin_epoch, g.begin_step));
+    let end = to(steps_of(g.end_epoch, g.end_step)).max(begin);
+    let every = to(steps_of(g.every_epochs, g.every_steps)).max(1);
+    let target = rule.sparsity.expect("validated");
+    let initial = g.initial_sparsity.unwrap_or(0.0);
+    match g.schedule.unwrap_or_default() {
         ScheduleKind::Polynomial | ScheduleKind::Linear if end == begin => Box::new(OneShot {
             step: begin,
             sparsity: target,
@@ -32,7 +35,7 @@ pub fn schedule(p: &PruningConfig, spe: usize) -> Box<dyn Schedule> {
             target,
             begin,
             end,
-            power: p.power.unwrap_or(3.0),
+            power: g.power.unwrap_or(3.0),
             frequency: every,
         }),
         ScheduleKind::Linear => Box::new(Polynomial::linear(initial, target, begin, end, every)),
@@ -83,25 +86,23 @@ pub fn pruner(
 ) -> Result<Pruner, PruneError> {
     let spe = steps_per_epoch(train, n_train);
     let total = train.epochs * spe;
-    let plan = match p.mode {
-        PruningMode::Gradual => Plan::Prune(schedule(p, spe)),
-        PruningMode::Rigl | PruningMode::Set => {
-            let end = steps_of(p.end_epoch, p.end_step).map_or(total * 3 / 4, |s| s.to_steps(spe));
-            let every = steps_of(p.every_epochs, p.every_steps).map_or(100, |s| s.to_steps(spe));
-            Plan::Rewire {
-                rewiring: Rewiring {
-                    growth: if p.mode == PruningMode::Rigl {
-                        Growth::Gradient
-                    } else {
-                        Growth::Random
-                    },
-                    drop_fraction: p.drop_fraction.unwrap_or(0.3),
-                    every,
-                    end,
-                },
-                sparsity: p.sparsity.expect("validated"),
-            }
+    let rewire = |d: &DropGrowConfig, growth| {
+        let end = steps_of(d.end_epoch, d.end_step).map_or(total * 3 / 4, |s| s.to_steps(spe));
+        let every = steps_of(d.every_epochs, d.every_steps).map_or(100, |s| s.to_steps(spe));
+        Plan::Rewire {
+            rewiring: Rewiring {
+                growth,
+                drop_fraction: d.drop_fraction.unwrap_or(0.3),
+                every,
+                end,
+            },
+            sparsity: p.rule.sparsity.expect("validated"),
         }
+    };
+    let plan = match &p.mode {
+        ModeConfig::Gradual(g) => Plan::Prune(schedule(g, &p.rule, spe)),
+        ModeConfig::Rigl(d) => rewire(d, Growth::Gradient),
+        ModeConfig::Set(d) => rewire(d, Growth::Random),
         _ => Plan::Hold,
     };
     Pruner::new(
@@ -109,7 +110,7 @@ pub fn pruner(
         masks,
         // The random criterion of the first training phase draws per parameter name from the
         // run's seed, as it always has: gradual pruning by random scores keeps its numbers.
-        criterion(p.criterion, seeds.seed()),
+        criterion(p.rule.criterion, seeds.seed()),
         spec(p),
         plan,
         // The pruner derives its own stream from the seed under the name `pruner`: the
@@ -149,7 +150,7 @@ pub(crate) fn train(
     record.warnings.extend(pruner.warnings().iter().cloned());
     // A schedule that never fired leaves a dense network under a pruning config: say so rather
     // than report a quiet 0 %.
-    if p.mode == PruningMode::Gradual && state.masks.sparsity() == 0.0 {
+    if p.mode() == PruningMode::Gradual && state.masks.sparsity() == 0.0 {
         record.warnings.push(format!(
             "the gradual schedule never pruned: no mask update removed a weight in the run's {} steps ({} epochs); check pruning.begin_step/begin_epoch and end_step/end_epoch against train.epochs",
             t.end.steps_done, t.end.epochs_done

@@ -268,7 +268,7 @@ fn initial_model(
                 dir: from.to_path_buf(),
                 message,
             };
-            let statik = cfg.pruning.as_ref().map(|p| p.mode) == Some(PruningMode::Static);
+            let statik = cfg.pruning.as_ref().map(|p| p.mode()) == Some(PruningMode::Static);
             if !statik {
                 return Err(fail("--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into()));
             }

@@ -3,12 +3,12 @@
 //! at step k, Frankle et al. 2020) → retrain. Each level is also trained from a fresh random
 //! initialisation with the same masks: the control that tells a ticket from a sparse network.
 
-use pruning::{MaskHook, MaskSet, ParamInfo, PruneError, SnapshotAt, TrainHook};
+use pruning::{CountOver, MaskHook, MaskSet, ParamInfo, PruneError, SnapshotAt, TrainHook};
 use report::table::{Align, markdown};
 use report::{Level, LevelResult};
 
 use crate::checkpoint::Checkpointing;
-use crate::config::{CountOverConfig, PruningConfig, steps_of};
+use crate::config::{ModeConfig, PruningConfig, steps_of};
 use crate::hooks::BestValid;
 use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
@@ -73,7 +73,11 @@ pub(crate) fn dense(
 ) -> Result<State, TrainError> {
     let (ctx, p) = (s.ctx, s.p);
     let spe = steps_per_epoch(&ctx.cfg.train, ctx.task.splits.train.len());
-    let rewind = steps_of(p.rewind_epoch, p.rewind_step).map_or(0, |s| s.to_steps(spe));
+    let rewind = match &p.mode {
+        ModeConfig::Lottery(l) => steps_of(l.rewind_epoch, l.rewind_step),
+        _ => None,
+    };
+    let rewind = rewind.map_or(0, |s| s.to_steps(spe));
     let mut snap = SnapshotAt::new(rewind);
     mark(sinks.metrics, "level", 0.0)?;
     let (t, best) = train_level(
@@ -191,15 +195,16 @@ pub(crate) fn control(
 /// Each level's pruning rule: `rounds` times `sparsity` of the remaining weights, or, with
 /// `levels`, each listed sparsity of all weights.
 pub(crate) fn level_rules(p: &PruningConfig) -> Vec<PruningConfig> {
-    if p.levels.is_empty() {
-        return vec![p.clone(); p.rounds];
+    if p.levels().is_empty() {
+        return vec![p.clone(); p.rounds()];
     }
-    p.levels
+    p.levels()
         .iter()
-        .map(|&s| PruningConfig {
-            sparsity: Some(s),
-            count_over: CountOverConfig::All,
-            ..p.clone()
+        .map(|&s| {
+            let mut rule = p.clone();
+            rule.rule.sparsity = Some(s);
+            rule.rule.count_over = CountOver::All;
+            rule
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use pruning::importance::GradStats;
 use pruning::{MaskSet, ParamInfo, PruneError, TrainHook};
 
 use crate::checkpoint::Checkpointing;
-use crate::config::{Config, PruningConfig, PruningMode};
+use crate::config::{Config, ModeConfig, PruningConfig, PruningMode};
 use crate::eval::Evaluation;
 use crate::hooks::Progress;
 use crate::metrics_log::MetricsLog;
@@ -102,16 +102,20 @@ pub(crate) fn plan(cfg: &Config, from: bool) -> Vec<PhaseKind> {
     let Some(p) = &cfg.pruning else {
         return vec![Train(Training::Dense)];
     };
-    match p.mode {
+    match p.mode() {
         PruningMode::Gradual | PruningMode::Rigl | PruningMode::Set => {
             vec![Train(Training::Dynamic)]
         }
         PruningMode::AtInit => vec![PruneAtInit, Train(Training::Held)],
         PruningMode::Lottery => {
+            let control = match &p.mode {
+                ModeConfig::Lottery(l) => l.reinit_control.unwrap_or(true),
+                _ => false,
+            };
             let mut phases = vec![Train(Training::LotteryDense)];
             for level in 1..=crate::lottery::level_rules(p).len() {
                 phases.extend([Rewind { level }, Ticket { level }]);
-                if p.reinit_control.unwrap_or(true) {
+                if control {
                     phases.push(Control { level });
                 }
             }
@@ -124,13 +128,13 @@ pub(crate) fn plan(cfg: &Config, from: bool) -> Vec<PhaseKind> {
                 vec![Train(Training::Dense)]
             };
             phases.push(Baseline);
-            if let Some(search) = &p.search {
+            if let Some(search) = &p.search() {
                 phases.extend((0..search.probes).map(|index| Probe { index }));
                 phases.push(Choose);
             } else {
-                for round in 1..=p.rounds {
+                for round in 1..=p.rounds() {
                     phases.push(Prune { round });
-                    if p.fine_tune_epochs > 0 {
+                    if p.fine_tune_epochs() > 0 {
                         phases.push(FineTune { round });
                     }
                 }
@@ -240,13 +244,13 @@ impl Setup<'_> {
         let (p, task) = (self.p, &self.ctx.task);
         let n = task.splits.train.len();
         let batch = self.ctx.cfg.train.batch_size.unwrap_or(n).min(n);
-        p.criterion.needs_gradients().then(|| {
+        p.rule.criterion.needs_gradients().then(|| {
             prune::calibrate(
                 m,
                 &task.splits.train,
                 task.head,
                 batch,
-                p.calibration_batches,
+                p.rule.calibration_batches,
                 self.params,
                 task.device,
             )

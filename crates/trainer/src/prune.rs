@@ -7,35 +7,20 @@ use std::collections::BTreeMap;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use pruning::importance::{
-    Fisher, GradMagnitude, GradStats, Importance, Magnitude, Movement, RandomScore, Snip,
-    SquaredMagnitude, Taylor,
-};
+use pruning::importance::{GradStats, Importance};
 use pruning::{
-    CountOver, MaskSet, ParamInfo, Prunable, PruneError, Rule, ScopeKind, Spec, UnitSide,
-    param_infos, read_params,
+    Criterion, MaskSet, ParamInfo, Prunable, PruneError, Rule, Spec, param_infos, read_params,
 };
 use report::{LayerCounts, Totals};
 
-use crate::config::{
-    CountOverConfig, CriterionKind, Granularity, NeuronSide, PruningConfig, ScopeConfig,
-};
+use crate::config::PruningConfig;
 use crate::data::Dataset;
 use crate::head::Head;
 use crate::model::Mlp;
 
-/// The criterion a config names.
-pub fn criterion(kind: CriterionKind, seed: u64) -> Box<dyn Importance> {
-    match kind {
-        CriterionKind::L1 => Box::new(Magnitude),
-        CriterionKind::L2 => Box::new(SquaredMagnitude),
-        CriterionKind::Random => Box::new(RandomScore { seed }),
-        CriterionKind::Grad => Box::new(GradMagnitude),
-        CriterionKind::Taylor => Box::new(Taylor),
-        CriterionKind::Fisher => Box::new(Fisher),
-        CriterionKind::Snip => Box::new(Snip),
-        CriterionKind::Movement => Box::new(Movement),
-    }
+/// The criterion a config names (`seed` draws the random criterion's scores).
+pub fn criterion(kind: Criterion, seed: u64) -> Box<dyn Importance> {
+    kind.importance(seed)
 }
 
 /// The selection spec a config describes.
@@ -45,45 +30,30 @@ pub fn criterion(kind: CriterionKind, seed: u64) -> Box<dyn Importance> {
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
 pub fn spec(cfg: &PruningConfig) -> Spec {
-    let granularity = match cfg.granularity_parsed().expect("validated") {
-        Granularity::Weight => pruning::Granularity::Weight,
-        Granularity::Neuron => pruning::Granularity::Neuron(match cfg.neuron_side {
-            NeuronSide::Incoming => UnitSide::Incoming,
-            NeuronSide::Outgoing => UnitSide::Outgoing,
-            NeuronSide::Both => UnitSide::Both,
-        }),
-        Granularity::NOfM(n, m) => pruning::Granularity::NOfM(n, m),
-    };
-    let rule = match (cfg.sparsity, cfg.threshold, cfg.alpha) {
+    let r = &cfg.rule;
+    let rule = match (r.sparsity, r.threshold, r.alpha) {
         (Some(s), _, _) => Rule::Sparsity(s),
         (_, Some(t), _) => Rule::Threshold(t),
         (_, _, Some(a)) => Rule::Relative(a),
         _ => unreachable!("validated: one rule"),
     };
-    let mut spec = Spec::new(granularity, rule);
-    spec.scope = match cfg.scope {
-        ScopeConfig::Layer => ScopeKind::Layer,
-        ScopeConfig::Global => ScopeKind::Global,
-        ScopeConfig::Erk => ScopeKind::Erk,
-    };
-    spec.over = match cfg.count_over {
-        CountOverConfig::Remaining => CountOver::Remaining,
-        CountOverConfig::All => CountOver::All,
-    };
-    spec.layer_factor = cfg.layer_factor.clone();
-    spec.allow_empty = cfg.allow_empty;
+    let mut spec = Spec::new(cfg.granularity(), rule);
+    spec.scope = r.scope;
+    spec.over = r.count_over;
+    spec.layer_factor = r.layer_factor.clone();
+    spec.allow_empty = r.allow_empty;
     spec
 }
 
 /// The parameters a config prunes, plus (for neuron pruning) the biases masked with them.
 pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>, PruneError> {
     let prunable = Prunable {
-        include: cfg.include.clone(),
-        exclude: cfg.exclude.clone(),
+        include: cfg.rule.include.clone(),
+        exclude: cfg.rule.exclude.clone(),
         biases: false,
     }
     .select(model)?;
-    for name in cfg.layer_factor.keys() {
+    for name in cfg.rule.layer_factor.keys() {
         if !prunable.iter().any(|p| &p.path == name) {
             return Err(PruneError::UnknownParam {
                 name: name.clone(),
@@ -91,7 +61,7 @@ pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>,
             });
         }
     }
-    if !matches!(cfg.granularity_parsed(), Some(Granularity::Neuron)) {
+    if !matches!(cfg.granularity(), pruning::Granularity::Neuron(_)) {
         return Ok(prunable);
     }
     let all = param_infos(model);
@@ -159,7 +129,7 @@ pub fn prune_step(
     seed: u64,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
 ) -> Result<(Mlp, MaskSet, Vec<String>), PruneError> {
-    let crit = criterion(cfg.criterion, seed);
+    let crit = criterion(cfg.rule.criterion, seed);
     let out = pruning::prune_once(model, params, current, crit.as_ref(), &spec(cfg), grads)?;
     Ok((out.module, out.masks, out.warnings))
 }
@@ -223,8 +193,8 @@ pub fn fine_tune_config(
     p: &PruningConfig,
 ) -> crate::config::TrainConfig {
     let mut tune = train.clone();
-    tune.epochs = p.fine_tune_epochs;
-    tune.lr = p.fine_tune_lr.unwrap_or(train.lr);
+    tune.epochs = p.fine_tune_epochs();
+    tune.lr = p.fine_tune_lr().unwrap_or(train.lr);
     tune.early_stopping = None;
     tune.lr_schedule = crate::config::LrScheduleKind::Constant;
     tune.lr_step_epochs = None;

@@ -80,7 +80,7 @@ pub fn prune_file(
     };
     // The random criterion draws what a static run with this seed draws at its pruning step.
     let stream = Seeds::new(seed).derived(Phase::Prune { round: 1 }, Purpose::Criterion);
-    let crit = criterion(cfg.criterion, stream);
+    let crit = criterion(cfg.rule.criterion, stream);
     if crit.needs_gradients() {
         return Err(bad(format!(
             "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \
@@ -135,10 +135,7 @@ pub fn prune_file(
         .collect();
     // Under neuron pruning a bias is masked with its units: one float per unit, not masked
     // already.
-    let neurons = matches!(
-        cfg.granularity_parsed(),
-        Some(crate::config::Granularity::Neuron)
-    );
+    let neurons = matches!(cfg.granularity(), pruning::Granularity::Neuron(_));
     if neurons {
         check_biases(&st, &names, &layers, unit_axis).map_err(bad)?;
     }
@@ -198,7 +195,7 @@ fn prunable_names(
         let t = st.tensor(n).expect("listed");
         t.dtype() == Dtype::F32 && t.shape().len() == 2 && n.ends_with("weight")
     };
-    for pat in cfg.include.iter().chain(&cfg.exclude) {
+    for pat in cfg.rule.include.iter().chain(&cfg.rule.exclude) {
         if !names.iter().any(|n| glob_match(pat, n)) {
             return Err(Selection::Prune(pruning::PruneError::UnknownParam {
                 name: pat.clone(),
@@ -209,13 +206,13 @@ fn prunable_names(
     let prunable: Vec<String> = names
         .iter()
         .filter(|n| {
-            if cfg.include.is_empty() {
+            if cfg.rule.include.is_empty() {
                 is_candidate(n)
             } else {
-                cfg.include.iter().any(|g| glob_match(g, n))
+                cfg.rule.include.iter().any(|g| glob_match(g, n))
             }
         })
-        .filter(|n| !cfg.exclude.iter().any(|g| glob_match(g, n)))
+        .filter(|n| !cfg.rule.exclude.iter().any(|g| glob_match(g, n)))
         .cloned()
         .collect();
     if prunable.is_empty() {

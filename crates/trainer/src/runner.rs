@@ -12,7 +12,7 @@ use report::{ModeReport, PruningReport, Round, Rounds};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Bag, Checkpointing, put_masks, put_snapshot, take_masks, take_snapshot};
-use crate::config::{Granularity, PruningMode};
+use crate::config::PruningMode;
 use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
 use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
@@ -227,7 +227,7 @@ fn start(
         .cfg
         .pruning
         .as_ref()
-        .is_some_and(|p| p.mode == PruningMode::Static);
+        .is_some_and(|p| p.mode() == PruningMode::Static);
     let before = (ctx.cfg.pruning.is_some() && !statik).then(|| Snapshot::take(&model, 0));
     Ok(State {
         masks: initial_masks(params, start_masks)?,
@@ -390,7 +390,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
         compact_macs_per_sample: compacted.model.macs(),
         final_evals: None,
     };
-    let compact_model = if matches!(p.granularity_parsed(), Some(Granularity::Neuron)) {
+    let compact_model = if matches!(p.granularity(), pruning::Granularity::Neuron(_)) {
         let small = compacted.model.to_mlp(task.device);
         let evals = evaluate_splits(&small, task.splits, task.head, task.device, true);
         compact_report.final_evals = Some(evals_report(&evals, false));
@@ -407,7 +407,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
     let warnings = state.record.warnings.clone();
     let report = PruningReport {
         config,
-        mode: mode_report(p.mode, state.record)?,
+        mode: mode_report(p.mode(), state.record)?,
         layers,
         total,
         sizes,

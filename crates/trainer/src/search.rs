@@ -69,9 +69,9 @@ impl SearchProgress {
 /// The rule `p` gives (validation rejects a threshold) and its value, the upper end of the
 /// search.
 fn searched(p: &PruningConfig) -> (SearchRule, f64) {
-    match p.alpha {
+    match p.rule.alpha {
         Some(a) => (SearchRule::Alpha, a),
-        None => (SearchRule::Sparsity, p.sparsity.unwrap_or(0.0)),
+        None => (SearchRule::Sparsity, p.rule.sparsity.unwrap_or(0.0)),
     }
 }
 
@@ -79,8 +79,8 @@ fn searched(p: &PruningConfig) -> (SearchRule, f64) {
 fn at(rule: SearchRule, p: &PruningConfig, v: f64) -> PruningConfig {
     let mut q = p.clone();
     match rule {
-        SearchRule::Sparsity => q.sparsity = Some(v),
-        SearchRule::Alpha => q.alpha = Some(v),
+        SearchRule::Sparsity => q.rule.sparsity = Some(v),
+        SearchRule::Alpha => q.rule.alpha = Some(v),
     }
     q
 }
@@ -103,7 +103,7 @@ fn valid_metric(m: &Mlp, splits: &Splits, head: Head, device: &Device, which: Se
 }
 
 fn config(setup: &Setup<'_>) -> Result<SearchConfig, TrainError> {
-    setup.p.search.clone().ok_or_else(|| {
+    setup.p.search().cloned().ok_or_else(|| {
         TrainError::Prune(pruning::PruneError::Plan(
             "a search without [pruning] search".into(),
         ))
@@ -156,7 +156,7 @@ pub(crate) fn probe(
     let rule = at(progress.rule, p, value);
     let (m, masks, warnings) =
         setup.prune(state.model.clone(), &state.masks, &rule, 1, grads.as_ref())?;
-    let m = if p.fine_tune_epochs > 0 {
+    let m = if p.fine_tune_epochs() > 0 {
         let phase = Phase::Probe { index };
         let tuned = setup.fine_tune((m, &masks), phase, sinks.progress, None, ckpt)?;
         tuned.model

@@ -1,10 +1,12 @@
 //! Importance criteria: a score per weight, higher = keep. Adding a criterion is one file here,
 //! one `pub use`, one variant in the caller's config.
 
+mod criterion;
 mod gradient;
 mod magnitude;
 mod random;
 
+pub use criterion::Criterion;
 pub use gradient::{Fisher, GradMagnitude, GradNeeds, GradStats, Movement, Snip, Taylor};
 pub use magnitude::{Magnitude, SquaredMagnitude};
 pub use random::RandomScore;

@@ -99,6 +99,79 @@ fn lottery_levels_are_checked() {
 }
 
 #[test]
+fn pruning_keys_are_each_modes_own() {
+    let gradual = "[data]\nname = \"xor\"\n\n[pruning]\nmode = \"gradual\"\nsparsity = 0.5\nend_epoch = 3\nevery_steps = 2\n";
+    // A key no mode has: the error names the key's line and lists the mode's keys.
+    let e = err(&format!("{gradual}evry_steps = 3\n"), &[]);
+    assert!(
+        e.starts_with("in exp.toml, line 9, column 1: `pruning.evry_steps` is not a key of [pruning] with mode = \"gradual\"; its keys are mode, criterion, granularity,"),
+        "{e}"
+    );
+    assert!(
+        e.contains("layer_factor, schedule, initial_sparsity, power, begin_epoch")
+            && !e.contains("fine_tune_epochs"),
+        "{e}"
+    );
+    // Another mode's key: the modes it belongs to.
+    let e = err(&format!("{gradual}drop_fraction = 0.2\n"), &[]);
+    assert!(
+        e.contains("line 9, column 1: `pruning.drop_fraction` does not apply to mode = \"gradual\" (it is for mode \"rigl\" or \"set\"); remove it"),
+        "{e}"
+    );
+    // Values are parsed into the pruning crate's types where the key is written.
+    let e = err(&format!("{gradual}criterion = \"l3\"\n"), &[]);
+    assert!(
+        e.contains(
+            "line 9, column 1: `pruning.criterion` unknown variant `l3`, expected one of `l1`, `l2`"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{gradual}granularity = \"4:2\"\n"), &[]);
+    assert!(
+        e.contains("`pruning.granularity` `4:2` is not one of"),
+        "{e}"
+    );
+    let e = err(
+        "[data]\nname = \"xor\"\n[pruning]\nmode = \"sometimes\"\n",
+        &[],
+    );
+    assert!(
+        e.contains("`pruning.mode` \"sometimes\" is not one of \"static\", \"at-init\""),
+        "{e}"
+    );
+    // A run folder's config.toml from before modes had keys of their own echoes static's
+    // defaults in every mode: it still loads.
+    let old = format!("{gradual}rounds = 1\nfine_tune_epochs = 0\n");
+    let loaded = parse_config(&old, Path::new("config.toml"), &[]).unwrap();
+    let p = loaded.config.pruning.as_ref().unwrap();
+    assert_eq!(p.mode(), trainer::config::PruningMode::Gradual);
+    // The defaults every published number was measured with.
+    let r = &p.rule;
+    assert_eq!(
+        (r.calibration_batches, r.granularity),
+        (10, pruning::Granularity::Weight)
+    );
+    assert_eq!(
+        (r.criterion, r.scope),
+        (pruning::Criterion::L1, pruning::ScopeKind::Layer)
+    );
+    assert_eq!(r.count_over, pruning::CountOver::Remaining);
+    // Written back, a config holds its mode's keys only, and reads back the same.
+    let text = trainer::experiment::resolved_toml(&loaded.config);
+    assert!(
+        text.contains("mode = \"gradual\"") && !text.contains("rounds"),
+        "{text}"
+    );
+    let again = parse_config(&text, Path::new("config.toml"), &[]).unwrap();
+    assert_eq!(again.config, loaded.config);
+    let e = err(&format!("{gradual}rounds = 2\n"), &[]);
+    assert!(
+        e.contains("`pruning.rounds` does not apply to mode = \"gradual\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn overrides_apply_and_their_errors_say_so() {
     let ok = parse_config(
         "[data]\nname = \"xor\"\n",

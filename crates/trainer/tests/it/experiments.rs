@@ -337,5 +337,10 @@ fn a_search_without_a_validation_split_or_in_another_mode_is_an_error_naming_the
         "",
     );
     let e = load_config(&path, &[]).unwrap_err().to_string();
-    assert!(e.contains("mode = \"static\""), "{e}");
+    assert!(
+        e.contains(
+            "`pruning.search` does not apply to mode = \"at-init\" (it is for mode \"static\")"
+        ),
+        "{e}"
+    );
 }

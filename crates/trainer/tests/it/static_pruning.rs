@@ -326,7 +326,7 @@ fn applying_masks_keeps_param_ids_and_gradient_requirement() {
     assert!(model.layers[0].weight.val().is_require_grad());
     // Unknown parameter paths are errors that list the valid ones.
     let mut bad = p.clone();
-    bad.exclude = vec!["layers.9.weight".into()];
+    bad.rule.exclude = vec!["layers.9.weight".into()];
     let e = masked_params(&model, &bad).unwrap_err().to_string();
     assert!(
         e.contains("unknown parameter `layers.9.weight`; prunable: layers.0.weight"),

@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod pruning_table;
+
+pub use pruning_table::{
+    AtInitConfig, DropGrowConfig, GradualConfig, LotteryConfig, ModeConfig, PruningConfig,
+    PruningMode, RuleConfig, ScheduleKind, SearchConfig, SearchMetric, StaticConfig, steps_of,
+};
+
 /// Errors from reading, overriding or checking a config. Each names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -126,259 +133,6 @@ impl Default for SweepConfig {
             jobs: one(),
         }
     }
-}
-
-/// `[pruning] search = { metric = "val_accuracy", tolerance = 0.01 }`: the write-up's loop of
-/// prune, evaluate, adjust, by bisection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchConfig {
-    /// What must stay within the tolerance of the dense model.
-    pub metric: SearchMetric,
-    /// Largest acceptable loss of the metric (accuracy as a fraction: 0.01 = one point).
-    pub tolerance: f64,
-    /// Probes (prune + fine-tune + evaluate) to spend.
-    #[serde(default = "default_probes")]
-    pub probes: usize,
-}
-
-fn default_probes() -> usize {
-    8
-}
-
-/// The validation metric a search holds (the report's own type: configs and reports spell it
-/// alike).
-pub use report::SearchMetric;
-
-/// When pruning happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PruningMode {
-    /// Train, then prune the trained model (and optionally fine-tune), `rounds` times.
-    #[default]
-    Static,
-    /// Prune the freshly initialised network, then train it with its masks held (SNIP).
-    AtInit,
-    /// Prune during training on a schedule (gradual polynomial, linear, one-shot, constant).
-    Gradual,
-    /// Iterative magnitude pruning with rewinding: lottery tickets, with a reinit control.
-    Lottery,
-    /// Dynamic sparse training, growth by dense-gradient magnitude (RigL).
-    Rigl,
-    /// Dynamic sparse training, random growth (SET).
-    Set,
-}
-
-impl PruningMode {
-    /// Whether pruning happens inside the training loop.
-    pub fn is_dynamic(self) -> bool {
-        matches!(self, Self::Gradual | Self::Rigl | Self::Set)
-    }
-}
-
-/// The shape of a gradual schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScheduleKind {
-    /// Zhu & Gupta: s_t = s_f + (s_i − s_f)(1 − p)^power.
-    #[default]
-    Polynomial,
-    /// The polynomial schedule with power 1.
-    Linear,
-    /// One update at `begin`, straight to `sparsity`.
-    OneShot,
-    /// `sparsity` at every update from `begin` (ranking again each time).
-    Constant,
-}
-
-/// Importance criteria.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CriterionKind {
-    /// |w|.
-    #[default]
-    L1,
-    /// w².
-    L2,
-    /// Seeded random scores (a control).
-    Random,
-    /// |E[g]| over calibration batches.
-    Grad,
-    /// First-order Taylor, mean over batches of |w·g|.
-    Taylor,
-    /// Fisher / OBD, ½·w²·E[g²].
-    Fisher,
-    /// SNIP, |w·E[g]| normalised (meant for `mode = "at-init"`).
-    Snip,
-    /// Movement, −Σ w·g over the steps since the last update (dynamic modes only).
-    Movement,
-}
-
-impl CriterionKind {
-    /// Whether the criterion needs gradients from calibration batches.
-    pub fn needs_gradients(self) -> bool {
-        matches!(
-            self,
-            Self::Grad | Self::Taylor | Self::Fisher | Self::Snip | Self::Movement
-        )
-    }
-}
-
-/// Ranking scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScopeConfig {
-    /// Each layer at the same rate.
-    #[default]
-    Layer,
-    /// One ranking over all prunable weights.
-    Global,
-    /// Erdős–Rényi-Kernel per-layer rates.
-    Erk,
-}
-
-/// Which side of a hidden unit scores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NeuronSide {
-    /// Incoming weights.
-    #[default]
-    Incoming,
-    /// Outgoing weights.
-    Outgoing,
-    /// Both.
-    Both,
-}
-
-/// What fractions count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CountOverConfig {
-    /// Of the weights not yet pruned (PyTorch's rule).
-    #[default]
-    Remaining,
-    /// Of all weights: the fraction is the target sparsity.
-    All,
-}
-
-/// The `[pruning]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PruningConfig {
-    /// When to prune.
-    #[serde(default)]
-    pub mode: PruningMode,
-    /// How weights are scored.
-    #[serde(default)]
-    pub criterion: CriterionKind,
-    /// `"weight"`, `"neuron"`, or `"N:M"` such as `"2:4"`.
-    #[serde(default = "default_granularity")]
-    pub granularity: String,
-    /// Neurons: which weights score a unit.
-    #[serde(default)]
-    pub neuron_side: NeuronSide,
-    /// Ranking scope.
-    #[serde(default)]
-    pub scope: ScopeConfig,
-    /// Fraction to prune (per round).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sparsity: Option<f64>,
-    /// Absolute threshold: prune scores below it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
-    /// Relative rule: prune scores below alpha·max(score).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
-    /// What a fraction counts.
-    #[serde(default)]
-    pub count_over: CountOverConfig,
-    /// Iterative pruning: rounds of prune + fine-tune.
-    #[serde(default = "one")]
-    pub rounds: usize,
-    /// Epochs of fine-tuning with masks held after each round.
-    #[serde(default)]
-    pub fine_tune_epochs: usize,
-    /// Learning rate for fine-tuning (default: train.lr).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fine_tune_lr: Option<f64>,
-    /// Batches of training data whose gradients gradient criteria use.
-    #[serde(default = "default_calibration")]
-    pub calibration_batches: usize,
-    /// Allow a layer to lose every weight or unit.
-    #[serde(default)]
-    pub allow_empty: bool,
-    /// Parameter paths or globs to prune instead of every Linear weight.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
-    /// Parameter paths or globs never to prune.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude: Vec<String>,
-    /// Per-layer multipliers of the fraction, e.g. `{ "layers.2.weight" = 0.5 }`.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub layer_factor: std::collections::BTreeMap<String, f64>,
-    /// Gradual: the schedule's shape.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<ScheduleKind>,
-    /// Gradual: sparsity at the first update (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial_sparsity: Option<f64>,
-    /// Gradual polynomial: the exponent (default 3, Zhu & Gupta).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub power: Option<f64>,
-    /// Static: find the highest sparsity (or largest alpha) up to the given `sparsity` (`alpha`)
-    /// whose validation metric after fine-tuning stays within a tolerance of the dense model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub search: Option<SearchConfig>,
-    /// Gradual: first update, in epochs completed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub begin_epoch: Option<usize>,
-    /// Gradual: first update, in optimizer steps completed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub begin_step: Option<usize>,
-    /// Gradual: last update; RigL/SET: no updates from here (default 75% of training).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_epoch: Option<usize>,
-    /// As `end_epoch`, in optimizer steps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_step: Option<usize>,
-    /// Gradual, RigL, SET: steps between mask updates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub every_steps: Option<usize>,
-    /// As `every_steps`, in epochs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub every_epochs: Option<usize>,
-    /// RigL/SET: fraction of active weights dropped (and grown) at the first update (default 0.3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drop_fraction: Option<f64>,
-    /// Lottery: rewind surviving weights to their values after this many epochs (default 0 = init).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewind_epoch: Option<usize>,
-    /// As `rewind_epoch`, in optimizer steps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewind_step: Option<usize>,
-    /// Lottery: also train each level's masks from a fresh random initialisation (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reinit_control: Option<bool>,
-    /// Lottery: the sparsity each level prunes to (of all weights), instead of `rounds` levels
-    /// of `sparsity` of the remaining ones — so tickets land on chosen points such as a table's.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub levels: Vec<f64>,
-}
-
-/// A step count given in epochs or in optimizer steps.
-pub fn steps_of(epoch: Option<usize>, step: Option<usize>) -> Option<pruning::schedule::Steps> {
-    match (epoch, step) {
-        (Some(e), _) => Some(pruning::schedule::Steps::Epochs(e)),
-        (_, Some(s)) => Some(pruning::schedule::Steps::Iterations(s)),
-        _ => None,
-    }
-}
-
-fn default_granularity() -> String {
-    "weight".into()
-}
-fn default_calibration() -> usize {
-    10
 }
 
 /// Tensor backends Lopper can run on.
@@ -822,6 +576,12 @@ pub fn parse_config(
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     };
+    let invalid = |(key, message): Invalid| invalid_key(text, path, overrides, key, message);
+    // `[pruning]` is read mode first; its errors name the key and the key's own line.
+    let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+    if let Some(p) = table.get("pruning").and_then(toml::Value::as_table) {
+        PruningConfig::from_table(p.clone()).map_err(invalid)?;
+    }
     let mut config: Config = toml::from_str(text).map_err(parse_err)?;
     if !overrides.is_empty() {
         let mut table = toml::Table::try_from(&config).expect("a parsed config serializes");
@@ -848,29 +608,38 @@ pub fn parse_config(
             *p = std::path::absolute(&joined).unwrap_or(joined);
         }
     }
-    config.validate().map_err(|(key, message)| {
-        let set_by_flag = overrides
-            .iter()
-            .any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            location: if set_by_flag {
-                None
-            } else {
-                locate_key(text, &key)
-            },
-            message: if set_by_flag {
-                format!("{message} (set by --set)")
-            } else {
-                message
-            },
-            key,
-        }
-    })?;
+    config.validate().map_err(invalid)?;
     Ok(LoadedConfig {
         config,
         path: path.to_path_buf(),
     })
+}
+
+/// A bad value of `key`, located in `text` (or said to come from `--set`).
+fn invalid_key(
+    text: &str,
+    path: &Path,
+    overrides: &[String],
+    key: String,
+    message: String,
+) -> ConfigError {
+    let set_by_flag = overrides
+        .iter()
+        .any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        location: if set_by_flag {
+            None
+        } else {
+            locate_key(text, &key)
+        },
+        message: if set_by_flag {
+            format!("{message} (set by --set)")
+        } else {
+            message
+        },
+        key,
+    }
 }
 
 /// Line and column (1-based) where dotted `key` is written in `text`: as `k = …` under its
@@ -1058,7 +827,7 @@ impl Config {
         }
         if let Some(p) = &self.pruning {
             p.validate()?;
-            if p.search.is_some() && self.data.validation_fraction == 0.0 {
+            if p.search().is_some() && self.data.validation_fraction == 0.0 {
                 return Err(bad(
                     "pruning.search",
                     "judges probes on a validation split: set data.validation_fraction (e.g. 0.1)",
@@ -1079,321 +848,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-impl PruningConfig {
-    /// Checks ranges and combinations; the error names the key.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let rules = [
-            self.sparsity.is_some(),
-            self.threshold.is_some(),
-            self.alpha.is_some(),
-        ];
-        // Lottery `levels` give the sparsities themselves; validate_mode checks them.
-        if self.levels.is_empty() && rules.iter().filter(|&&r| r).count() != 1 {
-            return Err(bad(
-                "pruning.sparsity",
-                "give exactly one of pruning.sparsity (fraction), pruning.threshold (absolute) or pruning.alpha (relative: alpha·max score)",
-            ));
-        }
-        if let Some(s) = self.sparsity
-            && !(0.0..=1.0).contains(&s)
-        {
-            return Err(bad(
-                "pruning.sparsity",
-                format!("must be in [0, 1] (got {s})"),
-            ));
-        }
-        if let Some(a) = self.alpha
-            && !(0.0..=1.0).contains(&a)
-        {
-            return Err(bad("pruning.alpha", format!("must be in [0, 1] (got {a})")));
-        }
-        if self.granularity_parsed().is_none() {
-            return Err(bad(
-                "pruning.granularity",
-                format!(
-                    "`{}` is not one of \"weight\", \"neuron\" or \"N:M\" with N < M (e.g. \"2:4\")",
-                    self.granularity
-                ),
-            ));
-        }
-        if self.rounds == 0 {
-            return Err(bad("pruning.rounds", "must be ≥ 1"));
-        }
-        if let Some(search) = &self.search {
-            if self.mode != PruningMode::Static {
-                return Err(bad(
-                    "pruning.search",
-                    "searches over one-shot pruning of the trained model: use mode = \"static\"",
-                ));
-            }
-            if self.threshold.is_some() {
-                return Err(bad(
-                    "pruning.search",
-                    "searches a sparsity or an alpha (their value is the upper end of the search), not a threshold",
-                ));
-            }
-            if self.rounds != 1 {
-                return Err(bad(
-                    "pruning.rounds",
-                    "a search prunes once per probe: remove rounds",
-                ));
-            }
-            if search.probes == 0 {
-                return Err(bad("pruning.search.probes", "must be ≥ 1"));
-            }
-            non_negative("pruning.search.tolerance", search.tolerance)?;
-        }
-        if self.criterion.needs_gradients() && self.calibration_batches == 0 {
-            return Err(bad(
-                "pruning.calibration_batches",
-                "must be ≥ 1 for a gradient criterion",
-            ));
-        }
-        if let Some(lr) = self.fine_tune_lr {
-            positive("pruning.fine_tune_lr", lr)?;
-        }
-        self.validate_mode()?;
-        for (k, f) in &self.layer_factor {
-            if !(0.0..=10.0).contains(f) {
-                return Err(bad(
-                    &format!("pruning.layer_factor.{k}"),
-                    format!("must be in [0, 10] (got {f})"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Keys that belong to one mode are errors in the others; required keys are present.
-    fn validate_mode(&self) -> Result<(), (String, String)> {
-        use PruningMode::*;
-        let mode = self.mode;
-        let set = [
-            ("schedule", self.schedule.is_some(), &[Gradual][..]),
-            (
-                "initial_sparsity",
-                self.initial_sparsity.is_some(),
-                &[Gradual],
-            ),
-            ("power", self.power.is_some(), &[Gradual]),
-            ("begin_epoch", self.begin_epoch.is_some(), &[Gradual]),
-            ("begin_step", self.begin_step.is_some(), &[Gradual]),
-            ("end_epoch", self.end_epoch.is_some(), &[Gradual, Rigl, Set]),
-            ("end_step", self.end_step.is_some(), &[Gradual, Rigl, Set]),
-            (
-                "every_steps",
-                self.every_steps.is_some(),
-                &[Gradual, Rigl, Set],
-            ),
-            (
-                "every_epochs",
-                self.every_epochs.is_some(),
-                &[Gradual, Rigl, Set],
-            ),
-            ("drop_fraction", self.drop_fraction.is_some(), &[Rigl, Set]),
-            ("rewind_epoch", self.rewind_epoch.is_some(), &[Lottery]),
-            ("rewind_step", self.rewind_step.is_some(), &[Lottery]),
-            ("reinit_control", self.reinit_control.is_some(), &[Lottery]),
-            ("fine_tune_epochs", self.fine_tune_epochs > 0, &[Static]),
-            ("fine_tune_lr", self.fine_tune_lr.is_some(), &[Static]),
-            ("rounds", self.rounds > 1, &[Static, Lottery]),
-            ("levels", !self.levels.is_empty(), &[Lottery]),
-        ];
-        let mode_name = serde_json::to_value(mode)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        for (key, is_set, modes) in set {
-            if is_set && !modes.contains(&mode) {
-                let names: Vec<String> = modes
-                    .iter()
-                    .filter_map(|m| serde_json::to_value(m).ok())
-                    .filter_map(|v| v.as_str().map(|s| format!("\"{s}\"")))
-                    .collect();
-                return Err(bad(
-                    &format!("pruning.{key}"),
-                    format!(
-                        "does not apply to mode = \"{mode_name}\" (it is for mode {}); remove it",
-                        names.join(" or ")
-                    ),
-                ));
-            }
-        }
-        let pairs = [
-            (
-                "begin_epoch",
-                "begin_step",
-                self.begin_epoch.is_some() && self.begin_step.is_some(),
-            ),
-            (
-                "end_epoch",
-                "end_step",
-                self.end_epoch.is_some() && self.end_step.is_some(),
-            ),
-            (
-                "every_epochs",
-                "every_steps",
-                self.every_epochs.is_some() && self.every_steps.is_some(),
-            ),
-            (
-                "rewind_epoch",
-                "rewind_step",
-                self.rewind_epoch.is_some() && self.rewind_step.is_some(),
-            ),
-        ];
-        for (a, b, both) in pairs {
-            if both {
-                return Err(bad(
-                    &format!("pruning.{b}"),
-                    format!("give pruning.{a} or pruning.{b}, not both"),
-                ));
-            }
-        }
-        if !self.levels.is_empty() {
-            if self.sparsity.is_some() || self.rounds > 1 {
-                return Err(bad(
-                    "pruning.levels",
-                    "gives each level's sparsity: remove pruning.sparsity and pruning.rounds",
-                ));
-            }
-            let rising = self.levels.windows(2).all(|w| w[0] < w[1]);
-            if !rising
-                || self
-                    .levels
-                    .iter()
-                    .any(|s| !(0.0..1.0).contains(s) || *s == 0.0)
-            {
-                return Err(bad(
-                    "pruning.levels",
-                    format!(
-                        "must rise strictly, each in (0, 1), e.g. [0.5, 0.8, 0.9] (got {:?})",
-                        self.levels
-                    ),
-                ));
-            }
-        } else if matches!(mode, Gradual | Rigl | Set | Lottery) && self.sparsity.is_none() {
-            return Err(bad(
-                "pruning.sparsity",
-                "this mode needs pruning.sparsity (thresholds and alpha are for static pruning)",
-            ));
-        }
-        if self.every_steps == Some(0) || self.every_epochs == Some(0) {
-            return Err(bad("pruning.every_steps", "must be ≥ 1"));
-        }
-        if mode == Gradual {
-            if self.every_steps.is_none() && self.every_epochs.is_none() {
-                return Err(bad(
-                    "pruning.every_steps",
-                    "mode = \"gradual\" needs how often masks are updated: pruning.every_steps (e.g. 100) or pruning.every_epochs",
-                ));
-            }
-            if self.end_epoch.is_none() && self.end_step.is_none() {
-                return Err(bad(
-                    "pruning.end_epoch",
-                    "mode = \"gradual\" needs when the target is reached: pruning.end_epoch or pruning.end_step",
-                ));
-            }
-            if let Some(s) = self.initial_sparsity
-                && !(0.0..=1.0).contains(&s)
-            {
-                return Err(bad(
-                    "pruning.initial_sparsity",
-                    format!("must be in [0, 1] (got {s})"),
-                ));
-            }
-            if let Some(p) = self.power {
-                positive("pruning.power", p)?;
-            }
-            if self.power.is_some()
-                && !matches!(self.schedule, None | Some(ScheduleKind::Polynomial))
-            {
-                return Err(bad(
-                    "pruning.power",
-                    "applies to schedule = \"polynomial\" only; remove it",
-                ));
-            }
-            let begin = self.begin_epoch.or(self.begin_step).unwrap_or(0);
-            if self.criterion.needs_gradients() && begin == 0 {
-                return Err(bad(
-                    "pruning.begin_step",
-                    "a gradient criterion needs training steps before the first update: set pruning.begin_step ≥ 1 (or begin_epoch ≥ 1)",
-                ));
-            }
-        }
-        if matches!(mode, Rigl | Set) {
-            if self.granularity_parsed() != Some(Granularity::Weight) {
-                return Err(bad(
-                    "pruning.granularity",
-                    "drop-and-grow (rigl, set) moves single weights: use granularity = \"weight\"",
-                ));
-            }
-            if self.scope == ScopeConfig::Global {
-                return Err(bad(
-                    "pruning.scope",
-                    "rigl and set keep each layer's sparsity constant: use scope = \"layer\" (uniform) or \"erk\"",
-                ));
-            }
-            if self.criterion != CriterionKind::L1 {
-                return Err(bad(
-                    "pruning.criterion",
-                    "rigl and set drop the smallest-magnitude weights: remove pruning.criterion (or set \"l1\")",
-                ));
-            }
-            if let Some(f) = self.drop_fraction
-                && !(f > 0.0 && f <= 1.0)
-            {
-                return Err(bad(
-                    "pruning.drop_fraction",
-                    format!("must be in (0, 1] (got {f})"),
-                ));
-            }
-        }
-        if mode == Lottery && self.granularity_parsed() != Some(Granularity::Weight) {
-            return Err(bad(
-                "pruning.granularity",
-                "lottery tickets prune single weights: use granularity = \"weight\"",
-            ));
-        }
-        if mode.is_dynamic() && self.criterion == CriterionKind::Snip {
-            return Err(bad(
-                "pruning.criterion",
-                "snip scores the network at initialisation: use mode = \"at-init\"",
-            ));
-        }
-        if !mode.is_dynamic() && self.criterion == CriterionKind::Movement {
-            return Err(bad(
-                "pruning.criterion",
-                "movement accumulates −w·g over training steps: use it with mode = \"gradual\"",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The parsed granularity, or `None` if `granularity` is not a valid spelling.
-    pub fn granularity_parsed(&self) -> Option<Granularity> {
-        match self.granularity.as_str() {
-            "weight" => Some(Granularity::Weight),
-            "neuron" => Some(Granularity::Neuron),
-            nm => {
-                let (n, m) = nm.split_once(':')?;
-                let (n, m) = (n.trim().parse().ok()?, m.trim().parse().ok()?);
-                (n < m && n > 0).then_some(Granularity::NOfM(n, m))
-            }
-        }
-    }
-}
-
-/// Parsed `pruning.granularity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity {
-    /// Single weights.
-    Weight,
-    /// Hidden units.
-    Neuron,
-    /// N of every M weights along the input axis.
-    NOfM(usize, usize),
 }
 
 impl DataConfig {
