@@ -345,35 +345,201 @@ pub fn resolved_toml(config: &Config) -> String {
     toml::to_string_pretty(config).expect("a config serializes")
 }
 
-/// Runs the experiment `loaded` describes.
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
-pub fn run_experiment(
+/// A resumed run's checkpoint, and the folder's lock taken before reading it (a second
+/// `--resume` of a run still training is refused, naming the first's pid).
+fn take_resume(
+    opts: &RunOptions,
+) -> Result<(Option<crate::folder::FolderLock>, Option<Checkpoint>), ExperimentError> {
+    let Some(dir) = &opts.resume else {
+        return Ok((None, None));
+    };
+    // Only a folder with a checkpoint gets a lock file: `--resume` of some other folder is
+    // refused without touching it.
+    let mut lock = None;
+    if dir.join(crate::checkpoint::FILE).is_file() {
+        lock = Some(crate::folder::FolderLock::acquire(dir)?);
+    }
+    Ok((lock, Some(resume_checkpoint(dir)?)))
+}
+
+/// The run folder: the resumed one, or a new one holding `config.toml` (locked by this
+/// process from the start).
+fn run_folder(
     loaded: &LoadedConfig,
     opts: &RunOptions,
-) -> Result<RunResult, ExperimentError> {
-    let start = Instant::now();
-    let cfg = &loaded.config;
-    let resolved = resolved_toml(cfg);
-    // One writer per run folder: a resumed run takes the folder's lock before reading it (a
-    // second `--resume` of a run still training is refused, naming the first's pid).
-    let mut lock = None;
-    let resume = match &opts.resume {
-        None => None,
-        Some(dir) => {
-            // Only a folder with a checkpoint gets a lock file: `--resume` of some other
-            // folder is refused without touching it.
-            if dir.join(crate::checkpoint::FILE).is_file() {
-                lock = Some(crate::folder::FolderLock::acquire(dir)?);
-            }
-            Some(resume_checkpoint(dir)?)
+    resolved: &str,
+    lock: &mut Option<crate::folder::FolderLock>,
+) -> Result<PathBuf, ExperimentError> {
+    if let Some(dir) = &opts.resume {
+        return Ok(dir.clone());
+    }
+    let out = opts.out.as_deref();
+    let dir = create_run_dir(&opts.runs_root, &loaded.stem(), resolved, out)
+        .map_err(io_err(out.unwrap_or(&opts.runs_root)))?;
+    *lock = Some(crate::folder::FolderLock::acquire(&dir)?);
+    let config_toml = dir.join("config.toml");
+    crate::atomic::write(&config_toml, resolved).map_err(io_err(&config_toml))?;
+    Ok(dir)
+}
+
+/// The final evaluations, the wall time and the summary of a finished run.
+type Written = (Vec<(&'static str, Evaluation)>, f64, Summary);
+
+/// What a run knows before its phases: where it is written, what it trains on, and what its
+/// summary says about it.
+struct Run<'a> {
+    cfg: &'a Config,
+    dir: PathBuf,
+    config_path: PathBuf,
+    device: DeviceInfo,
+    head: Head,
+    widths: Vec<usize>,
+    parameters: usize,
+    /// Wall time spent by the run being resumed, and when this process started.
+    clock: (f64, Instant),
+}
+
+impl Run<'_> {
+    fn wall_s(&self) -> f64 {
+        self.clock.0 + self.clock.1.elapsed().as_secs_f64()
+    }
+
+    /// Writes `summary.json` with `outcome`.
+    fn write_summary(&self, outcome: Outcome) -> Result<Summary, ExperimentError> {
+        let cfg = self.cfg;
+        let summary = Summary {
+            config: self.config_path.display().to_string(),
+            dataset: cfg.data.name.as_str().to_string(),
+            backend: cfg.backend.to_string(),
+            device: self.device.clone(),
+            seed: cfg.seed,
+            widths: self.widths.clone(),
+            parameters: self.parameters,
+            loss: self.head.loss_name().to_string(),
+            versions: report::Versions {
+                lopper: env!("CARGO_PKG_VERSION").into(),
+                burn: BURN_VERSION.into(),
+            },
+            weights_layout: "model.safetensors: PyTorch [out_features, in_features]".into(),
+            outcome,
+        };
+        let path = self.dir.join("summary.json");
+        crate::atomic::write(&path, report::to_json(&summary)).map_err(io_err(&path))?;
+        Ok(summary)
+    }
+
+    fn stopped(&self, error: String) -> Stopped {
+        Stopped {
+            error,
+            wall_time_s: self.wall_s(),
         }
-    };
-    // The config file the run started from: data paths in it are relative to it.
-    let config_path = match &resume {
+    }
+
+    /// A failed or interrupted run's summary, and the error that stopped it.
+    fn failed(&self, cause: TrainError) -> ExperimentError {
+        let stop = self.stopped(cause.to_string());
+        let outcome = if matches!(cause, TrainError::Interrupted { .. }) {
+            Outcome::Interrupted(stop)
+        } else {
+            Outcome::Failed(stop)
+        };
+        if let Err(e) = self.write_summary(outcome) {
+            return e;
+        }
+        ExperimentError::Train {
+            cause,
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// Every output after the phases, each written atomically; a failure (a full disk, say)
+    /// marks the run failed with the real cause and the file it hit, and leaves earlier files
+    /// whole.
+    fn write_outputs(
+        &self,
+        trained: &Phased,
+        splits: &Splits,
+        ad: &burn::tensor::Device,
+    ) -> Result<Written, ExperimentError> {
+        let written = (|| -> Result<_, ExperimentError> {
+            write_pruning_outputs(&self.dir, trained)?;
+            let evals = evaluate_splits(&trained.model, splits, self.head, ad, true);
+            save_model(&trained.model, &self.dir.join("model.safetensors"))?;
+            let wall_s = self.wall_s();
+            let summary = self.write_summary(Outcome::Ok(Finished {
+                epochs: trained.end.epochs_done,
+                steps: trained.end.steps_done,
+                stopped_early: trained.end.stopped_early,
+                final_evals: evals_report(&evals, true),
+                wall_time_s: wall_s,
+            }))?;
+            Ok((evals, wall_s, summary))
+        })();
+        written.map_err(|e| {
+            // On a disk too full for even the small summary, the error says so too.
+            match self.write_summary(Outcome::Failed(self.stopped(e.to_string()))) {
+                Ok(_) => e,
+                Err(w) => ExperimentError::Io {
+                    path: self.dir.join("summary.json"),
+                    cause: std::io::Error::other(format!(
+                        "{w}; it was to record that the run failed: {e}"
+                    )),
+                },
+            }
+        })
+    }
+}
+
+impl Run<'_> {
+    /// Every output of the finished run, the pictures last: everything measured is on disk
+    /// before, so a plotting failure (say, no fonts) costs only the pictures, and says so.
+    fn conclude(
+        self,
+        trained: Phased,
+        splits: &Splits,
+        ad: &burn::tensor::Device,
+    ) -> Result<RunResult, ExperimentError> {
+        let (evals, wall_s, summary) = self.write_outputs(&trained, splits, ad)?;
+        if let Err(e) = write_plots(&self.dir, self.cfg, &trained, &summary) {
+            eprintln!("warning: plots not written: {e}");
+        }
+        Ok(RunResult {
+            pruning: trained.pruning,
+            dir: self.dir,
+            evals,
+            head: self.head,
+            model: trained.model,
+            widths: self.widths,
+            wall_s,
+            stopped_early: trained.end.stopped_early,
+            device: self.device,
+        })
+    }
+}
+
+/// What a run needs before its folder exists: the data, the device and the network it starts
+/// from, all checked.
+struct Prepared {
+    /// The config file the run started from: data paths in it are relative to it.
+    config_path: PathBuf,
+    device: DeviceInfo,
+    splits: Splits,
+    head: Head,
+    /// The device with autodiff.
+    ad: burn::tensor::Device,
+    /// The earlier run a `--from` run starts from (a resumed one: the same).
+    from: Option<PathBuf>,
+    model: Mlp,
+    start_masks: Option<pruning::MaskSet>,
+}
+
+fn prepare(
+    loaded: &LoadedConfig,
+    opts: &RunOptions,
+    resume: Option<&Checkpoint>,
+) -> Result<Prepared, ExperimentError> {
+    let cfg = &loaded.config;
+    let config_path = match resume {
         Some(c) => c.config_path.clone(),
         None => std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone()),
     };
@@ -384,42 +550,64 @@ pub fn run_experiment(
     let head = Head::for_data(&splits.train);
     check_network_size(loaded, &splits, head)?;
     let ad = device.clone().autodiff();
-    // A resumed `--from` run starts from the same earlier run.
-    let from = (opts.from.clone()).or_else(|| resume.as_ref().and_then(|c| c.from.clone()));
+    let from = (opts.from.clone()).or_else(|| resume.and_then(|c| c.from.clone()));
     let (model, start_masks) = initial_model(loaded, from.as_deref(), &splits, head, &ad)?;
-    let widths = model.widths();
-    let n_params = model.num_params();
+    Ok(Prepared {
+        config_path,
+        device: device_info,
+        splits,
+        head,
+        ad,
+        from,
+        model,
+        start_masks,
+    })
+}
 
-    let dir = match &opts.resume {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = create_run_dir(
-                &opts.runs_root,
-                &loaded.stem(),
-                &resolved,
-                opts.out.as_deref(),
-            )
-            .map_err(io_err(opts.out.as_deref().unwrap_or(&opts.runs_root)))?;
-            lock = Some(crate::folder::FolderLock::acquire(&dir)?);
-            let config_toml = dir.join("config.toml");
-            crate::atomic::write(&config_toml, &resolved).map_err(io_err(&config_toml))?;
-            dir
-        }
-    };
+/// Runs the experiment `loaded` describes.
+pub fn run_experiment(
+    loaded: &LoadedConfig,
+    opts: &RunOptions,
+) -> Result<RunResult, ExperimentError> {
+    let start = Instant::now();
+    let cfg = &loaded.config;
+    let resolved = resolved_toml(cfg);
+    // One writer per run folder: a resumed run takes the folder's lock before reading it.
+    let (mut lock, resume) = take_resume(opts)?;
+    let Prepared {
+        config_path,
+        device: device_info,
+        splits,
+        head,
+        ad,
+        from,
+        model,
+        start_masks,
+    } = prepare(loaded, opts, resume.as_ref())?;
+    let dir = run_folder(loaded, opts, &resolved, &mut lock)?;
     let metrics_path = dir.join("metrics.csv");
-    let mut metrics = if opts.resume.is_some() {
-        MetricsLog::append(&metrics_path)
-    } else {
-        MetricsLog::create(&metrics_path)
+    // A resumed run continues its log (cut back to its checkpoint by the runner).
+    let mut metrics = match opts.resume {
+        Some(_) => MetricsLog::append(&metrics_path),
+        None => MetricsLog::create(&metrics_path),
     }
     .map_err(io_err(&metrics_path))?;
-    let mut progress = Progress::new(opts.progress);
     let wall_before = resume.as_ref().map_or(0.0, |c| c.wall_s);
+    let run = Run {
+        cfg,
+        dir: dir.clone(),
+        config_path: config_path.clone(),
+        device: device_info,
+        head,
+        widths: model.widths(),
+        parameters: model.num_params(),
+        clock: (wall_before, start),
+    };
     let mut checkpointing = cfg.train.checkpoint_every.map(|every| Checkpointing {
         every,
         path: dir.join(crate::checkpoint::FILE),
         config_hash: crate::run_dir::short_hash(&resolved),
-        config_path: config_path.clone(),
+        config_path,
         from: from.clone(),
         wall_before,
         started: start,
@@ -427,124 +615,29 @@ pub fn run_experiment(
         phase: (0, crate::checkpoint::Bag::default()),
         resume_training: None,
     });
-
-    let summary_of = |outcome: Outcome| Summary {
-        config: config_path.display().to_string(),
-        dataset: cfg.data.name.as_str().to_string(),
-        backend: cfg.backend.to_string(),
-        device: device_info.clone(),
-        seed: cfg.seed,
-        widths: widths.clone(),
-        parameters: n_params,
-        loss: head.loss_name().to_string(),
-        versions: report::Versions {
-            lopper: env!("CARGO_PKG_VERSION").into(),
-            burn: BURN_VERSION.into(),
-        },
-        weights_layout: "model.safetensors: PyTorch [out_features, in_features]".into(),
-        outcome,
+    let task = Task {
+        splits: &splits,
+        head,
+        device: &ad,
     };
-    let summary_path = dir.join("summary.json");
-    let write_summary = |outcome: Outcome| -> Result<Summary, ExperimentError> {
-        let summary = summary_of(outcome);
-        crate::atomic::write(&summary_path, report::to_json(&summary))
-            .map_err(io_err(&summary_path))?;
-        Ok(summary)
-    };
-    let stopped = |error: String| Stopped {
-        error,
-        wall_time_s: wall_before + start.elapsed().as_secs_f64(),
-    };
-
-    let ctx = RunContext {
-        cfg,
-        task: Task {
-            splits: &splits,
-            head,
-            device: &ad,
-        },
-        seeds: Seeds::new(cfg.seed),
-    };
+    let seeds = Seeds::new(cfg.seed);
+    let ctx = RunContext { cfg, task, seeds };
+    let mut progress = Progress::new(opts.progress);
     let mut sinks = Sinks {
         metrics: &mut metrics,
         progress: &mut progress,
     };
-    let phases = crate::runner::run(
-        model,
-        &ctx,
-        (from.is_some(), start_masks),
-        &mut sinks,
-        checkpointing.as_mut(),
-    );
+    let start_from = (from.is_some(), start_masks);
+    let phases = crate::runner::run(model, &ctx, start_from, &mut sinks, checkpointing.as_mut());
     // Everything logged reaches the disk before anything reads metrics.csv back; a failure
     // here fails the run like any other.
-    let phases = match metrics.sync() {
-        Ok(()) => phases,
-        Err(cause) => Err(TrainError::Io {
-            path: metrics_path.clone(),
-            cause,
-        }),
-    };
-    let trained = match phases {
-        Ok(t) => t,
-        Err(source) => {
-            let stop = stopped(source.to_string());
-            write_summary(if matches!(source, TrainError::Interrupted { .. }) {
-                Outcome::Interrupted(stop)
-            } else {
-                Outcome::Failed(stop)
-            })?;
-            return Err(ExperimentError::Train { cause: source, dir });
-        }
-    };
-    // Every output after training, each written atomically; a failure (a full disk, say) marks
-    // the run failed with the real cause and the file it hit, and leaves earlier files whole.
-    let written = (|| -> Result<_, ExperimentError> {
-        write_pruning_outputs(&dir, &trained)?;
-        let evals = evaluate_splits(&trained.model, &splits, head, &ad, true);
-        let model_path = dir.join("model.safetensors");
-        save_model(&trained.model, &model_path)?;
-        let wall_s = wall_before + start.elapsed().as_secs_f64();
-        let summary = write_summary(Outcome::Ok(Finished {
-            epochs: trained.end.epochs_done,
-            steps: trained.end.steps_done,
-            stopped_early: trained.end.stopped_early,
-            final_evals: evals_report(&evals, true),
-            wall_time_s: wall_s,
-        }))?;
-        Ok((evals, wall_s, summary))
-    })();
-    let (evals, wall_s, summary) = match written {
-        Ok(w) => w,
-        Err(e) => {
-            // On a disk too full for even the small summary, the error says so too.
-            return match write_summary(Outcome::Failed(stopped(e.to_string()))) {
-                Ok(_) => Err(e),
-                Err(w) => Err(ExperimentError::Io {
-                    path: dir.join("summary.json"),
-                    cause: std::io::Error::other(format!(
-                        "{w}; it was to record that the run failed: {e}"
-                    )),
-                }),
-            };
-        }
-    };
-    // Pictures last: everything measured is on disk before, so a plotting failure (say, no
-    // fonts) costs only the pictures, and says so.
-    if let Err(e) = write_plots(&dir, cfg, &trained, &summary) {
-        eprintln!("warning: plots not written: {e}");
-    }
+    let synced = (metrics.sync()).map_err(|cause| TrainError::Io {
+        path: metrics_path,
+        cause,
+    });
+    let trained = (phases.and_then(|t| synced.map(|()| t))).map_err(|c| run.failed(c))?;
+    let result = run.conclude(trained, &splits, &ad);
     // The folder stays ours until everything is written.
     drop(lock);
-    Ok(RunResult {
-        pruning: trained.pruning,
-        dir,
-        evals,
-        head,
-        model: trained.model,
-        widths,
-        wall_s,
-        stopped_early: trained.end.stopped_early,
-        device: device_info,
-    })
+    result
 }

@@ -532,20 +532,14 @@ fn print_pruning(p: &report::PruningReport) {
     println!("{line}");
 }
 
+/// The `[pruning]` rule `trainer prune` applies: a config's table (`--config`) with the flags
+/// on top.
 #[allow(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
-fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
-    // Lopper writes new files only: an existing one (the input itself, or a run's model) could
-    // be someone's only copy.
-    if a.out.exists() {
-        anyhow::bail!(
-            "--out {} exists; give a new file name (trainer prune never replaces a file)",
-            a.out.display()
-        );
-    }
+fn prune_options(a: &PruneArgs) -> anyhow::Result<trainer::config::PruningConfig> {
     let mut table = match &a.config {
         Some(c) => {
             let path = find_config(c)?;
@@ -594,6 +588,19 @@ fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
         .map_err(|e: toml::de::Error| anyhow::anyhow!("pruning options: {}", e.message()))?;
     cfg.validate()
         .map_err(|(key, msg)| anyhow::anyhow!("`{key}` {msg}"))?;
+    Ok(cfg)
+}
+
+fn prune_command(a: &PruneArgs) -> anyhow::Result<()> {
+    // Lopper writes new files only: an existing one (the input itself, or a run's model) could
+    // be someone's only copy.
+    if a.out.exists() {
+        anyhow::bail!(
+            "--out {} exists; give a new file name (trainer prune never replaces a file)",
+            a.out.display()
+        );
+    }
+    let cfg = prune_options(a)?;
     let report = trainer::prune_file::prune_file(&a.model, &a.out, &cfg, a.burn_layout, a.seed)?;
     if !a.quiet {
         println!(

@@ -113,12 +113,46 @@ pub fn prune_file(
         .collect();
     let scores = crit.score_all(&inputs)?;
     let unit_axis = if burn_layout { 1 } else { 0 };
-    let layers: Vec<LayerInput> = prunable
+    let layers = layer_inputs(&st, &names, (&prunable, &weights), scores, unit_axis);
+    // Under neuron pruning a bias is masked with its units: one float per unit, not masked
+    // already.
+    let neurons = matches!(cfg.granularity(), pruning::Granularity::Neuron(_));
+    if neurons {
+        check_biases(&st, &names, &layers, unit_axis).map_err(bad)?;
+    }
+    let selection = select_masks(&layers, &spec(cfg))?;
+    write_output(&st, &names, &selection.masks, output)?;
+    let layout = if burn_layout {
+        "burn [in, out]"
+    } else {
+        "pytorch [out, in]"
+    };
+    Ok(FileReport {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        layout: layout.into(),
+        criterion: crit.name().to_string(),
+        layers: report_layers(&layers, &selection.masks),
+        total: totals(&selection.masks),
+        warnings: selection.warnings,
+    })
+}
+
+/// The selection's inputs: each prunable matrix with its scores, its bias (when the file has
+/// one) and which axis holds its units.
+fn layer_inputs(
+    st: &SafeTensors<'_>,
+    names: &[String],
+    (prunable, weights): (&[String], &[Vec<f32>]),
+    scores: Vec<Vec<f32>>,
+    unit_axis: usize,
+) -> Vec<LayerInput> {
+    prunable
         .iter()
         .zip(scores)
-        .zip(&weights)
+        .zip(weights)
         .map(|((n, scores), w)| {
-            // Checked above: 2-D, and `w` holds all of it.
+            // Checked before: 2-D, and `w` holds all of it.
             let shape = st
                 .tensor(n)
                 .map_or(vec![w.len(), 1], |t| t.shape().to_vec());
@@ -132,45 +166,38 @@ pub fn prune_file(
                 scores,
             }
         })
-        .collect();
-    // Under neuron pruning a bias is masked with its units: one float per unit, not masked
-    // already.
-    let neurons = matches!(cfg.granularity(), pruning::Granularity::Neuron(_));
-    if neurons {
-        check_biases(&st, &names, &layers, unit_axis).map_err(bad)?;
+        .collect()
+}
+
+/// Each pruned tensor's counts.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
+fn report_layers(layers: &[LayerInput], masks: &pruning::MaskSet) -> Vec<FileLayer> {
+    layers
+        .iter()
+        .map(|l| {
+            let m = &masks.masks[&l.name];
+            FileLayer {
+                name: l.name.clone(),
+                shape: l.shape.to_vec(),
+                weights: m.len(),
+                kept: m.kept(),
+                sparsity: m.sparsity(),
+            }
+        })
+        .collect()
+}
+
+fn totals(masks: &pruning::MaskSet) -> FileTotals {
+    let (kept, total) = masks.counts();
+    FileTotals {
+        weights: total,
+        kept,
+        sparsity: 1.0 - kept as f64 / total.max(1) as f64,
     }
-    let selection = select_masks(&layers, &spec(cfg))?;
-    write_output(&st, &names, &selection.masks, output)?;
-    let mut report_layers = Vec::new();
-    for l in &layers {
-        let m = &selection.masks.masks[&l.name];
-        report_layers.push(FileLayer {
-            name: l.name.clone(),
-            shape: l.shape.to_vec(),
-            weights: m.len(),
-            kept: m.kept(),
-            sparsity: m.sparsity(),
-        });
-    }
-    let (kept, total) = selection.masks.counts();
-    Ok(FileReport {
-        input: input.display().to_string(),
-        output: output.display().to_string(),
-        layout: if burn_layout {
-            "burn [in, out]"
-        } else {
-            "pytorch [out, in]"
-        }
-        .into(),
-        criterion: crit.name().to_string(),
-        layers: report_layers,
-        total: FileTotals {
-            weights: total,
-            kept,
-            sparsity: 1.0 - kept as f64 / total.max(1) as f64,
-        },
-        warnings: selection.warnings,
-    })
 }
 
 /// Why no tensor was selected for pruning.

@@ -266,18 +266,10 @@ fn slug(values: &[(String, String)]) -> String {
     )
 }
 
-/// Every point of the sweep, each checked by loading its config (a bad grid key or value is an
-/// error before anything runs).
-pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<Point>, SweepError> {
-    let prunes = loaded.config.pruning.is_some();
-    if spec.baselines && !prunes {
-        return Err(SweepError::Plan(format!(
-            "--baselines varies the pruning criterion and scope, but {} has no [pruning] table",
-            loaded.path.display()
-        )));
-    }
+/// Every combination of the grid's values, in the grid's key order.
+fn combinations(grid: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>> {
     let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for (k, vs) in &spec.grid {
+    for (k, vs) in grid {
         combos = combos
             .into_iter()
             .flat_map(|c| {
@@ -289,6 +281,13 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
             })
             .collect();
     }
+    combos
+}
+
+/// The points, seed by seed: the dense baseline (when the config prunes), then every method at
+/// every combination.
+fn points_of(spec: &SweepSpec, prunes: bool, dir: &Path) -> Vec<Point> {
+    let combos = combinations(&spec.grid);
     let mut methods = vec!["config"];
     if spec.baselines {
         methods.extend(["random", "magnitude-layer", "magnitude-global"]);
@@ -318,6 +317,20 @@ pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<P
             }
         }
     }
+    points
+}
+
+/// Every point of the sweep, each checked by loading its config (a bad grid key or value is an
+/// error before anything runs).
+pub fn plan(loaded: &LoadedConfig, spec: &SweepSpec, dir: &Path) -> Result<Vec<Point>, SweepError> {
+    let prunes = loaded.config.pruning.is_some();
+    if spec.baselines && !prunes {
+        return Err(SweepError::Plan(format!(
+            "--baselines varies the pruning criterion and scope, but {} has no [pruning] table",
+            loaded.path.display()
+        )));
+    }
+    let points = points_of(spec, prunes, dir);
     let mut resolved: Vec<String> = Vec::new();
     for (i, p) in points.iter().enumerate() {
         // Distinct grid values can clean to one folder name (`a/b` and `a_b`): refuse, rather
@@ -362,24 +375,9 @@ pub struct SweepOutcome {
     pub rows: Vec<ResultRow>,
 }
 
-/// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
-/// `report` hears one line per point as it finishes.
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
-pub fn run_sweep(
-    exe: &Path,
-    loaded: &LoadedConfig,
-    spec: &SweepSpec,
-    dir: &Path,
-    mut report: impl FnMut(usize, usize, &str),
-) -> Result<SweepOutcome, SweepError> {
-    let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
-    let points = plan(loaded, spec, dir)?;
-    // The sweep folder follows `--out`'s rule: new, empty, or a sweep folder Lopper made; and
-    // one sweep process at a time.
+/// Takes the sweep folder: it follows `--out`'s rule (new, empty, or a sweep folder Lopper
+/// made), one sweep process at a time, and belongs to one config.
+fn claim(loaded: &LoadedConfig, dir: &Path) -> Result<crate::folder::FolderLock, SweepError> {
     let fresh = !dir.exists() || std::fs::read_dir(dir).map_err(io(dir))?.next().is_none();
     if !fresh && !crate::folder::is_ours(dir) {
         return Err(crate::folder::FolderError::NotOurs {
@@ -389,8 +387,8 @@ pub fn run_sweep(
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     crate::folder::mark(dir)?;
-    let _lock = crate::folder::FolderLock::acquire(dir)?;
-    // A sweep folder belongs to one config: finished points of another would be mixed in.
+    let lock = crate::folder::FolderLock::acquire(dir)?;
+    // Finished points of another config would be mixed in.
     let text = std::fs::read_to_string(&loaded.path).map_err(io(&loaded.path))?;
     let stamp = dir.join("config.toml");
     match std::fs::read_to_string(&stamp) {
@@ -404,6 +402,64 @@ pub fn run_sweep(
         Ok(_) => {}
         Err(_) => crate::atomic::write(&stamp, &text).map_err(io(&stamp))?,
     }
+    Ok(lock)
+}
+
+/// Starts point `p`'s process, its output going to the point's log.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
+fn spawn(exe: &Path, config_path: &Path, p: &Point) -> Result<Child, SweepError> {
+    // A half-written folder from an interrupted sweep continues from its checkpoint
+    // (`train.checkpoint_every`), or starts afresh without one.
+    let resume = p.dir.join(crate::checkpoint::FILE).is_file();
+    if p.dir.exists() && !resume {
+        crate::folder::remove_ours(&p.dir)?;
+    }
+    let parent = p.dir.parent().expect("point folders are nested");
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let log_path = p.log();
+    let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+    let mut cmd = Command::new(exe);
+    if resume {
+        cmd.arg("--resume").arg(&p.dir);
+    } else {
+        cmd.arg("--config").arg(config_path);
+        if p.method == "dense" {
+            cmd.arg("--no-pruning");
+        }
+        for o in p.overrides() {
+            cmd.arg("--set").arg(o);
+        }
+        cmd.arg("--out").arg(&p.dir);
+    }
+    die_with_parent(&mut cmd);
+    // Its own process group: a terminal's Ctrl-C reaches the sweep alone, whose death then
+    // stops each point once (SIGTERM), and each point ends with its status written instead of
+    // dying at a second signal.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.arg("--quiet")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io(&log_path))?)
+        .stderr(log);
+    cmd.spawn().map_err(io(exe))
+}
+
+/// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
+/// `report` hears one line per point as it finishes.
+pub fn run_sweep(
+    exe: &Path,
+    loaded: &LoadedConfig,
+    spec: &SweepSpec,
+    dir: &Path,
+    mut report: impl FnMut(usize, usize, &str),
+) -> Result<SweepOutcome, SweepError> {
+    let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
+    let points = plan(loaded, spec, dir)?;
+    let _lock = claim(loaded, dir)?;
     let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
     // A point still run by a process of an earlier sweep (stopped, its children orphaned) is
     // not started a second time.
@@ -424,41 +480,7 @@ pub fn run_sweep(
     loop {
         while running.len() < spec.jobs {
             let Some(p) = queue.next() else { break };
-            // A half-written folder from an interrupted sweep continues from its checkpoint
-            // (`train.checkpoint_every`), or starts afresh without one.
-            let resume = p.dir.join(crate::checkpoint::FILE).is_file();
-            if p.dir.exists() && !resume {
-                crate::folder::remove_ours(&p.dir)?;
-            }
-            let parent = p.dir.parent().expect("point folders are nested");
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-            let log_path = p.log();
-            let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
-            let mut cmd = Command::new(exe);
-            if resume {
-                cmd.arg("--resume").arg(&p.dir);
-            } else {
-                cmd.arg("--config").arg(&config_path);
-                if p.method == "dense" {
-                    cmd.arg("--no-pruning");
-                }
-                for o in p.overrides() {
-                    cmd.arg("--set").arg(o);
-                }
-                cmd.arg("--out").arg(&p.dir);
-            }
-            die_with_parent(&mut cmd);
-            // Its own process group: a terminal's Ctrl-C reaches the sweep alone, whose death
-            // then stops each point once (SIGTERM), and each point ends with its status written
-            // instead of dying at a second signal.
-            #[cfg(unix)]
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            cmd.arg("--quiet")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().map_err(io(&log_path))?)
-                .stderr(log);
-            let child = cmd.spawn().map_err(io(exe))?;
-            running.push((p, child));
+            running.push((p, spawn(exe, &config_path, p)?));
         }
         if running.is_empty() {
             break;

@@ -221,35 +221,7 @@ pub fn train_checkpointed(
             step: st.step,
             metrics,
         };
-        for h in hooks.iter_mut() {
-            h.on_epoch_end(&st.model, &end).map_err(hook_err(*h))?;
-        }
-        let rows = published(hooks);
-        let mut metrics_bytes = None;
-        if let Some(log) = log.as_deref_mut() {
-            log.epoch(&rows, &end).map_err(log_io(log))?;
-            if ckpt.is_some() {
-                metrics_bytes = Some(log.position().map_err(log_io(log))?);
-            }
-        }
-        let interrupted = crate::interrupt::requested();
-        if let Some(c) = ckpt.as_deref()
-            && !stop
-            && (epoch.is_multiple_of(c.every) || interrupted)
-        {
-            let at = Position {
-                epoch,
-                step: st.step,
-                shuffle: &st.shuffle,
-                order: &st.order,
-                early: st.early.as_ref(),
-                metrics_bytes,
-            };
-            c.write(&at, &st.model, st.best.as_ref(), &st.optim, hooks)?;
-        }
-        if interrupted {
-            return Err(TrainError::Interrupted { epoch });
-        }
+        st.close_epoch(&end, stop, hooks, log.as_deref_mut(), ckpt.as_deref())?;
         if stop {
             stopped_early = epoch < t.epochs;
             break;
@@ -286,6 +258,49 @@ struct LoopState {
 }
 
 impl LoopState {
+    /// The end of an epoch: the hooks see it, the log gets its rows, and a checkpoint is
+    /// written when one is due (or Ctrl-C asked to stop: then the loop stops here).
+    fn close_epoch(
+        &self,
+        end: &EpochEnd,
+        stop: bool,
+        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        mut log: Option<&mut MetricsLog>,
+        ckpt: Option<&Checkpointing>,
+    ) -> Result<(), TrainError> {
+        for h in hooks.iter_mut() {
+            h.on_epoch_end(&self.model, end).map_err(hook_err(*h))?;
+        }
+        let rows = published(hooks);
+        if let Some(log) = log.as_deref_mut() {
+            log.epoch(&rows, end).map_err(log_io(log))?;
+        }
+        let epoch = end.epoch;
+        let interrupted = crate::interrupt::requested();
+        if let Some(c) = ckpt
+            && !stop
+            && (epoch.is_multiple_of(c.every) || interrupted)
+        {
+            let metrics_bytes = match log {
+                Some(log) => Some(log.position().map_err(log_io(log))?),
+                None => None,
+            };
+            let at = Position {
+                epoch,
+                step: self.step,
+                shuffle: &self.shuffle,
+                order: &self.order,
+                early: self.early.as_ref(),
+                metrics_bytes,
+            };
+            c.write(&at, &self.model, self.best.as_ref(), &self.optim, hooks)?;
+        }
+        if interrupted {
+            return Err(TrainError::Interrupted { epoch });
+        }
+        Ok(())
+    }
+
     /// Continues from checkpoint `r` (read from `path`): weights, optimizer, data order,
     /// position, early stopping and every hook's state.
     fn resume(

@@ -733,31 +733,10 @@ fn non_negative(key: &str, v: f64) -> Result<(), Invalid> {
     }
 }
 
-impl Config {
-    /// Checks what parsing cannot: ranges, and keys that do not apply to the chosen data set
-    /// (a key that would be silently ignored is an error).
-    pub fn validate(&self) -> Result<(), Invalid> {
-        self.data.validate()?;
-        if self.sweep.as_ref().is_some_and(|s| s.jobs == 0) {
-            return Err(bad("sweep.jobs", "must be ≥ 1 (runs at once)"));
-        }
-        if let (Some(_), BackendKind::Ndarray | BackendKind::Flex) = (self.device, self.backend) {
-            return Err(bad(
-                "device",
-                format!(
-                    "picks a GPU adapter, but backend `{}` has one device; remove `device` or set `backend = \"wgpu\"`",
-                    self.backend
-                ),
-            ));
-        }
-        let m = &self.model;
-        if m.hidden.contains(&0) {
-            return Err(bad(
-                "model.hidden",
-                "layer widths must be ≥ 1 (remove empty layers)",
-            ));
-        }
-        let t = &self.train;
+impl TrainConfig {
+    /// The loop's keys: counts ≥ 1, rates in range, each optimizer's and schedule's own keys.
+    fn validate(&self) -> Result<(), Invalid> {
+        let t = self;
         if t.epochs == 0 {
             return Err(bad("train.epochs", "must be ≥ 1"));
         }
@@ -825,6 +804,35 @@ impl Config {
                 "applies to lr_schedule = \"step\" only",
             ));
         }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks what parsing cannot: ranges, and keys that do not apply to the chosen data set
+    /// (a key that would be silently ignored is an error).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.data.validate()?;
+        if self.sweep.as_ref().is_some_and(|s| s.jobs == 0) {
+            return Err(bad("sweep.jobs", "must be ≥ 1 (runs at once)"));
+        }
+        if let (Some(_), BackendKind::Ndarray | BackendKind::Flex) = (self.device, self.backend) {
+            return Err(bad(
+                "device",
+                format!(
+                    "picks a GPU adapter, but backend `{}` has one device; remove `device` or set `backend = \"wgpu\"`",
+                    self.backend
+                ),
+            ));
+        }
+        let m = &self.model;
+        if m.hidden.contains(&0) {
+            return Err(bad(
+                "model.hidden",
+                "layer widths must be ≥ 1 (remove empty layers)",
+            ));
+        }
+        self.train.validate()?;
         if let Some(p) = &self.pruning {
             p.validate()?;
             if p.search().is_some() && self.data.validation_fraction == 0.0 {
@@ -834,7 +842,7 @@ impl Config {
                 ));
             }
         }
-        if let Some(es) = &t.early_stopping {
+        if let Some(es) = &self.train.early_stopping {
             if es.patience == 0 {
                 return Err(bad("train.early_stopping.patience", "must be ≥ 1"));
             }
@@ -851,17 +859,9 @@ impl Config {
 }
 
 impl DataConfig {
-    fn validate(&self) -> Result<(), Invalid> {
+    /// A key of another data set would be silently ignored: refuse it, naming this one's keys.
+    fn only_own_keys(&self) -> Result<(), Invalid> {
         use DatasetName::*;
-        fraction("data.validation_fraction", self.validation_fraction)?;
-        fraction("data.test_fraction", self.test_fraction)?;
-        if self.validation_fraction + self.test_fraction >= 1.0 {
-            return Err(bad(
-                "data.test_fraction",
-                "validation_fraction + test_fraction must leave samples to train on",
-            ));
-        }
-        let synthetic = matches!(self.name, Moons | Circles | Spirals | Blobs);
         let allowed: &[&str] = match self.name {
             Xor | SeedXor => &[],
             Moons | Circles => &["n", "noise"],
@@ -897,6 +897,21 @@ impl DataConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        use DatasetName::*;
+        fraction("data.validation_fraction", self.validation_fraction)?;
+        fraction("data.test_fraction", self.test_fraction)?;
+        if self.validation_fraction + self.test_fraction >= 1.0 {
+            return Err(bad(
+                "data.test_fraction",
+                "validation_fraction + test_fraction must leave samples to train on",
+            ));
+        }
+        let synthetic = matches!(self.name, Moons | Circles | Spirals | Blobs);
+        self.only_own_keys()?;
         if self.name == Csv && self.path.is_none() {
             return Err(bad("data.path", "is required for data.name = \"csv\""));
         }

@@ -78,6 +78,12 @@ fn records(text: &str) -> impl Iterator<Item = Result<(usize, Vec<String>), (usi
     })
 }
 
+/// The header's column names and which of them is the target, shared by every row's parsing.
+struct Columns<'a> {
+    names: &'a [&'a str],
+    target: usize,
+}
+
 /// Parses CSV text as if read from `path`.
 pub fn parse_csv(
     text: &str,
@@ -96,6 +102,34 @@ pub fn parse_csv(
         .next()
         .ok_or_else(|| err(1, 1, "the file is empty; expected a header row".into()))??;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let columns = Columns {
+        target: target_column(&names, target, &err)?,
+        names: &names,
+    };
+    let n_features = names.len() - 1;
+    let mut x = Vec::new();
+    let mut raw_targets: Vec<(usize, String)> = Vec::new();
+    for row in rows {
+        let (line_no, fields) = row?;
+        parse_row(line_no, &fields, &columns, (&mut x, &mut raw_targets), &err)?;
+    }
+    if raw_targets.is_empty() {
+        return Err(err(2, 1, "no data rows after the header".into()));
+    }
+    let y = match task {
+        TaskKind::Regression => real_targets(&raw_targets, &columns, &err)?,
+        TaskKind::Classification => classes(&raw_targets, path, columns.target, &names, &err)?,
+    };
+    Ok(Dataset { x, n_features, y })
+}
+
+/// The target's column index, checked against the header first, so that a file read with the
+/// wrong separator or target name fails on line 1 with the columns it does have.
+fn target_column(
+    names: &[&str],
+    target: Option<&str>,
+    err: &impl Fn(usize, usize, String) -> DataError,
+) -> Result<usize, DataError> {
     if names.len() < 2 {
         return Err(err(
             1,
@@ -103,7 +137,7 @@ pub fn parse_csv(
             "the header has fewer than two columns (need features and a target); is the file comma-separated?".into(),
         ));
     }
-    let target_col = match target {
+    match target {
         Some(t) => names.iter().position(|n| *n == t).ok_or_else(|| {
             err(
                 1,
@@ -113,75 +147,82 @@ pub fn parse_csv(
                     names.join(", ")
                 ),
             )
-        })?,
-        None => names.len() - 1,
-    };
-    let n_features = names.len() - 1;
-    let mut x = Vec::new();
-    let mut raw_targets: Vec<(usize, String)> = Vec::new();
-    for row in rows {
-        let (line_no, fields) = row?;
-        if fields.len() != names.len() {
+        }),
+        None => Ok(names.len() - 1),
+    }
+}
+
+/// One data row: its features are appended to `out.0` and its raw target (with the line, for
+/// later messages) to `out.1`, so that a bad field is reported by line and column.
+fn parse_row(
+    line_no: usize,
+    fields: &[String],
+    columns: &Columns<'_>,
+    out: (&mut Vec<f32>, &mut Vec<(usize, String)>),
+    err: &impl Fn(usize, usize, String) -> DataError,
+) -> Result<(), DataError> {
+    let (x, raw_targets) = out;
+    let names = columns.names;
+    if fields.len() != names.len() {
+        return Err(err(
+            line_no,
+            fields.len().min(names.len()) + 1,
+            format!(
+                "expected {} fields as in the header, found {}",
+                names.len(),
+                fields.len()
+            ),
+        ));
+    }
+    for (j, f) in fields.iter().enumerate() {
+        if j == columns.target {
+            raw_targets.push((line_no, f.to_string()));
+            continue;
+        }
+        let v: f32 = f.parse().map_err(|_| {
+            err(
+                line_no,
+                j + 1,
+                format!("column `{}`: `{f}` is not a number", names[j]),
+            )
+        })?;
+        if !v.is_finite() {
             return Err(err(
                 line_no,
-                fields.len().min(names.len()) + 1,
-                format!(
-                    "expected {} fields as in the header, found {}",
-                    names.len(),
-                    fields.len()
-                ),
+                j + 1,
+                format!("column `{}`: `{f}` is not a finite number", names[j]),
             ));
         }
-        for (j, f) in fields.iter().enumerate() {
-            if j == target_col {
-                raw_targets.push((line_no, f.to_string()));
-                continue;
-            }
-            let v: f32 = f.parse().map_err(|_| {
-                err(
-                    line_no,
-                    j + 1,
-                    format!("column `{}`: `{f}` is not a number", names[j]),
-                )
-            })?;
-            if !v.is_finite() {
-                return Err(err(
-                    line_no,
-                    j + 1,
-                    format!("column `{}`: `{f}` is not a finite number", names[j]),
-                ));
-            }
-            x.push(v);
-        }
+        x.push(v);
     }
-    if raw_targets.is_empty() {
-        return Err(err(2, 1, "no data rows after the header".into()));
-    }
-    let y = match task {
-        TaskKind::Regression => Targets::Real(
-            raw_targets
-                .iter()
-                .map(|(line, v)| match v.parse::<f32>() {
-                    Ok(t) if t.is_finite() => Ok(t),
-                    Ok(_) => Err(err(
-                        *line,
-                        target_col + 1,
-                        format!(
-                            "target `{}`: `{v}` is not a finite number",
-                            names[target_col]
-                        ),
-                    )),
-                    Err(_) => Err(err(
-                        *line,
-                        target_col + 1,
-                        format!("target `{}`: `{v}` is not a number", names[target_col]),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        TaskKind::Classification => classes(&raw_targets, path, target_col, &names, &err)?,
-    };
-    Ok(Dataset { x, n_features, y })
+    Ok(())
+}
+
+/// Regression targets: every value must be a finite number, and a bad one is reported on its
+/// own line in the target column.
+fn real_targets(
+    raw: &[(usize, String)],
+    columns: &Columns<'_>,
+    err: &impl Fn(usize, usize, String) -> DataError,
+) -> Result<Targets, DataError> {
+    let (col, name) = (columns.target, columns.names[columns.target]);
+    let values = raw
+        .iter()
+        .map(|(line, v)| match v.parse::<f32>() {
+            Ok(t) if t.is_finite() => Ok(t),
+            Ok(_) => Err(err(
+                *line,
+                col + 1,
+                format!("target `{name}`: `{v}` is not a finite number"),
+            )),
+            Err(_) => Err(err(
+                *line,
+                col + 1,
+                format!("target `{name}`: `{v}` is not a number"),
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Targets::Real(values))
 }
 
 /// Class indices for the target column. Numeric labels are classes by value, so `1`, `1.0` and

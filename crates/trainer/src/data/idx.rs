@@ -35,24 +35,47 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
     let mut file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
     let gz = path.extension().is_some_and(|e| e == "gz");
-    // Total bytes the decoded stream holds.
-    let stream_len = if gz {
-        if file_len < 18 {
-            return Err(bad("too short for a gzip file".into()));
-        }
-        file.seek(SeekFrom::End(-4)).map_err(io)?;
-        let mut isize = [0u8; 4];
-        file.read_exact(&mut isize).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        u64::from(u32::from_le_bytes(isize))
-    } else {
-        file_len
-    };
+    let stream_len = stream_len(&mut file, file_len, gz, &io, &bad)?;
     let mut reader: Box<dyn Read> = if gz {
         Box::new(GzDecoder::new(file))
     } else {
         Box::new(file)
     };
+    let dims = read_header(&mut reader, rank, &bad)?;
+    let payload = payload_len(&dims, rank, stream_len, &bad)?;
+    let data = read_payload(&mut reader, payload, &bad)?;
+    Ok(IdxArray { dims, data })
+}
+
+/// Total bytes the decoded stream holds, known before decoding so that a header can be checked
+/// against it: the file length, or for gzip the trailer's ISIZE (the file is rewound after).
+fn stream_len(
+    file: &mut File,
+    file_len: u64,
+    gz: bool,
+    io: &impl Fn(std::io::Error) -> DataError,
+    bad: &impl Fn(String) -> DataError,
+) -> Result<u64, DataError> {
+    if !gz {
+        return Ok(file_len);
+    }
+    if file_len < 18 {
+        return Err(bad("too short for a gzip file".into()));
+    }
+    file.seek(SeekFrom::End(-4)).map_err(io)?;
+    let mut isize = [0u8; 4];
+    file.read_exact(&mut isize).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(u64::from(u32::from_le_bytes(isize)))
+}
+
+/// The dimensions from the header, after the magic number has shown that this is an
+/// unsigned-byte array of the expected rank: a wrong file fails here, with what it holds.
+fn read_header(
+    reader: &mut impl Read,
+    rank: usize,
+    bad: &impl Fn(String) -> DataError,
+) -> Result<Vec<usize>, DataError> {
     let mut magic = [0u8; 4];
     reader
         .read_exact(&mut magic)
@@ -80,6 +103,17 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
             .map_err(|e| bad(format!("header truncated ({e})")))?;
         dims.push(u32::from_be_bytes(b) as usize);
     }
+    Ok(dims)
+}
+
+/// The payload's byte count, checked against the stream's length before anything is allocated,
+/// so that a corrupt header cannot ask for gigabytes.
+fn payload_len(
+    dims: &[usize],
+    rank: usize,
+    stream_len: u64,
+    bad: &impl Fn(String) -> DataError,
+) -> Result<u64, DataError> {
     let header = 4 + 4 * rank as u64;
     let payload = dims
         .iter()
@@ -98,10 +132,20 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
             "header says {dims:?}: a data set needs at least one sample of at least one value"
         )));
     }
+    Ok(payload)
+}
+
+/// The `payload` data bytes, then the rest of the stream, which must be empty and, for gzip,
+/// pass the integrity check that only happens at the end.
+fn read_payload(
+    reader: &mut impl Read,
+    payload: u64,
+    bad: &impl Fn(String) -> DataError,
+) -> Result<Vec<u8>, DataError> {
     // Reserve at most 64 MiB up front and grow as bytes arrive: a gzip trailer is not checked
     // before the end, so a forged one must not make a tiny file reserve gigabytes.
     let mut data = Vec::with_capacity(payload.min(64 << 20) as usize);
-    (&mut reader)
+    (&mut *reader)
         .take(payload)
         .read_to_end(&mut data)
         .map_err(|e| bad(format!("data unreadable ({e})")))?;
@@ -125,7 +169,7 @@ pub fn read_idx(path: &Path, rank: usize) -> Result<IdxArray, DataError> {
             rest.len()
         )));
     }
-    Ok(IdxArray { dims, data })
+    Ok(data)
 }
 
 fn images_and_labels(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {

@@ -44,27 +44,22 @@ fn panel_size(layer: &HostLayer) -> (u32, u32) {
     (w as u32, h as u32)
 }
 
-fn panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    index: usize,
-    layer: &HostLayer,
-    fine: bool,
-) -> Result<(), String> {
-    // Keras's kernel: rows are inputs, columns units.
-    let (rows, cols) = (layer.n_in, layer.n_out);
-    let at = |r: usize, c: usize| layer.w[c * layer.n_in + r];
-    let (min, max) = layer
+/// The layer's smallest and largest weight: the ends of its own gray scale.
+fn value_range(layer: &HostLayer) -> (f32, f32) {
+    layer
         .w
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
             (a.min(*v), b.max(*v))
-        });
-    let limit = if fine { 1000 } else { 150 };
-    let step = rows.max(cols).div_ceil(limit).max(1);
+        })
+}
+
+/// Tick positions for the columns (x) and rows (y) of a `rows` × `cols` kernel, so that labelled
+/// indices start at 0 (the top row, the left column) and step evenly.
+fn axis_ticks(rows: usize, cols: usize) -> (Vec<i32>, Vec<i32>) {
     // Cell (r, c) spans [2c, 2c + 2] × [2(rows-1-r), 2(rows-r)] on integer axes (row 0 at the
     // top, as an image); ticks sit on the odd centres and are labelled with the index.
     // Integer axes with ticks we choose draw every index once, a single row or column too.
-    // Labelled indices start at 0 (the top row, the left column) and step evenly.
     let step_of = |n: usize| {
         integer_ticks(n.saturating_sub(1) as f64, 12)
             .get(1)
@@ -78,6 +73,82 @@ fn panel<DB: DrawingBackend>(
         .step_by(step_of(rows))
         .map(|r| 2 * (rows - 1 - r) as i32 + 1)
         .collect();
+    (x_ticks, y_ticks)
+}
+
+/// The gray cells, each the mean of a `step` × `step` block, so that a large kernel stays within
+/// the panel's pixel budget.
+fn cell_rects(
+    layer: &HostLayer,
+    step: usize,
+    (min, max): (f32, f32),
+) -> Vec<Rectangle<(i32, i32)>> {
+    let (rows, cols) = (layer.n_in, layer.n_out);
+    let at = |r: usize, c: usize| layer.w[c * layer.n_in + r];
+    let mut cells = Vec::new();
+    for r0 in (0..rows).step_by(step) {
+        for c0 in (0..cols).step_by(step) {
+            let (r1, c1) = ((r0 + step).min(rows), (c0 + step).min(cols));
+            let mut sum = 0f32;
+            for r in r0..r1 {
+                for c in c0..c1 {
+                    sum += at(r, c);
+                }
+            }
+            let v = sum / ((r1 - r0) * (c1 - c0)) as f32;
+            let y = |r: usize| 2 * (rows - r) as i32;
+            cells.push(Rectangle::new(
+                [(2 * c0 as i32, y(r1)), (2 * c1 as i32, y(r0))],
+                gray(v, min, max).filled(),
+            ));
+        }
+    }
+    cells
+}
+
+/// Each weight written in its cell, for kernels small enough to read.
+fn value_labels(
+    layer: &HostLayer,
+    (min, max): (f32, f32),
+) -> Vec<Text<'static, (i32, i32), String>> {
+    let (rows, cols) = (layer.n_in, layer.n_out);
+    let at = |r: usize, c: usize| layer.w[c * layer.n_in + r];
+    (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            let v = at(r, c);
+            // Dark text on light cells and light text on dark ones.
+            let light = gray(v, min, max).0 > 127;
+            let colour = if light { BLACK } else { WHITE };
+            let style =
+                (FONT, 14)
+                    .into_font()
+                    .color(&colour)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ));
+            Text::new(
+                format!("{v:.2}"),
+                (2 * c as i32 + 1, 2 * (rows - 1 - r) as i32 + 1),
+                style,
+            )
+        })
+        .collect()
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    index: usize,
+    layer: &HostLayer,
+    fine: bool,
+) -> Result<(), String> {
+    // Keras's kernel: rows are inputs, columns units.
+    let (rows, cols) = (layer.n_in, layer.n_out);
+    let (min, max) = value_range(layer);
+    let limit = if fine { 1000 } else { 150 };
+    let step = rows.max(cols).div_ceil(limit).max(1);
+    let (x_ticks, y_ticks) = axis_ticks(rows, cols);
     let (w, h) = (2 * cols as i32, 2 * rows as i32);
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -105,45 +176,12 @@ fn panel<DB: DrawingBackend>(
         .axis_desc_style((FONT, 14))
         .draw()
         .map_err(s)?;
-    let mut cells = Vec::new();
-    for r0 in (0..rows).step_by(step) {
-        for c0 in (0..cols).step_by(step) {
-            let (r1, c1) = ((r0 + step).min(rows), (c0 + step).min(cols));
-            let mut sum = 0f32;
-            for r in r0..r1 {
-                for c in c0..c1 {
-                    sum += at(r, c);
-                }
-            }
-            let v = sum / ((r1 - r0) * (c1 - c0)) as f32;
-            let y = |r: usize| 2 * (rows - r) as i32;
-            cells.push(Rectangle::new(
-                [(2 * c0 as i32, y(r1)), (2 * c1 as i32, y(r0))],
-                gray(v, min, max).filled(),
-            ));
-        }
-    }
-    chart.draw_series(cells).map_err(s)?;
+    chart
+        .draw_series(cell_rects(layer, step, (min, max)))
+        .map_err(s)?;
     if rows * cols <= LABEL_CELLS {
-        let labels = (0..rows).flat_map(|r| (0..cols).map(move |c| (r, c)));
         chart
-            .draw_series(labels.map(|(r, c)| {
-                let v = at(r, c);
-                // Dark text on light cells and light text on dark ones.
-                let light = gray(v, min, max).0 > 127;
-                let colour = if light { BLACK } else { WHITE };
-                let style = (FONT, 14).into_font().color(&colour).pos(
-                    plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Center,
-                    ),
-                );
-                Text::new(
-                    format!("{v:.2}"),
-                    (2 * c as i32 + 1, 2 * (rows - 1 - r) as i32 + 1),
-                    style,
-                )
-            }))
+            .draw_series(value_labels(layer, (min, max)))
             .map_err(s)?;
     }
     Ok(())
