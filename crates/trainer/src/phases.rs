@@ -319,3 +319,85 @@ pub(crate) fn initial_masks(
     }
     Ok(masks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PhaseKind::*;
+    use super::*;
+
+    fn phases(pruning: &str, from: bool) -> Vec<PhaseKind> {
+        let text = format!(
+            "[data]\nname = \"moons\"\nvalidation_fraction = 0.2\n[pruning]\nsparsity = 0.5\n{pruning}"
+        );
+        let path = std::path::Path::new("t.toml");
+        let cfg = crate::config::parse_config(&text, path, &[])
+            .unwrap()
+            .config;
+        plan(&cfg, from)
+    }
+
+    #[test]
+    fn every_mode_is_a_list_of_phases() {
+        let dense = crate::config::parse_config(
+            "[data]\nname = \"xor\"\n",
+            std::path::Path::new("t.toml"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(plan(&dense.config, false), [Train(Training::Dense)]);
+        let rounds = "rounds = 2\nfine_tune_epochs = 3\n";
+        let statik = [
+            Train(Training::Dense),
+            Baseline,
+            Prune { round: 1 },
+            FineTune { round: 1 },
+            Prune { round: 2 },
+            FineTune { round: 2 },
+        ];
+        assert_eq!(phases(rounds, false), statik);
+        // --from: the earlier run's model comes trained.
+        assert_eq!(phases(rounds, true), statik[1..]);
+        assert_eq!(
+            phases("rounds = 2\n", false),
+            [
+                Train(Training::Dense),
+                Baseline,
+                Prune { round: 1 },
+                Prune { round: 2 }
+            ]
+        );
+        let search = "fine_tune_epochs = 1\nsearch = { metric = \"val_loss\", tolerance = 0.1, probes = 3 }\n";
+        let probes = (0..3).map(|index| Probe { index });
+        let expected: Vec<PhaseKind> = [Train(Training::Dense), Baseline]
+            .into_iter()
+            .chain(probes)
+            .chain([Choose])
+            .collect();
+        assert_eq!(phases(search, false), expected);
+        assert_eq!(
+            phases("mode = \"at-init\"\n", false),
+            [PruneAtInit, Train(Training::Held)]
+        );
+        let gradual = "mode = \"gradual\"\nend_epoch = 2\nevery_steps = 1\n";
+        for mode in [gradual, "mode = \"rigl\"\n", "mode = \"set\"\n"] {
+            let p = phases(mode, false);
+            assert_eq!(p, [Train(Training::Dynamic)], "{mode}");
+        }
+        let lottery = phases("mode = \"lottery\"\nrounds = 2\n", false);
+        let level = |level| [Rewind { level }, Ticket { level }, Control { level }];
+        let expected: Vec<PhaseKind> = std::iter::once(Train(Training::LotteryDense))
+            .chain(level(1))
+            .chain(level(2))
+            .collect();
+        assert_eq!(lottery, expected);
+        let no_control = phases("mode = \"lottery\"\nreinit_control = false\n", false);
+        assert_eq!(
+            no_control,
+            [
+                Train(Training::LotteryDense),
+                Rewind { level: 1 },
+                Ticket { level: 1 }
+            ]
+        );
+    }
+}
