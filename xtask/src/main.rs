@@ -5,6 +5,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod results;
+mod slurm;
 
 fn cargo(args: &[&str]) -> Result<()> {
     eprintln!("$ cargo {}", args.join(" "));
@@ -174,8 +175,9 @@ fn gpu_bench(quick: bool) -> Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]>
-  ci         lint, then all tests, then the wgpu tests: what .ci/run does
+const USAGE: &str =
+    "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]|slurm-up|slurm-down>
+  ci         lint, a one-node Slurm up, all tests, the wgpu tests, Slurm down: what .ci/run does
   lint       fmt check, and clippy (with and without wgpu) with warnings denied
   bench      the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
              sparse inference (dense / CSR / compacted)
@@ -184,18 +186,29 @@ const USAGE: &str = "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quic
              merged into runs/results/table.md; resumable (about an hour on 2 cores)
   gpu-bench  build with wgpu, train configs/fashion-mnist.toml and fashion-mnist-gmp.toml on
              wgpu and on ndarray, and tabulate epoch times and accuracies side by side
-             (runs/gpu-bench/results.md); --quick: one epoch each, to check a machine works";
+             (runs/gpu-bench/results.md); --quick: one epoch each, to check a machine works
+  slurm-up   a one-node Slurm on this machine (installs slurm-wlm and munge when missing, writes
+             /etc/slurm/slurm.conf, starts munged, slurmctld, slurmd; waits for the node)
+  slurm-down stop it";
 
 fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("lint") => lint(),
         Some("ci") => {
             lint()?;
+            // The Slurm executor's test runs against a real one-node Slurm (and fails, not
+            // skips, without it).
+            slurm::up()?;
+            // SAFETY: set before any thread of this process is started.
+            unsafe { std::env::set_var("LOPPER_SLURM", "1") };
             // The README's test command, word for word.
-            cargo(&["test", "--workspace"])?;
-            cargo(&WGPU_TESTS)
+            let tested = cargo(&["test", "--workspace"]).and_then(|()| cargo(&WGPU_TESTS));
+            slurm::down()?;
+            tested
         }
         Some("results") => results::run(),
+        Some("slurm-up") => slurm::up(),
+        Some("slurm-down") => slurm::down(),
         Some("gpu-bench") => gpu_bench(std::env::args().nth(2).as_deref() == Some("--quick")),
         Some("bench") => {
             for bench in ["train_step", "pruning_overhead", "sparse_inference"] {

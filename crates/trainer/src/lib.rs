@@ -39,5 +39,6 @@ pub mod runner;
 pub mod search;
 pub mod seeds;
 pub mod sensitivity;
+pub mod slurm;
 pub mod sweep;
 pub mod train;

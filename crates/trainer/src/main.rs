@@ -89,6 +89,14 @@ enum Command {
     /// and sweep.png/svg (accuracy against sparsity with error bars). The dense baseline always
     /// runs when the config prunes.
     Sweep(SweepArgs),
+    /// Run point INDEX of the sweep recorded in DIR, as a local sweep would: what each task of
+    /// a Slurm job array (`trainer sweep --executor slurm`) runs.
+    SweepPoint {
+        /// The sweep folder (on a file system every node sees).
+        dir: PathBuf,
+        /// The point's number in the sweep's plan (the array task id).
+        index: usize,
+    },
     /// List the GPU adapters wgpu reaches (Vulkan, Metal, DX12, OpenGL), numbered as `--device`
     /// takes them. Needs a build with `--features wgpu`.
     Devices,
@@ -111,8 +119,26 @@ enum Command {
 #[derive(Args, Debug)]
 struct SweepArgs {
     /// The experiment config; its `[sweep]` table gives defaults for the flags below.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required_unless_present = "collect")]
+    config: Option<PathBuf>,
+    /// Where the points run: `local` (child processes of this one) or `slurm` (one job array
+    /// on the cluster; the sweep folder must be on a file system every node sees).
+    #[arg(long, value_enum, default_value = "local")]
+    executor: Executor,
+    /// An option passed to `sbatch` (repeatable), e.g. `--slurm-arg=--partition=gpu`,
+    /// `--slurm-arg=--time=2:00:00`, `--slurm-arg=--cpus-per-task=4`, `--slurm-arg=--gpus=1`.
+    #[arg(
+        long = "slurm-arg",
+        allow_hyphen_values = true,
+        value_name = "SBATCH_OPTION"
+    )]
+    slurm_args: Vec<String>,
+    /// With `--executor slurm`: follow the array until it ends, then aggregate.
+    #[arg(long)]
+    wait: bool,
+    /// Aggregate the sweep in this folder as it stands (after a Slurm array ends).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "grid", "seeds", "jobs", "baselines", "out"])]
+    collect: Option<PathBuf>,
     /// A key and its values, e.g. `--grid pruning.sparsity=0.5,0.8,0.9` (repeatable; the
     /// points are every combination). Replaces the `[sweep]` grid.
     #[arg(long, value_name = "KEY=V1,V2,…")]
@@ -132,6 +158,15 @@ struct SweepArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Where a sweep's points run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Executor {
+    /// Child processes of this one, `--jobs` at once.
+    Local,
+    /// One Slurm job array, `--jobs` tasks at once.
+    Slurm,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +238,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Prune(args)) => prune_command(args),
         Some(Command::Sweep(args)) => sweep_command(args),
+        Some(Command::SweepPoint { dir, index }) => sweep_point_command(dir, *index),
         Some(Command::Devices) => devices_command(),
         Some(Command::Compact { run_dir }) => compact_command(run_dir),
         Some(Command::Infer {
@@ -364,7 +400,12 @@ fn train_command(cli: &TrainArgs) -> anyhow::Result<()> {
 
 fn sweep_command(a: &SweepArgs) -> anyhow::Result<()> {
     use trainer::sweep::{SweepSpec, run_sweep};
-    let path = find_config(&a.config)?;
+    if let Some(dir) = &a.collect {
+        let outcome = trainer::sweep::collect(dir);
+        return report_sweep(a, dir, outcome.map(|o| (o.ran, o.skipped)));
+    }
+    let config = a.config.as_ref().context("--config is required")?;
+    let path = find_config(config)?;
     let loaded = load_config(&path, &[])?;
     let spec = SweepSpec::merge(&loaded, &a.grid, a.seeds.clone(), a.baselines, a.jobs)?;
     let dir = a
@@ -377,22 +418,97 @@ fn sweep_command(a: &SweepArgs) -> anyhow::Result<()> {
     } else {
         indicatif::ProgressBar::new(0)
     };
+    if a.executor == Executor::Slurm {
+        return slurm_sweep(a, (&exe, &loaded, &spec), &dir, &bar);
+    }
+    anyhow::ensure!(
+        !a.wait && a.slurm_args.is_empty(),
+        "--wait and --slurm-arg go with --executor slurm"
+    );
     let outcome = run_sweep(&exe, &loaded, &spec, &dir, |done, total, line| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.println(format!("[{done}/{total}] {line}"));
     });
     bar.finish_and_clear();
-    let outcome = outcome?;
+    report_sweep(a, &dir, outcome.map(|o| (o.ran, o.skipped)))
+}
+
+/// The sweep submitted as a Slurm job array; with `--wait`, followed and aggregated.
+fn slurm_sweep(
+    a: &SweepArgs,
+    (exe, loaded, spec): (
+        &std::path::Path,
+        &trainer::config::LoadedConfig,
+        &trainer::sweep::SweepSpec,
+    ),
+    dir: &std::path::Path,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    let sub = trainer::slurm::submit(exe, loaded, spec, dir, &a.slurm_args)?;
+    let Some(job) = &sub.job else {
+        println!(
+            "every point of the sweep in {} has finished: nothing to submit",
+            dir.display()
+        );
+        return report_sweep(a, dir, trainer::sweep::collect(dir).map(|o| (0, o.skipped)));
+    };
+    println!(
+        "submitted job array {job}: {} of {} points ({} already finished); its tasks write into {}",
+        sub.submitted,
+        sub.total,
+        sub.total - sub.submitted,
+        dir.display()
+    );
+    if !a.wait {
+        println!(
+            "follow it with `squeue -j {job}`; when it ends: trainer sweep --collect {}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    trainer::slurm::wait(dir, job, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let outcome = trainer::sweep::collect(dir);
+    if outcome.is_err() {
+        for line in trainer::slurm::unfinished(dir)? {
+            eprintln!("{line}");
+        }
+    }
+    report_sweep(
+        a,
+        dir,
+        outcome.map(|_| (sub.submitted, sub.total - sub.submitted)),
+    )
+}
+
+/// The sweep's table and what ran, or the error.
+fn report_sweep(
+    a: &SweepArgs,
+    dir: &std::path::Path,
+    outcome: Result<(usize, usize), trainer::sweep::SweepError>,
+) -> anyhow::Result<()> {
+    let (ran, skipped) = outcome?;
     if !a.quiet {
         let groups = std::fs::read_to_string(dir.join("results.md"))?;
         print!("{groups}");
         println!(
-            "{} points run, {} already finished; wrote results.csv, results.md and sweep.png/svg in {}",
-            outcome.ran,
-            outcome.skipped,
+            "{ran} points run, {skipped} already finished; wrote results.csv, results.md and sweep.png/svg in {}",
             dir.display()
         );
+    }
+    Ok(())
+}
+
+/// One point of a sweep, run by a Slurm array task; exits with the point's exit code.
+fn sweep_point_command(dir: &std::path::Path, index: usize) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the trainer binary to run the point")?;
+    let code = trainer::slurm::run_point(&exe, dir, index)?;
+    if code != 0 {
+        std::process::exit(code);
     }
     Ok(())
 }

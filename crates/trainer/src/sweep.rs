@@ -43,6 +43,9 @@ pub enum SweepError {
     /// The sweep folder or a point's folder is in use, or not Lopper's.
     #[error(transparent)]
     Folder(#[from] crate::folder::FolderError),
+    /// The cluster scheduler refused, or cannot be reached.
+    #[error("{0}")]
+    Scheduler(String),
     /// Points failed; the others are aggregated.
     #[error(
         "{failed} of {total} sweep points failed (their run folders keep what they wrote; rerun the same command to retry them): {}",
@@ -66,7 +69,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SweepError + '_ {
 }
 
 /// What to sweep, after the `[sweep]` table and the command line are merged.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SweepSpec {
     /// `--set` path → TOML literals, in the order given.
     pub grid: Vec<(String, Vec<String>)>,
@@ -375,6 +378,73 @@ pub struct SweepOutcome {
     pub rows: Vec<ResultRow>,
 }
 
+/// The sweep's record in its folder (`sweep.json`): the config and what is swept, so that a
+/// point (`trainer sweep-point`, run by a scheduler) and `--collect` plan the same points.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SweepRecord {
+    /// The config file, absolute.
+    config: PathBuf,
+    /// What is swept.
+    spec: SweepSpec,
+}
+
+const RECORD: &str = "sweep.json";
+
+/// Plans the points and takes the sweep folder (held while the lock lives), recording the
+/// sweep in it.
+pub fn prepare(
+    loaded: &LoadedConfig,
+    spec: &SweepSpec,
+    dir: &Path,
+) -> Result<(Vec<Point>, crate::folder::FolderLock), SweepError> {
+    let points = plan(loaded, spec, dir)?;
+    let lock = claim(loaded, dir)?;
+    let record = SweepRecord {
+        config: std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?,
+        spec: spec.clone(),
+    };
+    let path = dir.join(RECORD);
+    let json =
+        serde_json::to_string_pretty(&record).map_err(|e| SweepError::Plan(e.to_string()))?;
+    crate::atomic::write(&path, json).map_err(io(&path))?;
+    Ok((points, lock))
+}
+
+/// The sweep recorded in `dir`: its config, what it sweeps and its points.
+pub fn reopen(dir: &Path) -> Result<(LoadedConfig, SweepSpec, Vec<Point>), SweepError> {
+    let path = dir.join(RECORD);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let record: SweepRecord = serde_json::from_str(&text)
+        .map_err(|e| SweepError::Plan(format!("{}: {e}", path.display())))?;
+    let loaded = load_config(&record.config, &[]).map_err(|cause| SweepError::Point {
+        point: "the sweep's config".into(),
+        cause,
+    })?;
+    let points = plan(&loaded, &record.spec, dir)?;
+    Ok((loaded, record.spec, points))
+}
+
+/// Aggregates the sweep in `dir` as it stands (its finished points), as a local sweep does at
+/// its end; an error lists how many points did not finish.
+pub fn collect(dir: &Path) -> Result<SweepOutcome, SweepError> {
+    let (_, spec, points) = reopen(dir)?;
+    let keys: Vec<String> = spec.grid.iter().map(|(k, _)| k.clone()).collect();
+    let rows = aggregate(&points, &keys, dir)?;
+    let unfinished: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
+    if let Some(first) = unfinished.first() {
+        return Err(SweepError::Failed {
+            failed: unfinished.len(),
+            total: points.len(),
+            first: first.log(),
+        });
+    }
+    Ok(SweepOutcome {
+        ran: 0,
+        skipped: points.len(),
+        rows,
+    })
+}
+
 /// Takes the sweep folder: it follows `--out`'s rule (new, empty, or a sweep folder Lopper
 /// made), one sweep process at a time, and belongs to one config.
 fn claim(loaded: &LoadedConfig, dir: &Path) -> Result<crate::folder::FolderLock, SweepError> {
@@ -405,13 +475,14 @@ fn claim(loaded: &LoadedConfig, dir: &Path) -> Result<crate::folder::FolderLock,
     Ok(lock)
 }
 
-/// Starts point `p`'s process, its output going to the point's log.
+/// The process that runs point `p` (output to the point's log): a fresh run, or `--resume` of
+/// a half-written folder with a checkpoint. The same for every executor.
 #[allow(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
-fn spawn(exe: &Path, config_path: &Path, p: &Point) -> Result<Child, SweepError> {
+pub fn point_command(exe: &Path, config_path: &Path, p: &Point) -> Result<Command, SweepError> {
     // A half-written folder from an interrupted sweep continues from its checkpoint
     // (`train.checkpoint_every`), or starts afresh without one.
     let resume = p.dir.join(crate::checkpoint::FILE).is_file();
@@ -445,7 +516,7 @@ fn spawn(exe: &Path, config_path: &Path, p: &Point) -> Result<Child, SweepError>
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io(&log_path))?)
         .stderr(log);
-    cmd.spawn().map_err(io(exe))
+    Ok(cmd)
 }
 
 /// Runs every unfinished point with `exe` (the trainer binary), `jobs` at once; then aggregates.
@@ -458,8 +529,7 @@ pub fn run_sweep(
     mut report: impl FnMut(usize, usize, &str),
 ) -> Result<SweepOutcome, SweepError> {
     let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
-    let points = plan(loaded, spec, dir)?;
-    let _lock = claim(loaded, dir)?;
+    let (points, _lock) = prepare(loaded, spec, dir)?;
     let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
     // A point still run by a process of an earlier sweep (stopped, its children orphaned) is
     // not started a second time.
@@ -480,7 +550,8 @@ pub fn run_sweep(
     loop {
         while running.len() < spec.jobs {
             let Some(p) = queue.next() else { break };
-            running.push((p, spawn(exe, &config_path, p)?));
+            let child = point_command(exe, &config_path, p)?.spawn();
+            running.push((p, child.map_err(io(exe))?));
         }
         if running.is_empty() {
             break;

@@ -11,6 +11,7 @@ mod fuzz;
 mod hardening;
 mod payoff;
 mod resume;
+mod slurm;
 mod static_pruning;
 #[cfg(feature = "wgpu")]
 mod wgpu;
