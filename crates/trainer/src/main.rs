@@ -402,6 +402,12 @@ fn sweep_command(a: &SweepArgs) -> anyhow::Result<()> {
     use trainer::sweep::{SweepSpec, run_sweep};
     if let Some(dir) = &a.collect {
         let outcome = trainer::sweep::collect(dir);
+        if outcome.is_err() {
+            // Points of a Slurm array: each with its task's state and the end of its log.
+            for line in trainer::slurm::unfinished(dir).unwrap_or_default() {
+                eprintln!("{line}");
+            }
+        }
         return report_sweep(a, dir, outcome.map(|o| (o.ran, o.skipped)));
     }
     let config = a.config.as_ref().context("--config is required")?;

@@ -207,11 +207,13 @@ fn task_states(job: &str) -> Vec<(usize, String)> {
 /// The points of the sweep in `dir` that did not finish, each with its task's Slurm state (of
 /// the last array that ran it) and the end of its log.
 pub fn unfinished(dir: &Path) -> Result<Vec<String>, SweepError> {
+    let jobs = submitted_jobs(dir);
+    if jobs.is_empty() {
+        // A local sweep: its own error names the first failed point's log.
+        return Ok(Vec::new());
+    }
     let (_, _, points) = reopen(dir)?;
-    let states: Vec<(usize, String)> = submitted_jobs(dir)
-        .iter()
-        .flat_map(|j| task_states(j))
-        .collect();
+    let states: Vec<(usize, String)> = jobs.iter().flat_map(|j| task_states(j)).collect();
     Ok(points
         .iter()
         .enumerate()

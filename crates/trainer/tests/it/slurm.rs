@@ -177,6 +177,13 @@ fn a_slurm_sweep_equals_the_local_one_and_completes_a_cancelled_task_when_rerun(
         .output()
         .unwrap());
     assert!(e.contains("1 of 6 sweep points failed"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "(task {}): CANCELLED",
+            cancelled.rsplit('_').next().unwrap()
+        )),
+        "{e}"
+    );
     // The same command again submits the cancelled point alone; it resumes and the sweep
     // ends number for number as the local one.
     let said = ok(
