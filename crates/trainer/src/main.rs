@@ -512,6 +512,13 @@ fn report_sweep(
 /// One point of a sweep, run by a Slurm array task; exits with the point's exit code.
 fn sweep_point_command(dir: &std::path::Path, index: usize) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the trainer binary to run the point")?;
+    // `scancel` and time limits signal the task's every process: the point's trainer stops at
+    // its epoch's end with a checkpoint. This process waits for it instead of dying, which
+    // would signal it a second time (it dies with its parent) and stop it at once.
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(sig, seen).context("cannot install a signal handler")?;
+    }
     let code = trainer::slurm::run_point(&exe, dir, index)?;
     if code != 0 {
         std::process::exit(code);

@@ -49,11 +49,33 @@ fn slurm(cmd: &str, args: &[String]) -> Result<String, SweepError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Whether job `id` still has tasks queued or running.
-fn active(id: &str) -> bool {
-    // An id Slurm no longer knows is an error to squeue: not active.
+/// Whether job `id` still has tasks queued or running. An id Slurm no longer knows is an
+/// error to squeue: not active. Any other failure (a controller that did not answer in time)
+/// counts as active, to be asked again: a sweep is never taken for finished by a hiccup.
+pub fn active(id: &str) -> Result<bool, SweepError> {
     let args = ["-h", "-j", id, "-o", "%i"].map(String::from);
-    slurm("squeue", &args).is_ok_and(|out| !out.trim().is_empty())
+    match slurm("squeue", &args) {
+        Ok(out) => Ok(!out.trim().is_empty()),
+        Err(SweepError::Scheduler(m)) if m.contains("Invalid job id") => Ok(false),
+        Err(SweepError::Scheduler(m)) if m.contains("is not on PATH") => {
+            Err(SweepError::Scheduler(m))
+        }
+        Err(_) => Ok(true),
+    }
+}
+
+/// Refuses while an array submitted for the sweep in `dir` is still queued or running: its
+/// tasks write into the folder.
+pub fn refuse_if_active(dir: &Path) -> Result<(), SweepError> {
+    for job in submitted_jobs(dir) {
+        if active(&job)? {
+            return Err(SweepError::Scheduler(format!(
+                "array {job} of this sweep is still queued or running: wait for it (`trainer sweep --collect {}` afterwards), or `scancel {job}`",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The job ids of arrays submitted for the sweep in `dir`.
@@ -94,12 +116,7 @@ pub fn submit(
 ) -> Result<Submitted, SweepError> {
     let (points, _lock) = prepare(loaded, spec, dir)?;
     let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
-    if let Some(job) = submitted_jobs(&dir).into_iter().find(|j| active(j)) {
-        return Err(SweepError::Scheduler(format!(
-            "array {job} of this sweep is still queued or running: wait for it (`trainer sweep --collect {}` afterwards), or `scancel {job}`",
-            dir.display()
-        )));
-    }
+    refuse_if_active(&dir)?;
     let todo: Vec<String> = (points.iter().enumerate())
         .filter(|(_, p)| !finished(&p.dir))
         .map(|(i, _)| i.to_string())
@@ -181,15 +198,16 @@ pub fn wait(
     loop {
         let done = points.iter().filter(|p| finished(&p.dir)).count();
         progress(done, points.len());
-        if !active(job) {
+        if !active(job)? {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
 
-/// The Slurm state of each task of `job` (`scontrol` keeps finished tasks for `MinJobAge`).
-fn task_states(job: &str) -> Vec<(usize, String)> {
+/// The Slurm state of each task of `job` (`scontrol` keeps finished tasks for `MinJobAge`), as
+/// `(job, task, state)`.
+fn task_states(job: &str) -> Vec<(String, usize, String)> {
     let args = ["-o", "show", "job", job].map(String::from);
     let out = slurm("scontrol", &args).unwrap_or_default();
     out.lines()
@@ -199,7 +217,7 @@ fn task_states(job: &str) -> Vec<(usize, String)> {
                     .find_map(|f| f.strip_prefix(k).map(str::to_string))
             };
             let task = field("ArrayTaskId=")?.parse().ok()?;
-            Some((task, field("JobState=")?))
+            Some((job.to_string(), task, field("JobState=")?))
         })
         .collect()
 }
@@ -213,27 +231,40 @@ pub fn unfinished(dir: &Path) -> Result<Vec<String>, SweepError> {
         return Ok(Vec::new());
     }
     let (_, _, points) = reopen(dir)?;
-    let states: Vec<(usize, String)> = jobs.iter().flat_map(|j| task_states(j)).collect();
+    let states: Vec<(String, usize, String)> = jobs.iter().flat_map(|j| task_states(j)).collect();
     Ok(points
         .iter()
         .enumerate()
         .filter(|(_, p)| !finished(&p.dir))
-        .map(|(i, p)| describe(i, p, &states))
+        .map(|(i, p)| describe(dir, (i, p), &states))
         .collect())
 }
 
-fn describe(i: usize, p: &Point, states: &[(usize, String)]) -> String {
-    let state = (states.iter().rev())
-        .find(|(t, _)| *t == i)
-        .map_or("not run", |(_, s)| s.as_str());
-    let log: PathBuf = p.log();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    format!(
-        "{} (task {i}): {state}; {}\n    {}",
-        p.label(),
-        log.display(),
-        tail.join("\n    ")
-    )
+/// The last three lines of `path` (nothing when it cannot be read).
+fn tail(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut last: Vec<String> = text.lines().rev().take(3).map(String::from).collect();
+    last.reverse();
+    last
+}
+
+/// A point that did not finish: its task's state in the last array that ran it, and the end of
+/// the point's log and of the task's Slurm output (where a task that could not start the point
+/// — a folder its node does not see, a time limit — says why).
+fn describe(dir: &Path, (i, p): (usize, &Point), states: &[(String, usize, String)]) -> String {
+    let last = states.iter().rev().find(|(_, t, _)| *t == i);
+    let state = last.map_or("not run", |(_, _, s)| s.as_str());
+    let mut lines = vec![format!("{} (task {i}): {state}", p.label())];
+    let mut logs: Vec<PathBuf> = vec![p.log()];
+    if let Some((job, _, _)) = last {
+        logs.push(dir.join(SLURM_DIR).join(format!("{job}_{i}.out")));
+    }
+    for log in logs {
+        let end = tail(&log);
+        if !end.is_empty() {
+            lines.push(format!("  {}:", log.display()));
+            lines.extend(end.iter().map(|l| format!("    {l}")));
+        }
+    }
+    lines.join("\n")
 }

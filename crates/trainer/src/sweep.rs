@@ -416,6 +416,16 @@ pub fn reopen(dir: &Path) -> Result<(LoadedConfig, SweepSpec, Vec<Point>), Sweep
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let record: SweepRecord = serde_json::from_str(&text)
         .map_err(|e| SweepError::Plan(format!("{}: {e}", path.display())))?;
+    // Points still to run must be the ones planned: the config may not change under them.
+    let stamp = dir.join("config.toml");
+    let now = std::fs::read_to_string(&record.config).map_err(io(&record.config))?;
+    if std::fs::read_to_string(&stamp).map_err(io(&stamp))? != now {
+        return Err(SweepError::Plan(format!(
+            "{} changed since the sweep in {} was started: put it back, or start a new sweep folder",
+            record.config.display(),
+            dir.display()
+        )));
+    }
     let loaded = load_config(&record.config, &[]).map_err(|cause| SweepError::Point {
         point: "the sweep's config".into(),
         cause,
@@ -530,6 +540,8 @@ pub fn run_sweep(
 ) -> Result<SweepOutcome, SweepError> {
     let config_path = std::fs::canonicalize(&loaded.path).map_err(io(&loaded.path))?;
     let (points, _lock) = prepare(loaded, spec, dir)?;
+    // A Slurm array of this sweep still running would run the same points.
+    crate::slurm::refuse_if_active(dir)?;
     let todo: Vec<&Point> = points.iter().filter(|p| !finished(&p.dir)).collect();
     // A point still run by a process of an earlier sweep (stopped, its children orphaned) is
     // not started a second time.

@@ -152,16 +152,22 @@ fn a_slurm_sweep_equals_the_local_one_and_completes_a_cancelled_task_when_rerun(
         ];
         let mid_run = running.iter().find(|t| {
             let i: usize = t.rsplit('_').next().unwrap().parse().unwrap();
-            let d = on_slurm.join(dirs[i]);
-            d.join("checkpoint.safetensors").is_file() && !d.join("summary.json").is_file()
+            // Well inside its 150 epochs of training: the cancel cannot miss it.
+            let ckpt = on_slurm.join(dirs[i]).join("checkpoint.safetensors");
+            let c = trainer::checkpoint::Checkpoint::load(&ckpt).ok();
+            c.is_some_and(|c| c.phase == 0 && c.training.is_some_and(|t| t.epoch < 100))
         });
-        if let Some(task) = mid_run {
-            let st = Command::new("scancel").arg(task).status().unwrap();
-            assert!(st.success());
+        if let Some(task) = mid_run
+            && Command::new("scancel")
+                .arg(task)
+                .status()
+                .unwrap()
+                .success()
+        {
             break task.clone();
         }
         assert!(started.elapsed() < Duration::from_secs(300), "no task ran");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     };
     while !squeue(&job, "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED").is_empty() {
         assert!(
@@ -237,6 +243,36 @@ fn without_slurm_or_a_shared_folder_the_errors_say_so() {
             && e.contains("a file system every node mounts"),
         "{e}"
     );
+    // Points run and collected later read the config the sweep was planned from: an edit
+    // in between is refused, not silently swept.
+    let two_epochs = DIGITS.replace("epochs = 150", "epochs = 2");
+    let quick = crate::write(tmp.path(), "quick.toml", &two_epochs);
+    let dir = tmp.path().join("quick");
+    let mut local = trainer();
+    local.args([
+        "sweep",
+        "--grid",
+        "pruning.sparsity=0.5",
+        "--seeds",
+        "1",
+        "--quiet",
+    ]);
+    ok(local
+        .arg("--config")
+        .arg(&quick)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap());
+    let collect = || {
+        let mut c = trainer();
+        c.args(["sweep", "--quiet", "--collect"]).arg(&dir);
+        c.output().unwrap()
+    };
+    ok(collect());
+    std::fs::write(&quick, DIGITS.replace("epochs = 150", "epochs = 3")).unwrap();
+    let e = err(collect());
+    assert!(e.contains("quick.toml changed since the sweep in"), "{e}");
     let e = err(trainer()
         .args(["sweep", "--wait", "--config"])
         .arg(&config)
