@@ -91,7 +91,8 @@ impl Published {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RunEnd {
     /// Epochs completed.
     pub epochs_done: usize,

@@ -238,73 +238,102 @@ impl Pruner {
     )]
     fn update<M: Module>(&mut self, module: M, step: usize) -> Result<M, PruneError> {
         let before = self.masks.clone();
-        // `prune_once` returns the module already multiplied by the new masks.
-        let mut applied = false;
         let (module, target) = match &self.plan {
             Plan::Hold => return Ok(module),
             Plan::Prune(schedule) => {
                 let target = schedule.sparsity(step);
-                let mut spec = self.spec.clone();
-                spec.rule = Rule::Sparsity(target);
-                spec.over = CountOver::All;
-                let stats = self.accum.take();
-                let grads = (!stats.is_empty()).then_some(&stats);
-                let out = prune_once(
-                    module,
-                    &self.params,
-                    &self.masks,
-                    self.criterion.as_ref(),
-                    &spec,
-                    grads,
-                )?;
-                self.warnings
-                    .extend(out.warnings.iter().map(|w| format!("step {step}: {w}")));
-                self.masks = out.masks;
-                applied = true;
-                (out.module, target)
+                // `prune_once` returns the module already multiplied by the new masks.
+                let module = self.prune_to(module, step, target)?;
+                self.hold = MaskHook::new(&self.params, &self.masks)?;
+                (module, target)
             }
             Plan::Rewire { rewiring, sparsity } => {
                 let (rewiring, sparsity) = (*rewiring, *sparsity);
-                let weights: Vec<ParamInfo> = self
-                    .params
-                    .iter()
-                    .filter(|p| p.shape.len() == 2)
-                    .cloned()
-                    .collect();
-                let ids: Vec<ParamId> = weights.iter().map(|p| p.id).collect();
-                let values = read_params(&module, &ids);
-                let fraction = rewiring.fraction(step);
-                for p in &weights {
-                    let w = &values[&p.id];
-                    let grow: Vec<f32> = match rewiring.growth {
-                        Growth::Random => {
-                            (0..w.len()).map(|_| self.rng.next_f64() as f32).collect()
-                        }
-                        Growth::Gradient => {
-                            let dense = self.dense.as_ref().and_then(|d| d.get(&p.id)).ok_or_else(
-                                || {
-                                    PruneError::Plan(format!(
-                                        "no dense gradient of `{}` at step {step}",
-                                        p.path
-                                    ))
-                                },
-                            )?;
-                            dense.iter().map(|g| g.abs()).collect()
-                        }
-                    };
-                    let slot = self.masks.masks.get_mut(&p.path).expect("checked in new");
-                    slot.keep = rewire(w, &slot.keep, &grow, fraction);
-                }
-                self.dense = None;
-                (module, sparsity)
+                self.rewire_masks(&module, step, rewiring)?;
+                self.hold = MaskHook::new(&self.params, &self.masks)?;
+                (self.hold.apply(module), sparsity)
             }
         };
-        self.hold = MaskHook::new(&self.params, &self.masks)?;
-        let module = if applied {
-            module
-        } else {
-            self.hold.apply(module)
-        };
+        self.record(&before, step, target);
+        Ok(module)
+    }
+
+    /// A schedule's update: the masked parameters pruned to `target` of all their entries.
+    fn prune_to<M: Module>(
+        &mut self,
+        module: M,
+        step: usize,
+        target: f64,
+    ) -> Result<M, PruneError> {
+        let mut spec = self.spec.clone();
+        spec.rule = Rule::Sparsity(target);
+        spec.over = CountOver::All;
+        let stats = self.accum.take();
+        let grads = (!stats.is_empty()).then_some(&stats);
+        let out = prune_once(
+            module,
+            &self.params,
+            &self.masks,
+            self.criterion.as_ref(),
+            &spec,
+            grads,
+        )?;
+        self.warnings
+            .extend(out.warnings.iter().map(|w| format!("step {step}: {w}")));
+        self.masks = out.masks;
+        Ok(out.module)
+    }
+
+    /// A drop-and-grow update of every weight's mask: the smallest active weights dropped, as
+    /// many grown by the growth score (random, or the dense gradient's magnitude).
+    #[allow(
+        clippy::expect_used,
+        reason = "every masked parameter has a mask: checked in new"
+    )]
+    fn rewire_masks<M: Module>(
+        &mut self,
+        module: &M,
+        step: usize,
+        rewiring: Rewiring,
+    ) -> Result<(), PruneError> {
+        let weights: Vec<ParamInfo> = self
+            .params
+            .iter()
+            .filter(|p| p.shape.len() == 2)
+            .cloned()
+            .collect();
+        let ids: Vec<ParamId> = weights.iter().map(|p| p.id).collect();
+        let values = read_params(module, &ids);
+        let fraction = rewiring.fraction(step);
+        for p in &weights {
+            let w = &values[&p.id];
+            let grow: Vec<f32> = match rewiring.growth {
+                Growth::Random => (0..w.len()).map(|_| self.rng.next_f64() as f32).collect(),
+                Growth::Gradient => {
+                    let dense =
+                        self.dense
+                            .as_ref()
+                            .and_then(|d| d.get(&p.id))
+                            .ok_or_else(|| {
+                                PruneError::Plan(format!(
+                                    "no dense gradient of `{}` at step {step}",
+                                    p.path
+                                ))
+                            })?;
+                    dense.iter().map(|g| g.abs()).collect()
+                }
+            };
+            let slot = self.masks.masks.get_mut(&p.path).expect("checked in new");
+            slot.keep = rewire(w, &slot.keep, &grow, fraction);
+        }
+        self.dense = None;
+        Ok(())
+    }
+
+    /// The update's event, and — when weights grew, or on every update if asked — the optimizer
+    /// state to clear: wherever a weight was masked before or is masked now, so dropped and
+    /// grown weights alike start from fresh state.
+    fn record(&mut self, before: &MaskSet, step: usize, target: f64) {
         let (mut changed, mut grew) = (0, false);
         for (name, m) in &self.masks.masks {
             for (now, was) in m.keep.iter().zip(&before.masks[name].keep) {
@@ -313,8 +342,6 @@ impl Pruner {
             }
         }
         if grew || self.clear_state == ClearState::EveryUpdate {
-            // Zero wherever the weight was masked before or is masked now: dropped weights and
-            // grown weights alike start from fresh state.
             self.reset = Some(
                 self.params
                     .iter()
@@ -334,7 +361,6 @@ impl Pruner {
             changed,
             layers: self.layer_sparsity(),
         });
-        Ok(module)
     }
 }
 

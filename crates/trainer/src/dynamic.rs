@@ -8,7 +8,7 @@ use crate::config::{
     DropGrowConfig, GradualConfig, ModeConfig, PruningConfig, PruningMode, RuleConfig,
     ScheduleKind, TrainConfig, steps_of,
 };
-use crate::prune::{criterion, spec};
+use crate::prune::spec;
 use crate::seeds::Seeds;
 use crate::train::steps_per_epoch;
 
@@ -110,7 +110,7 @@ pub fn pruner(
         masks,
         // The random criterion of the first training phase draws per parameter name from the
         // run's seed, as it always has: gradual pruning by random scores keeps its numbers.
-        criterion(p.rule.criterion, seeds.seed()),
+        p.rule.criterion.importance(seeds.seed()),
         spec(p),
         plan,
         // The pruner derives its own stream from the seed under the name `pruner`: the
@@ -157,9 +157,8 @@ pub(crate) fn train(
         ));
     }
     record.events = pruner.events().iter().map(event_report).collect();
-    record.end = (&t.end).into();
     state.model = t.model;
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     Ok(state)
 }
 

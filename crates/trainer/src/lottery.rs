@@ -12,7 +12,7 @@ use crate::config::{ModeConfig, PruningConfig, steps_of};
 use crate::hooks::BestValid;
 use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
-use crate::phases::{Setup, Sinks, evals_report, metrics_io};
+use crate::phases::{Setup, Sinks, evals_report};
 use crate::prune;
 use crate::runner::State;
 use crate::seeds::{Phase, Purpose};
@@ -61,7 +61,7 @@ fn mark(metrics: &mut MetricsLog, metric: &str, value: f64) -> Result<(), TrainE
     let (step, epoch) = metrics.offset();
     metrics
         .row(step, epoch, "lottery", metric, value)
-        .map_err(metrics_io(metrics))
+        .map_err(metrics.io_error())
 }
 
 /// Level 0: the dense network trained, keeping its weights at the rewind point.
@@ -101,8 +101,7 @@ pub(crate) fn dense(
         control: None,
     });
     state.model = t.model;
-    state.record.end = (&t.end).into();
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     Ok(state)
 }
 
@@ -150,8 +149,7 @@ pub(crate) fn ticket(
         control: None,
     });
     state.model = t.model;
-    state.record.end = (&t.end).into();
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     Ok(state)
 }
 

@@ -51,6 +51,15 @@ impl MetricsLog {
         &self.path
     }
 
+    /// An IO error of this file, as the run's IO error with its path.
+    pub fn io_error(&self) -> impl Fn(std::io::Error) -> crate::train::TrainError + use<> {
+        let path = self.path.clone();
+        move |cause| crate::train::TrainError::Io {
+            path: path.clone(),
+            cause,
+        }
+    }
+
     /// Continues step and epoch numbering after the earlier phases (fine-tuning after pruning
     /// logs its epoch 1 as the run's next epoch): set by the runner at each phase's start.
     pub fn set_offset(&mut self, steps: usize, epochs: usize) {

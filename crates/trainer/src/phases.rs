@@ -78,23 +78,6 @@ pub(crate) enum PhaseKind {
     Choose,
 }
 
-impl std::fmt::Display for PhaseKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Train(t) => write!(f, "training ({t:?})"),
-            Self::PruneAtInit => write!(f, "pruning at initialisation"),
-            Self::Baseline => write!(f, "evaluation before pruning"),
-            Self::Prune { round } => write!(f, "pruning round {round}"),
-            Self::FineTune { round } => write!(f, "fine-tuning round {round}"),
-            Self::Rewind { level } => write!(f, "lottery level {level}: pruning and rewinding"),
-            Self::Ticket { level } => write!(f, "lottery level {level}: training the ticket"),
-            Self::Control { level } => write!(f, "lottery level {level}: training the control"),
-            Self::Probe { index } => write!(f, "search probe {}", index + 1),
-            Self::Choose => write!(f, "the search's choice"),
-        }
-    }
-}
-
 /// The phases `cfg` runs. `from` (`--from`: an earlier run's model comes trained) skips static
 /// pruning's first training.
 pub(crate) fn plan(cfg: &Config, from: bool) -> Vec<PhaseKind> {
@@ -209,15 +192,6 @@ pub(crate) fn evals_report(
     )
 }
 
-/// An IO error of `metrics`' file, as an IO error with its path.
-pub(crate) fn metrics_io(metrics: &MetricsLog) -> impl Fn(std::io::Error) -> TrainError + use<> {
-    let path = metrics.path().to_path_buf();
-    move |cause| TrainError::Io {
-        path: path.clone(),
-        cause,
-    }
-}
-
 /// Logs `evals` as `{phase}_loss` / `{phase}_accuracy` rows after what was logged before.
 pub(crate) fn log_evals(
     metrics: &mut MetricsLog,
@@ -228,14 +202,14 @@ pub(crate) fn log_evals(
     for (split, e) in evals {
         metrics
             .row(step, epoch, split, &format!("{phase}_loss"), e.loss)
-            .map_err(metrics_io(metrics))?;
+            .map_err(metrics.io_error())?;
         if let Some(a) = e.accuracy() {
             metrics
                 .row(step, epoch, split, &format!("{phase}_accuracy"), a)
-                .map_err(metrics_io(metrics))?;
+                .map_err(metrics.io_error())?;
         }
     }
-    metrics.flush().map_err(metrics_io(metrics))
+    metrics.flush().map_err(metrics.io_error())
 }
 
 impl Setup<'_> {

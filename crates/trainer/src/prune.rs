@@ -7,21 +7,14 @@ use std::collections::BTreeMap;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use pruning::importance::{GradStats, Importance};
-use pruning::{
-    Criterion, MaskSet, ParamInfo, Prunable, PruneError, Rule, Spec, param_infos, read_params,
-};
+use pruning::importance::GradStats;
+use pruning::{MaskSet, ParamInfo, Prunable, PruneError, Rule, Spec, param_infos, read_params};
 use report::{LayerCounts, Totals};
 
 use crate::config::PruningConfig;
 use crate::data::Dataset;
 use crate::head::Head;
 use crate::model::Mlp;
-
-/// The criterion a config names (`seed` draws the random criterion's scores).
-pub fn criterion(kind: Criterion, seed: u64) -> Box<dyn Importance> {
-    kind.importance(seed)
-}
 
 /// The selection spec a config describes.
 #[allow(
@@ -129,7 +122,7 @@ pub fn prune_step(
     seed: u64,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
 ) -> Result<(Mlp, MaskSet, Vec<String>), PruneError> {
-    let crit = criterion(cfg.rule.criterion, seed);
+    let crit = cfg.rule.criterion.importance(seed);
     let out = pruning::prune_once(model, params, current, crit.as_ref(), &spec(cfg), grads)?;
     Ok((out.module, out.masks, out.warnings))
 }

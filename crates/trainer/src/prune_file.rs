@@ -12,7 +12,7 @@ use report::{FileLayer, FileReport, FileTotals};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::PruningConfig;
-use crate::prune::{criterion, spec};
+use crate::prune::spec;
 use crate::seeds::{Phase, Purpose, Seeds};
 
 /// Errors of `trainer prune`.
@@ -80,7 +80,7 @@ pub fn prune_file(
     };
     // The random criterion draws what a static run with this seed draws at its pruning step.
     let stream = Seeds::new(seed).derived(Phase::Prune { round: 1 }, Purpose::Criterion);
-    let crit = criterion(cfg.rule.criterion, stream);
+    let crit = cfg.rule.criterion.importance(stream);
     if crit.needs_gradients() {
         return Err(bad(format!(
             "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \

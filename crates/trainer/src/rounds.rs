@@ -6,7 +6,7 @@ use report::Round;
 
 use crate::checkpoint::Checkpointing;
 use crate::model::Mlp;
-use crate::phases::{Setup, Sinks, evals_report, log_evals, metrics_io};
+use crate::phases::{Setup, Sinks, evals_report, log_evals};
 use crate::runner::State;
 use crate::seeds::Phase;
 use crate::train::TrainError;
@@ -42,7 +42,7 @@ pub(crate) fn prune(
     sinks
         .metrics
         .row(step, epoch, "prune", "sparsity", masks.sparsity())
-        .map_err(metrics_io(sinks.metrics))?;
+        .map_err(sinks.metrics.io_error())?;
     let record = &mut state.record;
     record.rounds.push(Round {
         round,
@@ -69,8 +69,7 @@ pub(crate) fn fine_tune(
     let net = (state.model, &state.masks);
     let t = s.fine_tune(net, phase, sinks.progress, Some(&mut *sinks.metrics), ckpt)?;
     state.model = t.model;
-    state.record.end = (&t.end).into();
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     let tuned = s.evaluate(&state.model);
     log_evals(sinks.metrics, &tuned, "after_fine_tune")?;
     if let Some(r) = state.record.rounds.last_mut() {
@@ -109,8 +108,7 @@ pub(crate) fn train_held(
     let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, sinks.progress];
     let t = s.ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
-    state.record.end = (&t.end).into();
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     let after = s.evaluate(&state.model);
     if let Some(r) = state.record.rounds.last_mut() {
         r.after_training = Some(evals_report(&after, false));

@@ -17,29 +17,11 @@ use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
 use crate::metrics_log::MetricsLog;
 use crate::model::Mlp;
 use crate::phases::{
-    PhaseKind, RunContext, Setup, Sinks, Training, evals_report, initial_masks, metrics_io, plan,
+    PhaseKind, RunContext, Setup, Sinks, Training, evals_report, initial_masks, plan,
 };
 use crate::prune;
 use crate::search::SearchProgress;
 use crate::train::{TrainError, evaluate_splits};
-
-/// How the last training phase that counts ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Ended {
-    pub epochs_done: usize,
-    pub steps_done: usize,
-    pub stopped_early: bool,
-}
-
-impl From<&RunEnd> for Ended {
-    fn from(e: &RunEnd) -> Self {
-        Self {
-            epochs_done: e.epochs_done,
-            steps_done: e.steps_done,
-            stopped_early: e.stopped_early,
-        }
-    }
-}
 
 /// The report so far, and where metrics.csv stands: the serializable part of a [`State`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +39,7 @@ pub(crate) struct Record {
     /// Warnings for pruning.json.
     pub warnings: Vec<String>,
     /// How the training that ends the run ended.
-    pub end: Ended,
+    pub end: RunEnd,
     /// Steps and epochs logged by finished phases: the next phase's rows follow them.
     pub offset: (usize, usize),
     /// metrics.csv's length at the phase boundary.
@@ -81,6 +63,13 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// A training phase that ends the run (so far) ended as `end`: the run's end, and the next
+    /// phase's rows follow its own.
+    pub fn ended(&mut self, end: RunEnd, metrics: &mut MetricsLog) {
+        self.advance(&end, metrics);
+        self.record.end = end;
+    }
+
     /// A training phase's rows start after the earlier phases'; it ended as `end`.
     pub fn advance(&mut self, end: &RunEnd, metrics: &mut MetricsLog) {
         let (s, e) = self.record.offset;
@@ -197,20 +186,12 @@ pub(crate) fn run(
         Some(s) => finish(s, state),
         None => Ok(Phased {
             model: state.model,
-            end: run_end(state.record.end),
+            end: state.record.end,
             masks: None,
             pruning: None,
             compact: None,
             before_weights: None,
         }),
-    }
-}
-
-fn run_end(e: Ended) -> RunEnd {
-    RunEnd {
-        epochs_done: e.epochs_done,
-        steps_done: e.steps_done,
-        stopped_early: e.stopped_early,
     }
 }
 
@@ -288,7 +269,7 @@ fn boundary(
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<(), TrainError> {
     if let Some(c) = ckpt {
-        let bytes = metrics.position().map_err(metrics_io(metrics))?;
+        let bytes = metrics.position().map_err(metrics.io_error())?;
         let bag = state
             .to_bag(bytes)
             .map_err(|message| TrainError::Checkpoint {
@@ -339,8 +320,7 @@ fn dense(
     let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [sinks.progress];
     let t = ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
-    state.record.end = (&t.end).into();
-    state.advance(&t.end, sinks.metrics);
+    state.ended(t.end, sinks.metrics);
     Ok(state)
 }
 
@@ -403,7 +383,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
             "the [pruning] table as JSON: {e}"
         )))
     })?;
-    let end = run_end(state.record.end);
+    let end = state.record.end.clone();
     let warnings = state.record.warnings.clone();
     let report = PruningReport {
         config,

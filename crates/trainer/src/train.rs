@@ -167,11 +167,6 @@ fn published(hooks: &mut [&mut dyn TrainHook<Mlp>]) -> Vec<Published> {
     hooks.iter_mut().flat_map(|h| h.publish()).collect()
 }
 
-fn log_io(log: &MetricsLog) -> impl FnOnce(std::io::Error) -> TrainError + use<> {
-    let path = log.path().to_path_buf();
-    move |cause| TrainError::Io { path, cause }
-}
-
 /// [`train`], logging each epoch (its metrics and what the hooks published) to `log`, writing
 /// checkpoints as `ckpt` says and first continuing from its `resume_training`.
 pub fn train_checkpointed(
@@ -238,8 +233,8 @@ pub fn train_checkpointed(
     }
     let rows = published(hooks);
     if let Some(log) = log {
-        log.published(&rows).map_err(log_io(log))?;
-        log.flush().map_err(log_io(log))?;
+        log.published(&rows).map_err(log.io_error())?;
+        log.flush().map_err(log.io_error())?;
     }
     Ok(Trained { model, end })
 }
@@ -273,7 +268,7 @@ impl LoopState {
         }
         let rows = published(hooks);
         if let Some(log) = log.as_deref_mut() {
-            log.epoch(&rows, end).map_err(log_io(log))?;
+            log.epoch(&rows, end).map_err(log.io_error())?;
         }
         let epoch = end.epoch;
         let interrupted = crate::interrupt::requested();
@@ -282,7 +277,7 @@ impl LoopState {
             && (epoch.is_multiple_of(c.every) || interrupted)
         {
             let metrics_bytes = match log {
-                Some(log) => Some(log.position().map_err(log_io(log))?),
+                Some(log) => Some(log.position().map_err(log.io_error())?),
                 None => None,
             };
             let at = Position {
