@@ -234,62 +234,79 @@ pub fn select_masks(layers: &[LayerInput], spec: &Spec) -> Result<Selection, Pru
                 );
             }
         }
-        Granularity::Rows => {
-            let items: Vec<(Vec<f32>, Vec<bool>)> = layers
-                .iter()
-                .map(|l| (unit_sums(l, &l.scores), units_alive(l)))
-                .collect();
-            let keeps = select_items(layers, &items, spec, &mut warnings, "unit")?;
-            for (l, unit_keep) in layers.iter().zip(keeps) {
-                let mut keep = l.keep.clone();
-                for u in (0..l.n_units()).filter(|&u| !unit_keep[u]) {
-                    for i in 0..l.n_inputs() {
-                        keep[l.at(u, i)] = false;
-                    }
-                }
-                masks.masks.insert(
-                    l.name.clone(),
-                    Mask {
-                        shape: l.shape.to_vec(),
-                        keep,
-                    },
-                );
-            }
-        }
+        Granularity::Rows => rows(layers, spec, &mut masks, &mut warnings)?,
         Granularity::Neuron(side) => neurons(layers, spec, side, &mut masks, &mut warnings)?,
-        Granularity::NOfM(n, m) => {
-            for l in layers {
-                if n >= m || m == 0 || l.n_inputs() % m != 0 {
-                    return Err(PruneError::BadNm {
-                        name: l.name.clone(),
-                        n,
-                        m,
-                        width: l.n_inputs(),
-                    });
-                }
-                let mut keep = l.keep.clone();
-                for u in 0..l.n_units() {
-                    for g in 0..l.n_inputs() / m {
-                        let idx: Vec<usize> = (0..m).map(|k| l.at(u, g * m + k)).collect();
-                        let mut order = idx.clone();
-                        // Lowest scores first; ties pruned from the lower index, as elsewhere.
-                        order.sort_by(|&a, &b| l.scores[a].total_cmp(&l.scores[b]).then(a.cmp(&b)));
-                        for &i in &order[..m - n] {
-                            keep[i] = false;
-                        }
-                    }
-                }
-                masks.masks.insert(
-                    l.name.clone(),
-                    Mask {
-                        shape: l.shape.to_vec(),
-                        keep,
-                    },
-                );
-            }
-        }
+        Granularity::NOfM(n, m) => n_of_m(layers, (n, m), &mut masks)?,
     }
     Ok(Selection { masks, warnings })
+}
+
+/// Whole output units (rows) by the sum of their entries' scores, in the spec's scope.
+fn rows(
+    layers: &[LayerInput],
+    spec: &Spec,
+    masks: &mut MaskSet,
+    warnings: &mut Vec<String>,
+) -> Result<(), PruneError> {
+    let items: Vec<(Vec<f32>, Vec<bool>)> = layers
+        .iter()
+        .map(|l| (unit_sums(l, &l.scores), units_alive(l)))
+        .collect();
+    let keeps = select_items(layers, &items, spec, warnings, "unit")?;
+    for (l, unit_keep) in layers.iter().zip(keeps) {
+        let mut keep = l.keep.clone();
+        for u in (0..l.n_units()).filter(|&u| !unit_keep[u]) {
+            for i in 0..l.n_inputs() {
+                keep[l.at(u, i)] = false;
+            }
+        }
+        masks.masks.insert(
+            l.name.clone(),
+            Mask {
+                shape: l.shape.to_vec(),
+                keep,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// N of every M consecutive weights along the input axis kept, the lowest-scored pruned.
+fn n_of_m(
+    layers: &[LayerInput],
+    (n, m): (usize, usize),
+    masks: &mut MaskSet,
+) -> Result<(), PruneError> {
+    for l in layers {
+        if n >= m || m == 0 || l.n_inputs() % m != 0 {
+            return Err(PruneError::BadNm {
+                name: l.name.clone(),
+                n,
+                m,
+                width: l.n_inputs(),
+            });
+        }
+        let mut keep = l.keep.clone();
+        for u in 0..l.n_units() {
+            for g in 0..l.n_inputs() / m {
+                let idx: Vec<usize> = (0..m).map(|k| l.at(u, g * m + k)).collect();
+                let mut order = idx.clone();
+                // Lowest scores first; ties pruned from the lower index, as elsewhere.
+                order.sort_by(|&a, &b| l.scores[a].total_cmp(&l.scores[b]).then(a.cmp(&b)));
+                for &i in &order[..m - n] {
+                    keep[i] = false;
+                }
+            }
+        }
+        masks.masks.insert(
+            l.name.clone(),
+            Mask {
+                shape: l.shape.to_vec(),
+                keep,
+            },
+        );
+    }
+    Ok(())
 }
 
 fn unit_sums(l: &LayerInput, scores: &[f32]) -> Vec<f32> {
