@@ -41,8 +41,8 @@ fn bench(c: &mut Criterion) {
                     LayerInput {
                         keep: vec![true; w.len()],
                         name,
-                        bias: None,
-                        shape: *s,
+                        unit_params: vec![],
+                        shape: s.to_vec(),
                         unit_axis: 1,
                         scores,
                     }

@@ -50,10 +50,11 @@ fn host(t: Option<Tensor<1>>) -> Vec<f32> {
     t.map(host_values).unwrap_or_default()
 }
 
-/// Running sums of the gradient statistics a criterion needs, for 2-D weights.
+/// Running sums of the gradient statistics a criterion needs, for layers' weights.
 pub struct GradAccumulator {
     needs: GradNeeds,
-    ids: Vec<ParamId>,
+    /// The weights, with their ranks.
+    ids: Vec<(ParamId, usize)>,
     sums: BTreeMap<ParamId, Sums>,
     n: usize,
 }
@@ -81,23 +82,34 @@ pub fn flat_params<M: Module>(module: &M, ids: &[ParamId]) -> BTreeMap<ParamId, 
     c.out
 }
 
-/// The gradient of a 2-D parameter, flattened (a cheap handle; no copy).
-pub fn flat_grad(grads: &GradientsParams, id: ParamId) -> Option<Tensor<1>> {
-    grads.get::<2>(id).map(|g| {
+/// The gradient of a parameter of rank `rank` (1 to 4), flattened (a cheap handle; no copy).
+pub fn flat_grad(grads: &GradientsParams, id: ParamId, rank: usize) -> Option<Tensor<1>> {
+    fn flat<const D: usize>(g: Tensor<D>) -> Tensor<1> {
         let n = g.shape().num_elements();
         g.reshape([n])
-    })
+    }
+    match rank {
+        1 => grads.get::<1>(id),
+        2 => grads.get::<2>(id).map(flat),
+        3 => grads.get::<3>(id).map(flat),
+        4 => grads.get::<4>(id).map(flat),
+        _ => None,
+    }
 }
 
 impl GradAccumulator {
-    /// Accumulates what `needs` asks for, for the 2-D weights `ids`.
-    pub fn new(ids: Vec<ParamId>, needs: GradNeeds) -> Self {
+    /// Accumulates what `needs` asks for, for the weights `ids` (each with its rank).
+    pub fn new(ids: Vec<(ParamId, usize)>, needs: GradNeeds) -> Self {
         Self {
             needs,
             ids,
             sums: BTreeMap::new(),
             n: 0,
         }
+    }
+
+    fn ids(&self) -> Vec<ParamId> {
+        self.ids.iter().map(|(id, _)| *id).collect()
     }
 
     /// Steps accumulated since the last `take`.
@@ -116,12 +128,12 @@ impl GradAccumulator {
             return;
         }
         let weights = if self.needs.abs_wg || self.needs.wg {
-            flat_params(model, &self.ids)
+            flat_params(model, &self.ids())
         } else {
             BTreeMap::new()
         };
-        for id in &self.ids {
-            let Some(g) = flat_grad(grads, *id) else {
+        for (id, rank) in &self.ids {
+            let Some(g) = flat_grad(grads, *id, *rank) else {
                 continue;
             };
             let s = self.sums.entry(*id).or_default();
@@ -170,7 +182,7 @@ impl GradAccumulator {
     ) -> Result<(), HookError> {
         self.n = state.word(&format!("{prefix}n"))? as usize;
         self.sums.clear();
-        for (id, param) in flat_params(model, &self.ids) {
+        for (id, param) in flat_params(model, &self.ids()) {
             for kind in KINDS {
                 if let Some(v) = state.floats.get(&format!("{prefix}{}.{kind}", id.val())) {
                     crate::transfers::count_to_device();

@@ -10,16 +10,23 @@ use crate::error::PruneError;
 use crate::mask::{Mask, MaskSet};
 use crate::select::{CountOver, Rule, Scope, erk_sparsities, keep_one, select};
 
-/// One prunable 2-D weight, its scores and current mask.
+/// One prunable weight — a dense matrix or a convolution kernel — its scores and current mask.
+///
+/// A kernel `[out, in, kh, kw]` is ranked as the matrix `[out, in·kh·kw]`: output channels are
+/// its units, and input channel c is the run of kh·kw entries c·kh·kw … (c+1)·kh·kw − 1 of each
+/// row.
 #[derive(Debug, Clone)]
 pub struct LayerInput {
     /// The weight's path.
     pub name: String,
-    /// The bias's path, masked with its units under neuron pruning.
-    pub bias: Option<String>,
-    /// The weight's shape.
-    pub shape: [usize; 2],
-    /// Which axis indexes output units.
+    /// Parameters with one entry per unit, masked with their units under neuron (channel)
+    /// pruning: the layer's bias, a following batch norm's γ and β (see
+    /// [`Structure`](crate::Structure)).
+    pub unit_params: Vec<String>,
+    /// The weight's shape as the parameter stores it (rank 2, or rank ≥ 3 for convolutions).
+    pub shape: Vec<usize>,
+    /// Which axis indexes output units: 1 for Burn's `Linear` `[in, out]`, 0 for PyTorch's
+    /// `[out, in]` and for every convolution.
     pub unit_axis: usize,
     /// Scores per weight (higher = keep), from an [`Importance`](crate::importance::Importance).
     pub scores: Vec<f32>,
@@ -28,19 +35,51 @@ pub struct LayerInput {
 }
 
 impl LayerInput {
+    fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
     fn n_units(&self) -> usize {
         self.shape[self.unit_axis]
     }
     fn n_inputs(&self) -> usize {
-        self.shape[1 - self.unit_axis]
+        self.numel() / self.n_units().max(1)
+    }
+    /// Entries per input channel: a kernel's kh·kw, 1 for a dense layer.
+    fn spatial(&self) -> usize {
+        self.shape.iter().skip(2).product()
+    }
+    /// Input channels: a kernel's `in`, a dense layer's inputs.
+    fn in_channels(&self) -> usize {
+        self.n_inputs() / self.spatial().max(1)
     }
     /// Flat index of (unit, input).
     fn at(&self, unit: usize, input: usize) -> usize {
         if self.unit_axis == 0 {
-            unit * self.shape[1] + input
+            unit * self.n_inputs() + input
         } else {
             input * self.shape[1] + unit
         }
+    }
+    /// Whether the shape, axis, scores and mask fit together.
+    fn check(&self) -> Result<(), PruneError> {
+        let axis_ok = match self.shape.len() {
+            2 => self.unit_axis < 2,
+            r => r > 2 && self.unit_axis == 0,
+        };
+        if !axis_ok {
+            return Err(PruneError::Plan(format!(
+                "`{}`: a weight of shape {:?} cannot have its units on axis {} (2-D: 0 or 1; convolutions: 0)",
+                self.name, self.shape, self.unit_axis
+            )));
+        }
+        if self.scores.len() != self.numel() || self.keep.len() != self.scores.len() {
+            return Err(PruneError::ShapeMismatch {
+                name: self.name.clone(),
+                expected: self.shape.clone(),
+                got: vec![self.scores.len()],
+            });
+        }
+        Ok(())
     }
 }
 
@@ -178,6 +217,9 @@ pub struct Spec {
     pub layer_factor: BTreeMap<String, f64>,
     /// Allow a layer to lose every weight/unit (default: keep ≥ 1, with a warning).
     pub allow_empty: bool,
+    /// The module's layers in forward order, for a module that declares them (see
+    /// [`Structure`](crate::Structure)); `None` discovers them from the module.
+    pub structure: Option<crate::structure::Structure>,
 }
 
 impl Spec {
@@ -190,6 +232,7 @@ impl Spec {
             over: CountOver::Remaining,
             layer_factor: BTreeMap::new(),
             allow_empty: false,
+            structure: None,
         }
     }
 }
@@ -207,13 +250,7 @@ pub struct Selection {
 pub fn select_masks(layers: &[LayerInput], spec: &Spec) -> Result<Selection, PruneError> {
     spec.rule.validate()?;
     for l in layers {
-        if l.scores.len() != l.shape[0] * l.shape[1] || l.keep.len() != l.scores.len() {
-            return Err(PruneError::ShapeMismatch {
-                name: l.name.clone(),
-                expected: l.shape.to_vec(),
-                got: vec![l.scores.len()],
-            });
-        }
+        l.check()?;
     }
     let mut warnings = Vec::new();
     let mut masks = MaskSet::default();
@@ -228,7 +265,7 @@ pub fn select_masks(layers: &[LayerInput], spec: &Spec) -> Result<Selection, Pru
                 masks.masks.insert(
                     l.name.clone(),
                     Mask {
-                        shape: l.shape.to_vec(),
+                        shape: l.shape.clone(),
                         keep,
                     },
                 );
@@ -263,7 +300,7 @@ fn rows(
         masks.masks.insert(
             l.name.clone(),
             Mask {
-                shape: l.shape.to_vec(),
+                shape: l.shape.clone(),
                 keep,
             },
         );
@@ -271,25 +308,27 @@ fn rows(
     Ok(())
 }
 
-/// N of every M consecutive weights along the input axis kept, the lowest-scored pruned.
+/// N of every M consecutive weights along the input axis kept, the lowest-scored pruned. In a
+/// kernel the groups run along input channels, at each kernel position (NVIDIA's 2:4 layout).
 fn n_of_m(
     layers: &[LayerInput],
     (n, m): (usize, usize),
     masks: &mut MaskSet,
 ) -> Result<(), PruneError> {
     for l in layers {
-        if n >= m || m == 0 || l.n_inputs() % m != 0 {
+        if n >= m || m == 0 || l.in_channels() % m != 0 {
             return Err(PruneError::BadNm {
                 name: l.name.clone(),
                 n,
                 m,
-                width: l.n_inputs(),
+                width: l.in_channels(),
             });
         }
         let mut keep = l.keep.clone();
+        let spatial = l.spatial();
         for u in 0..l.n_units() {
-            for g in 0..l.n_inputs() / m {
-                let idx: Vec<usize> = (0..m).map(|k| l.at(u, g * m + k)).collect();
+            for (g, s) in (0..l.in_channels() / m).flat_map(|g| (0..spatial).map(move |s| (g, s))) {
+                let idx: Vec<usize> = (0..m).map(|k| l.at(u, (g * m + k) * spatial + s)).collect();
                 let mut order = idx.clone();
                 // Lowest scores first; ties pruned from the lower index, as elsewhere.
                 order.sort_by(|&a, &b| l.scores[a].total_cmp(&l.scores[b]).then(a.cmp(&b)));
@@ -301,7 +340,7 @@ fn n_of_m(
         masks.masks.insert(
             l.name.clone(),
             Mask {
-                shape: l.shape.to_vec(),
+                shape: l.shape.clone(),
                 keep,
             },
         );
@@ -333,7 +372,7 @@ fn select_items(
         ScopeKind::Layer | ScopeKind::Erk => {
             let rates: Vec<Rule> = match (spec.scope, spec.rule) {
                 (ScopeKind::Erk, Rule::Sparsity(f)) => {
-                    let shapes: Vec<[usize; 2]> = layers.iter().map(|l| l.shape).collect();
+                    let shapes: Vec<Vec<usize>> = layers.iter().map(|l| l.shape.clone()).collect();
                     erk_sparsities(&shapes, f)
                         .into_iter()
                         .map(Rule::Sparsity)
@@ -394,6 +433,53 @@ fn select_items(
     Ok(out)
 }
 
+/// How many of `next`'s inputs each unit of `l` feeds: 1 between dense layers, a kernel's
+/// kh·kw into a convolution (its input channel), H·W into a dense layer after a flatten (NCHW
+/// order keeps a channel's H·W values together). An error when `next` cannot read `l`.
+fn block(l: &LayerInput, next: &LayerInput) -> Result<usize, PruneError> {
+    let units = l.n_units();
+    let fits = match (l.shape.len(), next.shape.len()) {
+        (2, 2) => next.n_inputs() == units,
+        (_, 2) => units > 0 && next.n_inputs().is_multiple_of(units),
+        _ => next.in_channels() == units,
+    };
+    if !fits {
+        return Err(PruneError::ShapeMismatch {
+            name: next.name.clone(),
+            expected: vec![units],
+            got: next.shape.clone(),
+        });
+    }
+    Ok(next.n_inputs() / units)
+}
+
+/// Per hidden unit of `l`: its score on `side` and whether it is alive.
+fn unit_items(l: &LayerInput, next: &LayerInput, side: UnitSide, block: usize) -> Item {
+    let inputs_of = |u: usize| {
+        (0..next.n_units()).flat_map(move |o| (0..block).map(move |b| (o, u * block + b)))
+    };
+    let incoming = unit_sums(l, &l.scores);
+    let outgoing: Vec<f32> = (0..l.n_units())
+        .map(|u| inputs_of(u).map(|(o, i)| next.scores[next.at(o, i)]).sum())
+        .collect();
+    let score = match side {
+        UnitSide::Incoming => incoming,
+        UnitSide::Outgoing => outgoing,
+        UnitSide::Both => incoming.iter().zip(&outgoing).map(|(a, b)| a + b).collect(),
+    };
+    let alive = (0..l.n_units())
+        .map(|u| {
+            (0..l.n_inputs()).any(|k| l.keep[l.at(u, k)])
+                && inputs_of(u).any(|(o, i)| next.keep[next.at(o, i)])
+        })
+        .collect();
+    (score, alive)
+}
+
+type Item = (Vec<f32>, Vec<bool>);
+
+/// Hidden units (neurons, or a convolution's output channels) with everything coupled to them:
+/// the unit's incoming weights, its per-unit parameters, and the next layer's slice it feeds.
 fn neurons(
     layers: &[LayerInput],
     spec: &Spec,
@@ -402,63 +488,37 @@ fn neurons(
     warnings: &mut Vec<String>,
 ) -> Result<(), PruneError> {
     // Hidden units are the outputs of every layer but the last; check the chain fits.
-    for w in layers.windows(2) {
-        if w[0].n_units() != w[1].n_inputs() {
-            return Err(PruneError::ShapeMismatch {
-                name: w[1].name.clone(),
-                expected: vec![w[0].n_units()],
-                got: w[1].shape.to_vec(),
-            });
-        }
-    }
+    let blocks = layers
+        .windows(2)
+        .map(|w| block(&w[0], &w[1]))
+        .collect::<Result<Vec<usize>, _>>()?;
     let hidden = &layers[..layers.len().saturating_sub(1)];
-    let items: Vec<(Vec<f32>, Vec<bool>)> = hidden
+    let items: Vec<Item> = hidden
         .iter()
+        .zip(&blocks)
         .enumerate()
-        .map(|(i, l)| {
-            let next = &layers[i + 1];
-            let incoming = unit_sums(l, &l.scores);
-            let outgoing: Vec<f32> = (0..l.n_units())
-                .map(|u| {
-                    (0..next.n_units())
-                        .map(|o| next.scores[next.at(o, u)])
-                        .sum()
-                })
-                .collect();
-            let score = match side {
-                UnitSide::Incoming => incoming,
-                UnitSide::Outgoing => outgoing,
-                UnitSide::Both => incoming.iter().zip(&outgoing).map(|(a, b)| a + b).collect(),
-            };
-            let alive = (0..l.n_units())
-                .map(|u| {
-                    (0..l.n_inputs()).any(|k| l.keep[l.at(u, k)])
-                        && (0..next.n_units()).any(|o| next.keep[next.at(o, u)])
-                })
-                .collect();
-            (score, alive)
-        })
+        .map(|(i, (l, &block))| unit_items(l, &layers[i + 1], side, block))
         .collect();
     let keeps = select_items(hidden, &items, spec, warnings, "unit")?;
     let mut weight_keep: Vec<Vec<bool>> = layers.iter().map(|l| l.keep.clone()).collect();
     for (i, unit_keep) in keeps.iter().enumerate() {
-        let (l, next) = (&layers[i], &layers[i + 1]);
-        let mut bias = vec![true; l.n_units()];
+        let (l, next, block) = (&layers[i], &layers[i + 1], blocks[i]);
         for u in (0..l.n_units()).filter(|&u| !unit_keep[u]) {
-            bias[u] = false;
             for k in 0..l.n_inputs() {
                 weight_keep[i][l.at(u, k)] = false;
             }
             for o in 0..next.n_units() {
-                weight_keep[i + 1][next.at(o, u)] = false;
+                for b in 0..block {
+                    weight_keep[i + 1][next.at(o, u * block + b)] = false;
+                }
             }
         }
-        if let Some(b) = &l.bias {
+        for p in &l.unit_params {
             masks.masks.insert(
-                b.clone(),
+                p.clone(),
                 Mask {
                     shape: vec![l.n_units()],
-                    keep: bias,
+                    keep: unit_keep.clone(),
                 },
             );
         }
@@ -467,7 +527,7 @@ fn neurons(
         masks.masks.insert(
             l.name.clone(),
             Mask {
-                shape: l.shape.to_vec(),
+                shape: l.shape.clone(),
                 keep,
             },
         );

@@ -26,6 +26,7 @@ pub mod rewind;
 pub mod rng;
 pub mod schedule;
 pub mod select;
+pub mod structure;
 pub mod transfers;
 
 pub use error::PruneError;
@@ -46,4 +47,5 @@ pub use regrowth::{Growth, Rewiring};
 pub use rewind::{Snapshot, SnapshotAt};
 pub use rng::Rng;
 pub use select::{CountOver, Rule};
+pub use structure::{LayerNode, Structure};
 pub use transfers::{Transfers, transfers};

@@ -169,10 +169,10 @@ impl MaskSet {
         fraction_removed(self.counts())
     }
 
-    /// Fraction removed over the weight matrices only (biases masked with their units left
-    /// out): what "a network at 90 % sparsity" means.
+    /// Fraction removed over the weight matrices and kernels only (biases and norms masked with
+    /// their units left out): what "a network at 90 % sparsity" means.
     pub fn weight_sparsity(&self) -> f64 {
-        fraction_removed(self.counts_where(|m| m.shape.len() == 2))
+        fraction_removed(self.counts_where(|m| m.shape.len() >= 2))
     }
 }
 

@@ -12,17 +12,21 @@ use crate::mask::MaskSet;
 use crate::mask_hook::MaskHook;
 use crate::params::{ParamInfo, param_infos};
 
-/// Which parameters are prunable. By default the weights of `Linear` layers; biases only when
-/// asked; `include`/`exclude` take paths or globs with `*` (`layers.*.weight`).
+/// Which parameters are prunable. By default the weights of `Linear` and `Conv2d` layers (a
+/// batch norm's γ is pruned with its channel, not on its own); biases only when asked;
+/// `include`/`exclude` take paths or globs with `*` (`layers.*.weight`).
 #[derive(Debug, Clone, Default)]
 pub struct Prunable {
     /// Paths or globs to prune instead of the default set (empty = default).
     pub include: Vec<String>,
     /// Paths or globs never pruned.
     pub exclude: Vec<String>,
-    /// Also prune `Linear` biases.
+    /// Also prune `Linear` and `Conv2d` biases entry by entry.
     pub biases: bool,
 }
+
+/// The module types whose weights are pruned by default.
+const LAYERS: [&str; 2] = ["Linear", "Conv2d"];
 
 /// `*` matches any run of characters (dots included).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
@@ -55,7 +59,7 @@ impl Prunable {
             .into_iter()
             .filter(|p| {
                 if self.include.is_empty() {
-                    p.owner == "Linear"
+                    LAYERS.contains(&p.owner.as_str())
                         && (p.field() == "weight" || (self.biases && p.field() == "bias"))
                 } else {
                     self.include.iter().any(|g| glob_match(g, &p.path))

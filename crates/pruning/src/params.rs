@@ -29,6 +29,17 @@ impl ParamInfo {
     pub fn field(&self) -> &str {
         self.path.rsplit('.').next().unwrap_or(&self.path)
     }
+
+    /// The path of the module holding it: `layers.0` for `layers.0.weight`.
+    pub fn module_path(&self) -> &str {
+        self.path.rsplit_once('.').map_or("", |(m, _)| m)
+    }
+
+    /// Whether it is a layer's weight (a dense matrix or a convolution kernel: rank ≥ 2) rather
+    /// than a per-unit vector (a bias, a norm's γ).
+    pub fn is_weight(&self) -> bool {
+        self.shape.len() >= 2
+    }
 }
 
 /// Every float parameter of `module`, in the module's own visiting order (which is stable).

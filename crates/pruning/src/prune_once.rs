@@ -11,7 +11,8 @@ use crate::granularity::{LayerInput, Spec, select_masks};
 use crate::importance::{GradStats, Importance, ScoreInput};
 use crate::mask::MaskSet;
 use crate::module::{apply_masks, read_params};
-use crate::params::ParamInfo;
+use crate::params::{ParamInfo, param_infos};
+use crate::structure::Structure;
 
 /// What one pruning step produced.
 #[derive(Debug, Clone)]
@@ -24,35 +25,44 @@ pub struct Pruned<M> {
     pub warnings: Vec<String>,
 }
 
-/// The scored layers of `params`: its 2-D parameters, each with its bias when the bias is among
-/// `params` too. Burn's `Linear` stores `[in, out]`, so units are along axis 1.
+/// The scored layers of `params`: its weights (matrices and kernels), each with the per-unit
+/// parameters coupled to its units (bias, batch norm γ and β) that are among `params` too. Which
+/// parameters couple, and along which axis units lie, comes from the module's `structure`.
 pub fn layer_inputs(
     params: &[ParamInfo],
+    structure: &Structure,
     scores: Vec<Vec<f32>>,
     masks: &MaskSet,
-) -> Vec<LayerInput> {
+) -> Result<Vec<LayerInput>, PruneError> {
     params
         .iter()
-        .filter(|p| p.shape.len() == 2)
+        .filter(|p| p.is_weight())
         .zip(scores)
         .map(|(p, scores)| {
-            let bias = p
-                .path
-                .strip_suffix("weight")
-                .map(|stem| format!("{stem}bias"));
-            LayerInput {
+            let node = structure
+                .node(&p.path)
+                .ok_or_else(|| PruneError::UnknownParam {
+                    name: p.path.clone(),
+                    valid: structure.layers.iter().map(|l| l.weight.clone()).collect(),
+                })?;
+            Ok(LayerInput {
                 name: p.path.clone(),
-                bias: bias.filter(|b| params.iter().any(|q| &q.path == b)),
-                shape: [p.shape[0], p.shape[1]],
-                unit_axis: 1,
+                unit_params: node
+                    .unit_params
+                    .iter()
+                    .filter(|u| params.iter().any(|q| &&q.path == u))
+                    .cloned()
+                    .collect(),
+                shape: p.shape.clone(),
+                unit_axis: node.unit_axis,
                 keep: masks.masks[&p.path].keep.clone(),
                 scores,
-            }
+            })
         })
         .collect()
 }
 
-/// Scores the 2-D parameters among `params` with `criterion`, selects by `spec`, and applies
+/// Scores the weights among `params` with `criterion`, selects by `spec`, and applies
 /// the combined masks to every parameter in `params` (biases masked with their units).
 pub fn prune_once<M: Module>(
     module: M,
@@ -62,7 +72,7 @@ pub fn prune_once<M: Module>(
     spec: &Spec,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
 ) -> Result<Pruned<M>, PruneError> {
-    let weights: Vec<&ParamInfo> = params.iter().filter(|p| p.shape.len() == 2).collect();
+    let weights: Vec<&ParamInfo> = params.iter().filter(|p| p.is_weight()).collect();
     let ids: Vec<ParamId> = weights.iter().map(|p| p.id).collect();
     let values = read_params(&module, &ids);
     if criterion.needs_gradients() && grads.is_none_or(|g| g.is_empty()) {
@@ -79,7 +89,13 @@ pub fn prune_once<M: Module>(
         })
         .collect();
     let scores = criterion.score_all(&inputs)?;
-    let layers = layer_inputs(params, scores, current);
+    // The declared structure, or the one the whole module shows (all its parameters in
+    // visiting order, not only the pruned ones).
+    let structure = match &spec.structure {
+        Some(s) => s.clone(),
+        None => Structure::discover(&param_infos(&module)),
+    };
+    let layers = layer_inputs(params, &structure, scores, current)?;
     let selection = select_masks(&layers, spec)?;
     let mut masks = current.clone();
     for (name, m) in selection.masks.masks {

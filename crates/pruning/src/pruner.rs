@@ -78,7 +78,7 @@ pub struct PruneEvent {
     pub sparsity: f64,
     /// Weights whose mask changed (pruned, or dropped and grown).
     pub changed: usize,
-    /// Sparsity of each 2-D weight after the update, by path.
+    /// Sparsity of each weight after the update, by path.
     pub layers: Vec<(String, f64)>,
 }
 
@@ -125,9 +125,8 @@ impl Pruner {
                         .into(),
                 ));
             }
-            let weights: Vec<&ParamInfo> = params.iter().filter(|p| p.shape.len() == 2).collect();
-            let shapes: Vec<[usize; 2]> =
-                weights.iter().map(|p| [p.shape[0], p.shape[1]]).collect();
+            let weights: Vec<&ParamInfo> = params.iter().filter(|p| p.is_weight()).collect();
+            let shapes: Vec<Vec<usize>> = weights.iter().map(|p| p.shape.clone()).collect();
             let rates = match spec.scope {
                 ScopeKind::Erk => erk_sparsities(&shapes, *sparsity),
                 ScopeKind::Layer => vec![*sparsity; shapes.len()],
@@ -154,8 +153,8 @@ impl Pruner {
         let hold = MaskHook::new(&params, &masks)?;
         let weight_ids = params
             .iter()
-            .filter(|p| p.shape.len() == 2)
-            .map(|p| p.id)
+            .filter(|p| p.is_weight())
+            .map(|p| (p.id, p.shape.len()))
             .collect();
         let accum = GradAccumulator::new(weight_ids, criterion.grad_needs());
         Ok(Self {
@@ -204,16 +203,16 @@ impl Pruner {
         &self.warnings
     }
 
-    /// Sparsity of each 2-D masked weight, by path.
+    /// Sparsity of each masked weight (matrices and kernels), by path.
     pub fn layer_sparsity(&self) -> Vec<(String, f64)> {
         self.params
             .iter()
-            .filter(|p| p.shape.len() == 2)
+            .filter(|p| p.is_weight())
             .map(|p| (p.path.clone(), self.masks.masks[&p.path].sparsity()))
             .collect()
     }
 
-    /// Sparsity over all masked 2-D weights.
+    /// Sparsity over all masked weights (matrices and kernels).
     pub fn weight_sparsity(&self) -> f64 {
         self.masks.weight_sparsity()
     }
@@ -299,14 +298,18 @@ impl Pruner {
         let weights: Vec<ParamInfo> = self
             .params
             .iter()
-            .filter(|p| p.shape.len() == 2)
+            .filter(|p| p.is_weight())
             .cloned()
             .collect();
         let ids: Vec<ParamId> = weights.iter().map(|p| p.id).collect();
         let values = read_params(module, &ids);
         let fraction = rewiring.fraction(step);
         for p in &weights {
-            let w = &values[&p.id];
+            // A module other than the one the pruner was made for lacks these ids.
+            let w = values.get(&p.id).ok_or_else(|| PruneError::UnknownParam {
+                name: p.path.clone(),
+                valid: Vec::new(),
+            })?;
             let grow: Vec<f32> = match rewiring.growth {
                 Growth::Random => (0..w.len()).map(|_| self.rng.next_f64() as f32).collect(),
                 Growth::Gradient => {
@@ -392,8 +395,8 @@ impl<M: Module> TrainHook<M> for Pruner {
             && rewiring.should_update(next)
         {
             let mut dense = BTreeMap::new();
-            for p in self.params.iter().filter(|p| p.shape.len() == 2) {
-                if let Some(g) = flat_grad(grads, p.id) {
+            for p in self.params.iter().filter(|p| p.is_weight()) {
+                if let Some(g) = flat_grad(grads, p.id, p.shape.len()) {
                     dense.insert(p.id, host_values(g));
                 }
             }

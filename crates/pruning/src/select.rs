@@ -165,14 +165,21 @@ pub fn keep_one(scores: &[f32], before: &[bool], after: &mut [bool]) -> bool {
 }
 
 /// Per-layer sparsities of the Erdős–Rényi-Kernel distribution (RigL, Evci et al. 2020) for
-/// 2-D layers of `shapes` at overall sparsity `target`: density ∝ (fan_in + fan_out) /
-/// (fan_in · fan_out); layers that would exceed density 1 are kept dense and the others
+/// layers of `shapes` at overall sparsity `target`: density ∝ (fan_in + fan_out) /
+/// (fan_in · fan_out) for dense layers, (out + in + kh + kw) / (out · in · kh · kw) for
+/// kernels; layers that would exceed density 1 are kept dense and the others
 /// rescaled so that the total count of kept weights matches the target.
-pub fn erk_sparsities(shapes: &[[usize; 2]], target: f64) -> Vec<f64> {
-    let n: Vec<f64> = shapes.iter().map(|s| (s[0] * s[1]) as f64).collect();
+pub fn erk_sparsities(shapes: &[Vec<usize>], target: f64) -> Vec<f64> {
+    let n: Vec<f64> = shapes
+        .iter()
+        .map(|s| s.iter().product::<usize>() as f64)
+        .collect();
+    // Evci et al.'s ERK: density ∝ (sum of the dimensions) / (their product); for a kernel
+    // [out, in, kh, kw] the sum includes kh and kw.
     let raw: Vec<f64> = shapes
         .iter()
-        .map(|s| (s[0] + s[1]) as f64 / (s[0] * s[1]) as f64)
+        .zip(&n)
+        .map(|(s, n)| s.iter().sum::<usize>() as f64 / n)
         .collect();
     let budget = (1.0 - target) * n.iter().sum::<f64>();
     let mut dense = vec![false; shapes.len()];
@@ -277,11 +284,28 @@ mod tests {
 
     #[test]
     fn erk_matches_the_target_and_favours_small_layers() {
-        let shapes = [[784, 300], [300, 100], [100, 10]];
+        let shapes = [vec![784, 300], vec![300, 100], vec![100, 10]];
         let s = erk_sparsities(&shapes, 0.9);
         let n: Vec<f64> = shapes.iter().map(|s| (s[0] * s[1]) as f64).collect();
         let kept: f64 = s.iter().zip(&n).map(|(s, n)| (1.0 - s) * n).sum();
         assert!((kept / n.iter().sum::<f64>() - 0.1).abs() < 1e-9);
         assert!(s[0] > s[1] && s[1] > s[2], "{s:?}");
+        // Kernels count their kernel size: LeNet-5's first conv (6×1×5×5, 150 weights) is
+        // kept denser than its second (16×6×5×5) and the big dense layer.
+        let lenet = [
+            vec![6, 1, 5, 5],
+            vec![16, 6, 5, 5],
+            vec![400, 120],
+            vec![120, 84],
+            vec![84, 10],
+        ];
+        let s = erk_sparsities(&lenet, 0.9);
+        assert!(s[0] < s[1] && s[1] < s[2], "{s:?}");
+        let n: Vec<f64> = lenet
+            .iter()
+            .map(|s| s.iter().product::<usize>() as f64)
+            .collect();
+        let kept: f64 = s.iter().zip(&n).map(|(s, n)| (1.0 - s) * n).sum();
+        assert!((kept / n.iter().sum::<f64>() - 0.1).abs() < 1e-9);
     }
 }

@@ -8,7 +8,9 @@ use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::importance::GradStats;
-use pruning::{MaskSet, ParamInfo, Prunable, PruneError, Rule, Spec, param_infos, read_params};
+use pruning::{
+    MaskSet, ParamInfo, Prunable, PruneError, Rule, Spec, Structure, param_infos, read_params,
+};
 use report::{LayerCounts, Totals};
 
 use crate::config::PruningConfig;
@@ -57,16 +59,15 @@ pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>,
     if !matches!(cfg.granularity(), pruning::Granularity::Neuron(_)) {
         return Ok(prunable);
     }
+    // What the module's structure couples to the pruned units: biases (and batch norms) of
+    // every layer but the last (output units are never pruned).
     let all = param_infos(model);
-    let mut out = prunable.clone();
-    // Biases of every layer but the last (output units are never pruned).
-    for p in &prunable[..prunable.len().saturating_sub(1)] {
-        let bias = p.path.replace(".weight", ".bias");
-        if let Some(b) = all.iter().find(|q| q.path == bias) {
-            out.push(b.clone());
-        }
-    }
-    Ok(out)
+    let weights: Vec<&str> = prunable.iter().map(|p| p.path.as_str()).collect();
+    let coupled = Structure::discover(&all).coupled_params(&weights);
+    Ok(all
+        .into_iter()
+        .filter(|p| weights.contains(&p.path.as_str()) || coupled.contains(&p.path))
+        .collect())
 }
 
 /// Gradient statistics over the first `n_batches` training batches (in data order), without

@@ -1,6 +1,8 @@
 //! `trainer prune`: pruning a model given as a safetensors file — ours, or a PyTorch
 //! `state_dict` saved with `safetensors` — without training. Works on host arrays, so any 2-D
-//! float `*weight` tensor is prunable whatever model it came from.
+//! or 4-D float `*weight` tensor is prunable whatever model it came from: a dense layer's
+//! matrix, or a convolution's kernel in PyTorch's `[out, in, kh, kw]` (ranked as
+//! `[out, in·kh·kw]`; `granularity = "rows"` removes whole filters).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,7 +120,16 @@ pub fn prune_file(
     // already.
     let neurons = matches!(cfg.granularity(), pruning::Granularity::Neuron(_));
     if neurons {
-        check_biases(&st, &names, &layers, unit_axis).map_err(bad)?;
+        if let Some(k) = layers.iter().find(|l| l.shape.len() > 2) {
+            return Err(bad(format!(
+                "`{}` is a convolution kernel {:?}, and granularity = \"neuron\" on a file cannot \
+                 know what its channels feed (a batch norm, the next layer's slice): a file has \
+                 names, not a module's structure. Use granularity = \"rows\" to remove whole \
+                 filters, or prune the network inside a training config",
+                k.name, k.shape
+            )));
+        }
+        check_biases(&st, &names, &layers).map_err(bad)?;
     }
     let selection = select_masks(&layers, &spec(cfg))?;
     write_output(&st, &names, &selection.masks, output)?;
@@ -152,16 +163,17 @@ fn layer_inputs(
         .zip(scores)
         .zip(weights)
         .map(|((n, scores), w)| {
-            // Checked before: 2-D, and `w` holds all of it.
+            // Checked before: 2-D or 4-D, and `w` holds all of it.
             let shape = st
                 .tensor(n)
                 .map_or(vec![w.len(), 1], |t| t.shape().to_vec());
             let bias = n.strip_suffix("weight").map(|p| format!("{p}bias"));
             LayerInput {
                 name: n.clone(),
-                bias: bias.filter(|b| names.contains(b)),
-                shape: [shape[0], shape[1]],
-                unit_axis,
+                unit_params: bias.filter(|b| names.contains(b)).into_iter().collect(),
+                // A kernel's units (filters) are its first axis in either framework.
+                unit_axis: if shape.len() == 2 { unit_axis } else { 0 },
+                shape,
                 keep: vec![true; scores.len()],
                 scores,
             }
@@ -208,7 +220,8 @@ enum Selection {
     Empty(String),
 }
 
-/// The tensors to prune: `include` (default: every 2-D float32 `*weight`) less `exclude`.
+/// The tensors to prune: `include` (default: every 2-D or 4-D float32 `*weight`) less
+/// `exclude`.
 #[allow(
     clippy::expect_used,
     reason = "names come from the file's own listing, so each is there"
@@ -220,7 +233,7 @@ fn prunable_names(
 ) -> Result<Vec<String>, Selection> {
     let is_candidate = |n: &str| {
         let t = st.tensor(n).expect("listed");
-        t.dtype() == Dtype::F32 && t.shape().len() == 2 && n.ends_with("weight")
+        t.dtype() == Dtype::F32 && [2, 4].contains(&t.shape().len()) && n.ends_with("weight")
     };
     for pat in cfg.rule.include.iter().chain(&cfg.rule.exclude) {
         if !names.iter().any(|n| glob_match(pat, n)) {
@@ -244,14 +257,14 @@ fn prunable_names(
         .collect();
     if prunable.is_empty() {
         return Err(Selection::Empty(format!(
-            "no 2-D float32 tensor named `*weight` to prune; tensors: {}",
+            "no 2-D or 4-D float32 tensor named `*weight` to prune; tensors: {}",
             names.join(", ")
         )));
     }
     Ok(prunable)
 }
 
-/// The values of each tensor in `prunable`: 2-D float32, finite, without masks of an earlier
+/// The values of each tensor in `prunable`: 2-D or 4-D float32, finite, without masks of an earlier
 /// pruning.
 fn read_weights(
     st: &SafeTensors<'_>,
@@ -261,9 +274,9 @@ fn read_weights(
     let mut weights: Vec<Vec<f32>> = Vec::new();
     for n in prunable {
         let t = st.tensor(n).map_err(|e| e.to_string())?;
-        if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
+        if t.dtype() != Dtype::F32 || ![2, 4].contains(&t.shape().len()) {
             return Err(format!(
-                "`{n}` is {:?} of shape {:?}; only 2-D float32 weights are pruned (biases go with their units under granularity = \"neuron\")",
+                "`{n}` is {:?} of shape {:?}; only 2-D (dense) and 4-D (convolution) float32 weights are pruned (biases go with their units under granularity = \"neuron\")",
                 t.dtype(),
                 t.shape()
             ));
@@ -295,12 +308,13 @@ fn check_biases(
     st: &SafeTensors<'_>,
     names: &[String],
     layers: &[LayerInput],
-    unit_axis: usize,
 ) -> Result<(), String> {
     for l in layers {
-        let Some(b) = &l.bias else { continue };
+        let Some(b) = l.unit_params.first() else {
+            continue;
+        };
         let t = st.tensor(b).map_err(|e| e.to_string())?;
-        let units = l.shape[unit_axis];
+        let units = l.shape[l.unit_axis];
         if t.dtype() != Dtype::F32 || t.shape() != [units] {
             return Err(format!(
                 "`{b}` is {:?} of shape {:?}, but `{}` has {units} units: it does not fit as their bias",

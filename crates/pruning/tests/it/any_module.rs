@@ -81,8 +81,8 @@ fn paths_prunable_set_and_masks_work_on_any_module() {
                 .unwrap();
             LayerInput {
                 name: p.path.clone(),
-                bias: None,
-                shape: [p.shape[0], p.shape[1]],
+                unit_params: vec![],
+                shape: p.shape.clone(),
                 unit_axis: 1,
                 keep: vec![true; scores.len()],
                 scores,

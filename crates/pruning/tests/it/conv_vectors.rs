@@ -38,7 +38,6 @@ fn inputs() -> Vec<LayerInput> {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect();
-            let out = t.shape()[0];
             let scores = Magnitude
                 .score(&ScoreInput {
                     name,
@@ -48,8 +47,8 @@ fn inputs() -> Vec<LayerInput> {
                 .unwrap();
             LayerInput {
                 name: name.to_string(),
-                bias: None,
-                shape: [out, w.len() / out],
+                unit_params: vec![],
+                shape: t.shape().to_vec(),
                 unit_axis: 0,
                 keep: vec![true; scores.len()],
                 scores,

@@ -437,7 +437,7 @@ fn gradient_statistics_accumulated_on_the_device_equal_the_host_formulas() {
         abs_wg: true,
         wg: true,
     };
-    let mut acc = GradAccumulator::new(ids.clone(), needs);
+    let mut acc = GradAccumulator::new(ids.iter().map(|&id| (id, 2)).collect(), needs);
     let mut host: BTreeMap<ParamId, GradStats> = BTreeMap::new();
     let w = read_params(&net, &ids);
     for step in 0..3 {
@@ -472,7 +472,8 @@ fn gradient_statistics_accumulated_on_the_device_equal_the_host_formulas() {
         }
     }
     // Only what a criterion needs is accumulated: Taylor reads Σ|w·g| alone.
-    let mut taylor = GradAccumulator::new(ids.clone(), Taylor.grad_needs());
+    let mut taylor =
+        GradAccumulator::new(ids.iter().map(|&id| (id, 2)).collect(), Taylor.grad_needs());
     taylor.add(&net, &grads_of(&net, &device, 0));
     let t = taylor.take();
     assert!(t[&ids[0]].sum_g.is_empty() && !t[&ids[0]].sum_abs_wg.is_empty());

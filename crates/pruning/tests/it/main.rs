@@ -2,6 +2,7 @@
 //! shared vectors, and properties of selection on random inputs.
 
 mod any_module;
+mod conv;
 mod conv_vectors;
 mod dynamic;
 mod properties;

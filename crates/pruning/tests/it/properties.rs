@@ -25,8 +25,8 @@ fn random_layers(rng: &mut Rng, ties: bool) -> Vec<LayerInput> {
                 .collect();
             LayerInput {
                 name: format!("layers.{i}.weight"),
-                bias: Some(format!("layers.{i}.bias")),
-                shape,
+                unit_params: vec![format!("layers.{i}.bias")],
+                shape: shape.to_vec(),
                 unit_axis: 1,
                 scores,
                 keep: vec![true; n],
@@ -174,7 +174,9 @@ fn n_of_m_blocks_hold_exactly_n() {
         .unwrap();
         for l in &layers {
             let keep = &sel.masks.masks[&l.name].keep;
-            let [n_in, n_out] = l.shape;
+            let [n_in, n_out] = l.shape[..] else {
+                unreachable!("2-D")
+            };
             for o in 0..n_out {
                 for g in 0..n_in / 4 {
                     let kept = (0..4).filter(|k| keep[(g * 4 + k) * n_out + o]).count();
@@ -185,8 +187,8 @@ fn n_of_m_blocks_hold_exactly_n() {
     }
     let bad = vec![LayerInput {
         name: "w".into(),
-        bias: None,
-        shape: [6, 2],
+        unit_params: vec![],
+        shape: vec![6, 2],
         unit_axis: 1,
         scores: vec![0.0; 12],
         keep: vec![true; 12],
@@ -208,8 +210,8 @@ fn pruning_a_neuron_masks_its_incoming_bias_and_outgoing_weights() {
     // outgoing weights.
     let l0 = LayerInput {
         name: "l0.weight".into(),
-        bias: Some("l0.bias".into()),
-        shape: [3, 4],
+        unit_params: vec!["l0.bias".into()],
+        shape: vec![3, 4],
         unit_axis: 1,
         scores: vec![1.0; 12],
         keep: vec![true; 12],
@@ -219,8 +221,8 @@ fn pruning_a_neuron_masks_its_incoming_bias_and_outgoing_weights() {
     out_scores[2 * 2 + 1] = 0.1; // [in=2, out=1]
     let l1 = LayerInput {
         name: "l1.weight".into(),
-        bias: Some("l1.bias".into()),
-        shape: [4, 2],
+        unit_params: vec!["l1.bias".into()],
+        shape: vec![4, 2],
         unit_axis: 1,
         scores: out_scores,
         keep: vec![true; 8],

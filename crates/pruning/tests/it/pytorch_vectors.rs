@@ -53,8 +53,8 @@ fn inputs(criterion: &dyn Importance) -> Vec<LayerInput> {
                 })
                 .unwrap();
             LayerInput {
-                bias: None,
-                shape,
+                unit_params: vec![],
+                shape: shape.to_vec(),
                 unit_axis: 0,
                 keep: vec![true; scores.len()],
                 scores,

@@ -835,6 +835,14 @@ impl Config {
         self.train.validate()?;
         if let Some(p) = &self.pruning {
             p.validate()?;
+            // `trainer prune` takes "rows" (PyTorch's ln_structured on a file); a training run
+            // would lose its outputs with it.
+            if p.granularity() == pruning::Granularity::Rows {
+                return Err(bad(
+                    "pruning.granularity",
+                    "\"rows\" (every layer's output units, PyTorch's ln_structured) would prune the network's outputs: use \"neuron\"",
+                ));
+            }
             if p.search().is_some() && self.data.validation_fraction == 0.0 {
                 return Err(bad(
                     "pruning.search",

@@ -493,12 +493,6 @@ impl PruningConfig {
                 ));
             }
         }
-        if r.granularity == Granularity::Rows {
-            return Err(bad(
-                "pruning.granularity",
-                "\"rows\" (every layer's output units, PyTorch's ln_structured) would prune the network's outputs: use \"neuron\"",
-            ));
-        }
         if r.criterion.needs_gradients() && r.calibration_batches == 0 {
             return Err(bad(
                 "pruning.calibration_batches",

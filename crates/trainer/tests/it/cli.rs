@@ -71,6 +71,78 @@ fn xor_from_the_command_line_reports_success_and_the_run_folder() {
     );
 }
 
+/// `trainer prune` on a PyTorch conv model's file (4-D kernels `[out, in, kh, kw]`): global L1
+/// over kernels and dense layers, and `rows` removing whole filters, give PyTorch's masks; a
+/// removed filter is all zeros in the written kernel.
+#[test]
+fn prune_command_on_a_pytorch_conv_file_matches_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vectors = crate::repo().join("crates/pruning/tests/it/vectors/conv");
+    let torch = std::fs::read(vectors.join("masks.safetensors")).unwrap();
+    let torch = safetensors::SafeTensors::deserialize(&torch).unwrap();
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "global_l1_a0.85",
+            &["--sparsity", "0.85", "--scope", "global"],
+            &[
+                "conv1.weight",
+                "conv2.weight",
+                "fc1.weight",
+                "fc2.weight",
+                "fc3.weight",
+            ],
+        ),
+        (
+            "ln_structured_n1_dim0_a0.5",
+            &["--sparsity", "0.5", "--granularity", "rows"],
+            &["conv1.weight", "conv2.weight"],
+        ),
+    ];
+    for (key, flags, layers) in cases {
+        let out = tmp.path().join(format!("{key}.safetensors"));
+        let run = trainer()
+            .arg("prune")
+            .arg(vectors.join("weights.safetensors"))
+            .args(["--criterion", "l1", "--quiet"])
+            .args(flags)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let bytes = std::fs::read(&out).unwrap();
+        let ours = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for layer in layers {
+            let mask = ours.tensor(&format!("{layer}_mask")).unwrap();
+            assert_eq!(
+                mask.shape(),
+                ours.tensor(layer).unwrap().shape(),
+                "{key} {layer}"
+            );
+            assert_eq!(
+                mask.data(),
+                torch.tensor(&format!("{key}/{layer}")).unwrap().data(),
+                "{key}: {layer}"
+            );
+        }
+        if key.starts_with("ln_structured") {
+            // Half of conv2's 16 filters are gone, each one whole.
+            let w = ours.tensor("conv2.weight").unwrap();
+            let filters: Vec<bool> = w
+                .data()
+                .chunks_exact(4 * 6 * 25)
+                .map(|f| f.iter().all(|b| *b == 0))
+                .collect();
+            assert_eq!(filters.iter().filter(|z| **z).count(), 8);
+        }
+    }
+}
+
 #[test]
 fn prune_command_writes_pytorch_identical_masks_and_zeroed_weights() {
     let tmp = tempfile::tempdir().unwrap();

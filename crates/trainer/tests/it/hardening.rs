@@ -577,7 +577,7 @@ fn trainer_prune_refuses_masks_biases_and_nan_with_a_message() {
             &[],
         ),
         (
-            "only 2-D float32 weights",
+            "only 2-D (dense) and 4-D (convolution) float32 weights",
             vec![w(), ("fc.bias", vec![2], vec![0.0; 2])],
             &["--config", "bias.toml"],
         ),
