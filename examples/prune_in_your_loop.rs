@@ -1,6 +1,12 @@
 //! The pruning crate without the trainer: a hand-written Burn training loop with a `Pruner`
 //! hooked in at the four points of a step. Any module works; here a two-layer network learns
-//! a noisy two-class problem while gradual magnitude pruning takes it to 80% sparsity.
+//! a noisy two-class problem while gradual magnitude pruning removes half of its hidden units,
+//! each with its bias and its outgoing weights.
+//!
+//! Which parameters prune with a unit is discovered from the module's structure, visited in
+//! field order. This module declares its output layer first, so its forward order differs from
+//! its field order: it declares its layers instead (`Structure::declared`), as any module whose
+//! forward pass does not follow its fields (skip connections, shared layers) does.
 //!
 //! Run: `cargo run -p pruning --release --example prune_in_your_loop`
 
@@ -11,13 +17,15 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use pruning::importance::Magnitude;
 use pruning::schedule::Polynomial;
 use pruning::{
-    Granularity, MaskSet, Plan, Prunable, Pruner, Rng, Rule, RunStart, Spec, StepInfo, TrainHook,
+    Granularity, LayerNode, MaskSet, Plan, Prunable, Pruner, Rng, Rule, RunStart, Spec, StepInfo,
+    Structure, TrainHook, UnitSide, param_infos,
 };
 
+/// Fields not in forward order: `out` is visited before `hidden`.
 #[derive(Module, Debug)]
 struct Net {
-    hidden: Linear,
     out: Linear,
+    hidden: Linear,
 }
 
 impl Net {
@@ -63,31 +71,56 @@ fn main() -> Result<(), pruning::HookError> {
     let device = Device::ndarray().autodiff();
     device.seed(0);
     let mut net = Net {
-        hidden: LinearConfig::new(2, 64).init(&device),
         out: LinearConfig::new(64, 2).init(&device),
+        hidden: LinearConfig::new(2, 64).init(&device),
     };
     let (x, y) = data(2000, 1, &device);
     let (x_test, y_test) = data(1000, 2, &device);
     let (batch, epochs) = (100, 60);
     let n_batches = 2000 / batch;
 
-    // What to prune (every Linear weight), how (magnitude, per layer), and when (gradual from
-    // step 200 to step 800, every 50 steps, to 80%).
-    let params = Prunable::default().select(&net)?;
+    // The layers in forward order, each with what prunes with its units (Burn's Linear holds
+    // [in, out]: units on axis 1). The output layer's units are the network's outputs.
+    let structure = Structure::declared(vec![
+        LayerNode {
+            weight: "hidden.weight".into(),
+            unit_axis: 1,
+            unit_params: vec!["hidden.bias".into()],
+            unit_state: vec![],
+        },
+        LayerNode {
+            weight: "out.weight".into(),
+            unit_axis: 1,
+            unit_params: vec!["out.bias".into()],
+            unit_state: vec![],
+        },
+    ]);
+    // What to prune: every Linear weight, plus the biases that go with hidden units.
+    let weights = Prunable::default().select(&net)?;
+    let names: Vec<&str> = weights.iter().map(|p| p.path.as_str()).collect();
+    let coupled = structure.coupled_params(&names);
+    let params: Vec<_> = param_infos(&net)
+        .into_iter()
+        .filter(|p| names.contains(&p.path.as_str()) || coupled.contains(&p.path))
+        .collect();
     let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    // How: hidden units by the L1 norm of their incoming weights. When: gradually from step 200
+    // to step 800, every 50 steps, to half of the hidden units.
     let schedule = Polynomial {
         initial: 0.0,
-        target: 0.8,
+        target: 0.5,
         begin: 200,
         end: 800,
         power: 3.0,
         frequency: 50,
     };
+    let mut spec = Spec::new(Granularity::Neuron(UnitSide::Incoming), Rule::Sparsity(0.5));
+    spec.structure = Some(structure);
     let mut pruner = Pruner::new(
         params,
         masks,
         Box::new(Magnitude),
-        Spec::new(Granularity::Weight, Rule::Sparsity(0.8)),
+        spec,
         Plan::Prune(Box::new(schedule)),
         0,
     )?;
@@ -137,5 +170,7 @@ fn main() -> Result<(), pruning::HookError> {
             e.step, e.target, e.sparsity
         );
     }
+    let bias = &pruner.masks().masks["hidden.bias"];
+    println!("hidden units kept: {} of {}", bias.kept(), bias.len());
     Ok(())
 }

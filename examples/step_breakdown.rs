@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
-use trainer::model::Mlp;
+use trainer::model::Net;
 use trainer::optim::build_optimizer;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -28,12 +28,12 @@ fn main() {
         .expect("ndarray")
         .autodiff();
     let cfg = ModelConfig {
-        hidden: vec![300, 100],
-        activation: ActivationKind::Relu,
+        hidden: Some(vec![300, 100]),
+        activation: Some(ActivationKind::Relu),
         ..ModelConfig::default()
     };
     let train: TrainConfig = toml::from_str("lr = 1e-3").expect("config");
-    let mut model = Mlp::new(&cfg, 784, 10, 0, &device);
+    let mut model = Net::new(&cfg, 784, 10, 0, &device);
     let mut optim = build_optimizer(&train);
     let head = Head::Multiclass(10);
     let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();

@@ -27,25 +27,30 @@ pub struct Pruned<M> {
 
 /// The scored layers of `params`: its weights (matrices and kernels), each with the per-unit
 /// parameters coupled to its units (bias, batch norm γ and β) that are among `params` too. Which
-/// parameters couple, and along which axis units lie, comes from the module's `structure`.
+/// parameters couple, and along which axis units lie, comes from the module's `structure`; the
+/// layers come in its (forward) order, whatever order `params` lists them in (`scores` follow
+/// `params`).
 pub fn layer_inputs(
     params: &[ParamInfo],
     structure: &Structure,
     scores: Vec<Vec<f32>>,
     masks: &MaskSet,
 ) -> Result<Vec<LayerInput>, PruneError> {
-    params
+    let mut layers = params
         .iter()
         .filter(|p| p.is_weight())
         .zip(scores)
         .map(|(p, scores)| {
-            let node = structure
-                .node(&p.path)
+            let (order, node) = structure
+                .layers
+                .iter()
+                .enumerate()
+                .find(|(_, l)| l.weight == p.path)
                 .ok_or_else(|| PruneError::UnknownParam {
                     name: p.path.clone(),
                     valid: structure.layers.iter().map(|l| l.weight.clone()).collect(),
                 })?;
-            Ok(LayerInput {
+            let input = LayerInput {
                 name: p.path.clone(),
                 unit_params: node
                     .unit_params
@@ -57,9 +62,12 @@ pub fn layer_inputs(
                 unit_axis: node.unit_axis,
                 keep: masks.masks[&p.path].keep.clone(),
                 scores,
-            })
+            };
+            Ok((order, input))
         })
-        .collect()
+        .collect::<Result<Vec<_>, PruneError>>()?;
+    layers.sort_by_key(|(order, _)| *order);
+    Ok(layers.into_iter().map(|(_, l)| l).collect())
 }
 
 /// Scores the weights among `params` with `criterion`, selects by `spec`, and applies

@@ -18,7 +18,7 @@ use pruning::{
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
-use trainer::model::Mlp;
+use trainer::model::Net;
 use trainer::optim::build_optimizer;
 
 struct Setup {
@@ -27,17 +27,17 @@ struct Setup {
     onehot: Vec<f32>,
 }
 
-fn model(device: &Device) -> (Mlp, ModuleOptimizer) {
+fn model(device: &Device) -> (Net, ModuleOptimizer) {
     let cfg = ModelConfig {
-        hidden: vec![300, 100],
-        activation: ActivationKind::Relu,
+        hidden: Some(vec![300, 100]),
+        activation: Some(ActivationKind::Relu),
         ..ModelConfig::default()
     };
     let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
-    (Mlp::new(&cfg, 784, 10, 0, device), build_optimizer(&train))
+    (Net::new(&cfg, 784, 10, 0, device), build_optimizer(&train))
 }
 
-fn pruner(model: &Mlp, updates: bool, clear_every_update: bool) -> Pruner {
+fn pruner(model: &Net, updates: bool, clear_every_update: bool) -> Pruner {
     let params = Prunable::default().select(model).unwrap();
     let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
     if !updates {
@@ -152,7 +152,7 @@ fn bench(c: &mut Criterion) {
                     pruner.after_backward(&m, &mut grads, &info).unwrap();
                     let m = o.step(1e-3, m, grads);
                     let m = pruner.after_step(m, &info).unwrap();
-                    o = TrainHook::<Mlp>::edit_optimizer(&mut pruner, o, &info).unwrap();
+                    o = TrainHook::<Net>::edit_optimizer(&mut pruner, o, &info).unwrap();
                     m
                 } else {
                     o.step(1e-3, m, grads)

@@ -8,7 +8,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pruning::Rng;
 use trainer::config::{ActivationKind, ModelConfig};
 use trainer::inference::{CsrMlp, HostMlp, compact};
-use trainer::model::Mlp;
+use trainer::model::Net;
 
 fn device() -> Device {
     #[allow(deprecated)]
@@ -17,11 +17,11 @@ fn device() -> Device {
 
 fn dense_model() -> HostMlp {
     let cfg = ModelConfig {
-        hidden: vec![300, 100],
-        activation: ActivationKind::Relu,
+        hidden: Some(vec![300, 100]),
+        activation: Some(ActivationKind::Relu),
         ..ModelConfig::default()
     };
-    HostMlp::from_mlp(&Mlp::new(&cfg, 784, 10, 0, &device()))
+    HostMlp::from_mlp(&Net::new(&cfg, 784, 10, 0, &device()))
 }
 
 /// Each layer's smallest-magnitude `sparsity` fraction set to zero.

@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
-use trainer::model::Mlp;
+use trainer::model::Net;
 use trainer::optim::build_optimizer;
 
 fn step_bench(c: &mut Criterion, backend: BackendKind) {
@@ -17,14 +17,14 @@ fn step_bench(c: &mut Criterion, backend: BackendKind) {
     };
     let device: Device = device.autodiff();
     let cfg = ModelConfig {
-        hidden: vec![300, 100],
-        activation: ActivationKind::Relu,
+        hidden: Some(vec![300, 100]),
+        activation: Some(ActivationKind::Relu),
         ..ModelConfig::default()
     };
     let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
     // In an Option so each iteration can move the model into the optimizer, as the training
     // loop does: a second live reference to the parameters would defeat in-place updates.
-    let mut model = Some(Mlp::new(&cfg, 784, 10, 0, &device));
+    let mut model = Some(Net::new(&cfg, 784, 10, 0, &device));
     let mut optim = build_optimizer(&train);
     let head = Head::Multiclass(10);
     let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();

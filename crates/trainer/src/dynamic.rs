@@ -141,7 +141,7 @@ pub(crate) fn train(
     .map_err(TrainError::Prune)?;
     let t = {
         // The pruner publishes its events and sparsities; the loop logs them.
-        let mut hooks: [&mut dyn pruning::TrainHook<crate::model::Mlp>; 2] =
+        let mut hooks: [&mut dyn pruning::TrainHook<crate::model::Net>; 2] =
             [&mut pruner, sinks.progress];
         ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?
     };

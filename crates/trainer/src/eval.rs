@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::Dataset;
 use crate::head::Head;
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// Rows per forward pass during evaluation; bounds memory on large test sets.
 const EVAL_CHUNK: usize = 2048;
@@ -34,7 +34,7 @@ impl Evaluation {
     clippy::unwrap_used,
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
-pub fn evaluate(model: &Mlp, set: &Dataset, head: Head, device: &Device) -> Evaluation {
+pub fn evaluate(model: &Net, set: &Dataset, head: Head, device: &Device) -> Evaluation {
     let model = model.valid();
     let device = device.clone().without_autodiff();
     let n = set.len();

@@ -15,12 +15,12 @@ use crate::config::{Config, ConfigError, LoadedConfig, PruningMode};
 use crate::data::{self, DataError, Splits};
 use crate::device::{DeviceError, DeviceInfo, select_device};
 use crate::eval::Evaluation;
-use crate::export::{ExportError, load_masks, load_model, save_masks, save_model};
+use crate::export::{ExportError, load_masks, load_model, load_params, save_masks, save_model};
 use crate::head::Head;
 use crate::hooks::Progress;
 use crate::inference::HostMlp;
 use crate::metrics_log::MetricsLog;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::phases::{RunContext, Sinks, evals_report};
 use crate::prune;
 use crate::run_dir::create_run_dir;
@@ -131,7 +131,7 @@ pub struct RunResult {
     /// The task head.
     pub head: Head,
     /// The trained model.
-    pub model: Mlp,
+    pub model: Net,
     /// Layer widths, input first.
     pub widths: Vec<usize>,
     /// Wall time of the whole run in seconds.
@@ -175,11 +175,15 @@ fn write_plots(
     trained: &Phased,
     summary: &Summary,
 ) -> Result<(), crate::plots::PlotError> {
-    let after = HostMlp::from_mlp(&trained.model);
+    // Weight maps are drawn for MLPs; a layer list gets its curves and sparsity bars.
+    let after = trained
+        .model
+        .is_mlp()
+        .then(|| HostMlp::from_mlp(&trained.model));
     let plots = crate::plots::write_all(
         dir,
         trained.before_weights.as_ref(),
-        &after,
+        after.as_ref(),
         trained.pruning.as_ref(),
         cfg.plots.as_ref().is_some_and(|p| p.gray_kernels),
     )?;
@@ -218,30 +222,44 @@ fn check_synthetic_size(loaded: &LoadedConfig) -> Result<(), ExperimentError> {
 }
 
 /// A network too big to train at the config's batch size is a config error naming
-/// `model.hidden`.
+/// `model.hidden` (or `model.layers`).
 fn check_network_size(
     loaded: &LoadedConfig,
     splits: &Splits,
     head: Head,
 ) -> Result<(), ExperimentError> {
     let cfg = &loaded.config;
-    let mut widths = vec![splits.train.n_features];
-    widths.extend(&cfg.model.hidden);
-    widths.push(head.n_outputs());
     let batch = cfg.train.batch_size.unwrap_or(splits.train.len());
-    let bytes = crate::resources::network_bytes(&widths, batch);
-    let what = format!(
-        "training a {} network at batch {batch}",
-        widths
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("-")
-    );
+    let input = cfg
+        .model
+        .input(cfg.data.image_shape(), splits.train.n_features);
+    let (key, what, bytes) = match &cfg.model.layers {
+        Some(layers) => {
+            let (params, per_sample) = crate::config::counts(layers, input, head.n_outputs());
+            let bytes = crate::resources::training_bytes(params, per_sample, batch);
+            let what = format!("training this layer list ({params} parameters) at batch {batch}");
+            ("model.layers", what, bytes)
+        }
+        None => {
+            let mut widths = vec![splits.train.n_features];
+            widths.extend(cfg.model.hidden());
+            widths.push(head.n_outputs());
+            let bytes = crate::resources::network_bytes(&widths, batch);
+            let what = format!(
+                "training a {} network at batch {batch}",
+                widths
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("-")
+            );
+            ("model.hidden", what, bytes)
+        }
+    };
     match crate::resources::too_big(&what, bytes) {
         Some(message) => Err(ExperimentError::Resources {
             path: loaded.path.clone(),
-            key: "model.hidden".into(),
+            key: key.into(),
             message,
         }),
         None => Ok(()),
@@ -256,10 +274,12 @@ fn initial_model(
     splits: &Splits,
     head: Head,
     ad: &burn::tensor::Device,
-) -> Result<(Mlp, Option<pruning::MaskSet>), ExperimentError> {
+) -> Result<(Net, Option<pruning::MaskSet>), ExperimentError> {
     let cfg = &loaded.config;
-    let n_inputs = splits.train.n_features;
-    let model = Mlp::new(&cfg.model, n_inputs, head.n_outputs(), cfg.seed, ad);
+    let input = cfg
+        .model
+        .input(cfg.data.image_shape(), splits.train.n_features);
+    let model = Net::new(&cfg.model, input, head.n_outputs(), cfg.seed, ad);
     let mut start_masks = None;
     let model = match from {
         None => model,
@@ -271,6 +291,16 @@ fn initial_model(
             let statik = cfg.pruning.as_ref().map(|p| p.mode()) == Some(PruningMode::Static);
             if !statik {
                 return Err(fail("--from prunes an earlier run's model: the config needs a [pruning] table with mode = \"static\"".into()));
+            }
+            let masks_path = from.join("masks.safetensors");
+            if masks_path.is_file() {
+                start_masks = Some(load_masks(&masks_path)?);
+            }
+            if !model.is_mlp() {
+                // A layer list: the earlier values into the network this config builds (its
+                // ids), every parameter checked by path and shape.
+                let path = from.join("model.safetensors");
+                return finish_initial(loaded, load_params(model, &path)?, start_masks);
             }
             let mut earlier = load_model(&from.join("model.safetensors"), ad)?;
             if earlier.widths() != model.widths() {
@@ -288,13 +318,19 @@ fn initial_model(
                     b.id = fresh.id;
                 }
             }
-            let masks_path = from.join("masks.safetensors");
-            if masks_path.is_file() {
-                start_masks = Some(load_masks(&masks_path)?);
-            }
             earlier
         }
     };
+    finish_initial(loaded, model, start_masks)
+}
+
+/// The initial network and masks, checked against the `[pruning]` table.
+fn finish_initial(
+    loaded: &LoadedConfig,
+    model: Net,
+    start_masks: Option<pruning::MaskSet>,
+) -> Result<(Net, Option<pruning::MaskSet>), ExperimentError> {
+    let cfg = &loaded.config;
     if let Some(p) = &cfg.pruning {
         // Checked before the run folder exists: a typo in a path is a config error.
         prune::masked_params(&model, p).map_err(|cause| ExperimentError::Pruning {
@@ -420,7 +456,12 @@ impl Run<'_> {
                 lopper: env!("CARGO_PKG_VERSION").into(),
                 burn: BURN_VERSION.into(),
             },
-            weights_layout: "model.safetensors: PyTorch [out_features, in_features]".into(),
+            weights_layout: if cfg.model.is_layer_list() {
+                "model.safetensors: PyTorch (conv [out, in, kh, kw], dense [out_features, in_features])"
+            } else {
+                "model.safetensors: PyTorch [out_features, in_features]"
+            }
+            .into(),
             outcome,
         };
         let path = self.dir.join("summary.json");
@@ -529,7 +570,7 @@ struct Prepared {
     ad: burn::tensor::Device,
     /// The earlier run a `--from` run starts from (a resumed one: the same).
     from: Option<PathBuf>,
-    model: Mlp,
+    model: Net,
     start_masks: Option<pruning::MaskSet>,
 }
 
@@ -548,6 +589,19 @@ fn prepare(
     check_synthetic_size(loaded)?;
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
+    if let Some(shape) = cfg.data.shape
+        && shape.iter().product::<usize>() != splits.train.n_features
+    {
+        return Err(ExperimentError::Resources {
+            path: loaded.path.clone(),
+            key: "data.shape".into(),
+            message: format!(
+                "{shape:?} holds {} values per sample, but the file has {} feature columns",
+                shape.iter().product::<usize>(),
+                splits.train.n_features
+            ),
+        });
+    }
     check_network_size(loaded, &splits, head)?;
     let ad = device.clone().autodiff();
     let from = (opts.from.clone()).or_else(|| resume.and_then(|c| c.from.clone()));

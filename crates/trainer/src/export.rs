@@ -13,7 +13,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::ActivationKind;
 use crate::inference::{HostLayer, HostMlp};
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// Errors reading or writing a model file.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum ExportError {
 }
 
 /// A layer's weights in PyTorch's layout: `[out, in]` row-major, and the bias.
-pub fn layer_tensors(model: &Mlp) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
+pub fn layer_tensors(model: &Net) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
     model
         .layers
         .iter()
@@ -137,9 +137,113 @@ pub fn write_safetensors<'a>(
     crate::atomic::write(path, bytes).map_err(|e| e.to_string())
 }
 
-/// Writes `model` to `path` in PyTorch's `[out, in]` layout.
-pub fn save_model(model: &Mlp, path: &Path) -> Result<(), ExportError> {
-    save_layers(&layer_tensors(model), model.activation, path)
+/// Writes `model` to `path` in PyTorch's layout: an MLP as `layers.N.weight` `[out, in]` and
+/// `layers.N.bias`; a layer list as every parameter by its path (convolution kernels
+/// `[out, in, kh, kw]`, batch norms' γ, β and running statistics, dense weights `[out, in]`).
+pub fn save_model(model: &Net, path: &Path) -> Result<(), ExportError> {
+    if model.is_mlp() {
+        save_layers(&layer_tensors(model), model.activation, path)
+    } else {
+        save_params(model, path)
+    }
+}
+
+/// Every float parameter of `model` by path, dense weights transposed to `[out, in]`.
+fn pytorch_params(model: &Net) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let infos = pruning::param_infos(model);
+    let ids: Vec<_> = infos.iter().map(|p| p.id).collect();
+    let mut values = pruning::read_params(model, &ids);
+    infos
+        .into_iter()
+        .map(|p| {
+            let v = values.remove(&p.id).unwrap_or_default();
+            match (p.owner.as_str(), p.shape.as_slice()) {
+                ("Linear", [n_in, n_out]) => {
+                    let mut t = vec![0f32; v.len()];
+                    for i in 0..*n_in {
+                        for o in 0..*n_out {
+                            t[o * n_in + i] = v[i * n_out + o];
+                        }
+                    }
+                    (p.path, vec![*n_out, *n_in], t)
+                }
+                _ => (p.path, p.shape, v),
+            }
+        })
+        .collect()
+}
+
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
+fn save_params(model: &Net, path: &Path) -> Result<(), ExportError> {
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = pytorch_params(model)
+        .into_iter()
+        .map(|(name, shape, v)| (name, shape, le_bytes(&v)))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("sizes match");
+            (name.clone(), view)
+        })
+        .collect();
+    let metadata = HashMap::from([
+        ("format".to_string(), NET_FORMAT.to_string()),
+        (
+            "layout".to_string(),
+            "pytorch: conv [out, in, kh, kw], dense [out_features, in_features]".to_string(),
+        ),
+    ]);
+    write_safetensors(views, metadata, path).map_err(format_error(path))
+}
+
+/// The metadata `format` of a layer-list network's file.
+const NET_FORMAT: &str = "lopper-net";
+
+/// `model` (built from the run's config) with the values of the file `path` that
+/// [`save_model`] wrote for such a network: every parameter by path and shape, ids kept.
+pub fn load_params(model: Net, path: &Path) -> Result<Net, ExportError> {
+    let bytes = read_file(path)?;
+    let fmt = format_error(path);
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let mut by_id = std::collections::BTreeMap::new();
+    let infos = pruning::param_infos(&model);
+    for (info, (name, shape, _)) in infos.iter().zip(pytorch_params(&model)) {
+        let t = st.tensor(&name).map_err(|_| {
+            fmt(format!(
+                "no `{name}`: the file is not of the network this config builds"
+            ))
+        })?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+            return Err(fmt(format!(
+                "`{name}` is {:?} of shape {:?}, but this config's network has {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let v = match (info.owner.as_str(), info.shape.as_slice()) {
+            ("Linear", [n_in, n_out]) => {
+                let mut back = vec![0f32; v.len()];
+                for i in 0..*n_in {
+                    for o in 0..*n_out {
+                        back[i * n_out + o] = v[o * n_in + i];
+                    }
+                }
+                back
+            }
+            _ => v,
+        };
+        by_id.insert(info.id, v);
+    }
+    Ok(pruning::Snapshot::from_values(0, by_id).restore(model))
 }
 
 /// Writes layers given in PyTorch's layout (`[out, in]` weights and biases), e.g. a compacted
@@ -182,11 +286,20 @@ pub fn save_layers(
 }
 
 /// Reads a model written by [`save_model`] back onto `device`.
-pub fn load_model(path: &Path, device: &Device) -> Result<Mlp, ExportError> {
+pub fn load_model(path: &Path, device: &Device) -> Result<Net, ExportError> {
     let bytes = read_file(path)?;
     let fmt = format_error(path);
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
+    let format = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format").cloned());
+    if format.as_deref() == Some(NET_FORMAT) {
+        return Err(fmt(
+            "holds a convolutional (layer-list) network; `trainer infer`, `compact` and `sensitivity` take MLPs for now (a training config's --from reads it)".into(),
+        ));
+    }
     let activation: ActivationKind = meta
         .metadata()
         .as_ref()

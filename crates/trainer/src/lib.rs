@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod config;
+pub mod counts;
 pub mod data;
 pub mod denormals;
 pub mod device;
@@ -27,6 +28,7 @@ pub mod interrupt;
 pub mod lottery;
 pub mod metrics_log;
 pub mod model;
+pub mod norm;
 pub mod optim;
 pub mod phases;
 pub mod plots;

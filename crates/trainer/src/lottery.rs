@@ -11,7 +11,7 @@ use crate::checkpoint::Checkpointing;
 use crate::config::{ModeConfig, PruningConfig, steps_of};
 use crate::hooks::BestValid;
 use crate::metrics_log::MetricsLog;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::phases::{Setup, Sinks, evals_report};
 use crate::prune;
 use crate::runner::State;
@@ -23,7 +23,7 @@ use crate::train::{TrainError, Trained, evaluate_splits, steps_per_epoch, train_
 /// record.
 fn train_level(
     s: &Setup<'_>,
-    (model, params): (Mlp, &[ParamInfo]),
+    (model, params): (Net, &[ParamInfo]),
     (masks, phase): (&MaskSet, Phase),
     (sinks, first): (&mut Sinks<'_>, Option<&mut SnapshotAt>),
     ckpt: Option<&mut Checkpointing>,
@@ -31,7 +31,7 @@ fn train_level(
     let mut hold = MaskHook::new(params, masks).map_err(TrainError::Prune)?;
     let mut best = BestValid::default();
     let ctx = s.ctx;
-    let mut hooks: Vec<&mut dyn TrainHook<Mlp>> = vec![&mut hold, &mut best, &mut *sinks.progress];
+    let mut hooks: Vec<&mut dyn TrainHook<Net>> = vec![&mut hold, &mut best, &mut *sinks.progress];
     if let Some(snapshot) = first {
         hooks.insert(0, snapshot);
     }
@@ -44,7 +44,7 @@ fn train_level(
 }
 
 /// One side of a level's record: the best validation epoch and the final evaluation.
-fn result(s: &Setup<'_>, best: &BestValid, model: &Mlp) -> LevelResult {
+fn result(s: &Setup<'_>, best: &BestValid, model: &Net) -> LevelResult {
     let t = &s.ctx.task;
     let fin = evaluate_splits(model, t.splits, t.head, t.device, false);
     LevelResult {
@@ -163,11 +163,14 @@ pub(crate) fn control(
 ) -> Result<State, TrainError> {
     let (ctx, task) = (s.ctx, &s.ctx.task);
     let phase = Phase::Control { level };
-    let n_inputs = task.splits.train.n_features;
+    let input = ctx
+        .cfg
+        .model
+        .input(ctx.cfg.data.image_shape(), task.splits.train.n_features);
     let n_outputs = task.head.n_outputs();
-    let fresh = Mlp::for_phase(
+    let fresh = Net::for_phase(
         &ctx.cfg.model,
-        n_inputs,
+        input,
         n_outputs,
         &ctx.seeds,
         phase,

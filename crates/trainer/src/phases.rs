@@ -17,7 +17,7 @@ use crate::config::{Config, ModeConfig, PruningConfig, PruningMode};
 use crate::eval::Evaluation;
 use crate::hooks::Progress;
 use crate::metrics_log::MetricsLog;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::prune;
 use crate::seeds::{Phase, Purpose, Seeds};
 use crate::train::{Task, TrainError, Trained, evaluate_splits, train_checkpointed};
@@ -142,8 +142,8 @@ impl RunContext<'_> {
     /// `hooks`, logged to `log`, checkpointed as `ckpt` says.
     pub fn train(
         &self,
-        model: Mlp,
-        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        model: Net,
+        hooks: &mut [&mut dyn TrainHook<Net>],
         log: &mut MetricsLog,
         ckpt: Option<&mut Checkpointing>,
     ) -> Result<Trained, TrainError> {
@@ -214,7 +214,7 @@ pub(crate) fn log_evals(
 
 impl Setup<'_> {
     /// Gradient statistics of `m` on the training data, when the criterion needs them.
-    pub fn grads_for(&self, m: &Mlp) -> Option<BTreeMap<ParamId, GradStats>> {
+    pub fn grads_for(&self, m: &Net) -> Option<BTreeMap<ParamId, GradStats>> {
         let (p, task) = (self.p, &self.ctx.task);
         let n = task.splits.train.len();
         let batch = self.ctx.cfg.train.batch_size.unwrap_or(n).min(n);
@@ -235,12 +235,12 @@ impl Setup<'_> {
     /// variant of it) from `masks`, with the step's own random stream.
     pub fn prune(
         &self,
-        model: Mlp,
+        model: Net,
         masks: &MaskSet,
         rule: &PruningConfig,
         round: usize,
         grads: Option<&BTreeMap<ParamId, GradStats>>,
-    ) -> Result<(Mlp, MaskSet, Vec<String>), TrainError> {
+    ) -> Result<(Net, MaskSet, Vec<String>), TrainError> {
         let seed = self
             .ctx
             .seeds
@@ -252,7 +252,7 @@ impl Setup<'_> {
     /// where given (a search's probes are not).
     pub fn fine_tune(
         &self,
-        (model, masks): (Mlp, &MaskSet),
+        (model, masks): (Net, &MaskSet),
         phase: Phase,
         progress: &mut Progress,
         log: Option<&mut MetricsLog>,
@@ -261,13 +261,13 @@ impl Setup<'_> {
         let tune = prune::fine_tune_config(&self.ctx.cfg.train, self.p);
         let shuffle = self.ctx.seeds.rng(phase, Purpose::Shuffle);
         let mut hold = pruning::MaskHook::new(self.params, masks).map_err(TrainError::Prune)?;
-        let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, progress];
+        let mut hooks: [&mut dyn TrainHook<Net>; 2] = [&mut hold, progress];
         let task = &self.ctx.task;
         train_checkpointed(model, task, &tune, shuffle, &mut hooks, log, ckpt)
     }
 
     /// Every split's evaluation of `m`.
-    pub fn evaluate(&self, m: &Mlp) -> Vec<(&'static str, Evaluation)> {
+    pub fn evaluate(&self, m: &Net) -> Vec<(&'static str, Evaluation)> {
         let t = &self.ctx.task;
         evaluate_splits(m, t.splits, t.head, t.device, true)
     }

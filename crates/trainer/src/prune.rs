@@ -16,7 +16,7 @@ use report::{LayerCounts, Totals};
 use crate::config::PruningConfig;
 use crate::data::Dataset;
 use crate::head::Head;
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// The selection spec a config describes.
 #[allow(
@@ -41,7 +41,7 @@ pub fn spec(cfg: &PruningConfig) -> Spec {
 }
 
 /// The parameters a config prunes, plus (for neuron pruning) the biases masked with them.
-pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>, PruneError> {
+pub fn masked_params(model: &Net, cfg: &PruningConfig) -> Result<Vec<ParamInfo>, PruneError> {
     let prunable = Prunable {
         include: cfg.rule.include.clone(),
         exclude: cfg.rule.exclude.clone(),
@@ -73,7 +73,7 @@ pub fn masked_params(model: &Mlp, cfg: &PruningConfig) -> Result<Vec<ParamInfo>,
 /// Gradient statistics over the first `n_batches` training batches (in data order), without
 /// changing the model.
 pub fn calibrate(
-    model: &Mlp,
+    model: &Net,
     train: &Dataset,
     head: Head,
     batch_size: usize,
@@ -98,11 +98,8 @@ pub fn calibrate(
         let loss = head.loss(model.forward(x), head.targets(train, chunk, device));
         let grads = GradientsParams::from_grads(loss.backward(), model);
         for p in params {
-            let g: Option<Vec<f32>> = match p.shape.len() {
-                2 => grads.get::<2>(p.id).map(pruning::host_values),
-                1 => grads.get::<1>(p.id).map(pruning::host_values),
-                _ => None,
-            };
+            let g: Option<Vec<f32>> = pruning::grad_accum::flat_grad(&grads, p.id, p.shape.len())
+                .map(pruning::host_values);
             if let Some(g) = g {
                 stats.entry(p.id).or_default().add(&weights[&p.id], &g);
             }
@@ -116,13 +113,13 @@ pub fn calibrate(
 /// `seed` seeds the random criterion: the step's own stream
 /// ([`crate::seeds::Purpose::Criterion`]), never the run's seed itself.
 pub fn prune_step(
-    model: Mlp,
+    model: Net,
     params: &[ParamInfo],
     current: &MaskSet,
     cfg: &PruningConfig,
     seed: u64,
     grads: Option<&BTreeMap<ParamId, GradStats>>,
-) -> Result<(Mlp, MaskSet, Vec<String>), PruneError> {
+) -> Result<(Net, MaskSet, Vec<String>), PruneError> {
     let crit = cfg.rule.criterion.importance(seed);
     let out = pruning::prune_once(model, params, current, crit.as_ref(), &spec(cfg), grads)?;
     Ok((out.module, out.masks, out.warnings))
@@ -131,7 +128,7 @@ pub fn prune_step(
 /// Per-layer and total counts of a masked MLP, in ShrinkBench's terms: compression ratio =
 /// all parameters / nonzero parameters; theoretical speedup = dense multiply-adds / nonzero
 /// multiply-adds (one multiply-add per weight per sample for dense layers).
-pub fn layer_report(model: &Mlp, masks: &MaskSet) -> (Vec<LayerCounts>, Totals) {
+pub fn layer_report(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals) {
     // One read of every layer, in PyTorch's [out, in] layout: row u holds unit u's inputs.
     let host = crate::export::layer_tensors(model);
     let mut layers = Vec::new();

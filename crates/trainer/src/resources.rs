@@ -36,10 +36,18 @@ pub fn network_bytes(widths: &[usize], batch: usize) -> u64 {
                 .saturating_add(w[1] as u64)
         })
         .fold(0, u64::saturating_add);
-    let activations: u64 = widths
+    let per_sample: u64 = widths
         .iter()
-        .map(|&w| (w as u64).saturating_mul(batch as u64))
+        .map(|&w| w as u64)
         .fold(0, u64::saturating_add);
+    training_bytes(params, per_sample, batch)
+}
+
+/// Bytes to train a network of `params` parameters whose layers output `per_sample` values per
+/// sample in all, at `batch`: parameters, gradients and Adam's two moments (×5 with the
+/// update's temporaries), activations and their gradients (×2).
+pub fn training_bytes(params: u64, per_sample: u64, batch: usize) -> u64 {
+    let activations = per_sample.saturating_mul(batch as u64);
     params
         .saturating_mul(5)
         .saturating_add(activations.saturating_mul(2))

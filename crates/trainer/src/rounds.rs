@@ -5,7 +5,7 @@ use pruning::{Snapshot, TrainHook};
 use report::Round;
 
 use crate::checkpoint::Checkpointing;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::phases::{Setup, Sinks, evals_report, log_evals};
 use crate::runner::State;
 use crate::seeds::Phase;
@@ -105,7 +105,7 @@ pub(crate) fn train_held(
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<State, TrainError> {
     let mut hold = pruning::MaskHook::new(s.params, &state.masks).map_err(TrainError::Prune)?;
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, sinks.progress];
+    let mut hooks: [&mut dyn TrainHook<Net>; 2] = [&mut hold, sinks.progress];
     let t = s.ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
     state.ended(t.end, sinks.metrics);

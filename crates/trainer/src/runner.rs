@@ -15,7 +15,7 @@ use crate::checkpoint::{Bag, Checkpointing, put_masks, put_snapshot, take_masks,
 use crate::config::PruningMode;
 use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
 use crate::metrics_log::MetricsLog;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::phases::{
     PhaseKind, RunContext, Setup, Sinks, Training, evals_report, initial_masks, plan,
 };
@@ -49,7 +49,7 @@ pub(crate) struct Record {
 /// What passes from phase to phase.
 pub(crate) struct State {
     /// The network.
-    pub model: Mlp,
+    pub model: Net,
     /// Its masks (none in a run that does not prune).
     pub masks: MaskSet,
     /// The lottery's rewind point.
@@ -103,7 +103,7 @@ impl State {
 
     /// The state [`State::to_bag`] wrote, restored into `model` (rebuilt from the config: the
     /// same parameters, with the same ids).
-    fn from_bag(mut bag: Bag, model: Mlp) -> Result<Self, String> {
+    fn from_bag(mut bag: Bag, model: Net) -> Result<Self, String> {
         let snapshot = |bag: &mut Bag, prefix: &str| {
             let key = format!("{prefix}step");
             bag.text
@@ -140,7 +140,7 @@ impl State {
 
 /// The model after all phases, how the last training phase ended, and the pruning outcome.
 pub(crate) struct Phased {
-    pub model: Mlp,
+    pub model: Net,
     pub end: RunEnd,
     pub masks: Option<MaskSet>,
     pub pruning: Option<PruningReport>,
@@ -153,7 +153,7 @@ pub(crate) struct Phased {
 /// Runs the phases `ctx`'s config compiles to from `model`. `from` (`--from`) takes `model`
 /// as trained, with `start_masks` (an earlier run's masks, which stay pruned).
 pub(crate) fn run(
-    model: Mlp,
+    model: Net,
     ctx: &RunContext<'_>,
     (from, start_masks): (bool, Option<MaskSet>),
     sinks: &mut Sinks<'_>,
@@ -199,7 +199,7 @@ pub(crate) fn run(
 /// run's), and — except for static pruning, which starts from the trained network — the
 /// initial weights as the ones pruning started from.
 fn start(
-    model: Mlp,
+    model: Net,
     params: &[ParamInfo],
     start_masks: Option<MaskSet>,
     ctx: &RunContext<'_>,
@@ -317,7 +317,7 @@ fn dense(
     sinks: &mut Sinks<'_>,
     ckpt: Option<&mut Checkpointing>,
 ) -> Result<State, TrainError> {
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [sinks.progress];
+    let mut hooks: [&mut dyn TrainHook<Net>; 1] = [sinks.progress];
     let t = ctx.train(state.model, &mut hooks, sinks.metrics, ckpt)?;
     state.model = t.model;
     state.ended(t.end, sinks.metrics);
@@ -349,16 +349,54 @@ fn mode_report(mode: PruningMode, record: Record) -> Result<ModeReport, TrainErr
     })
 }
 
+/// [`finish`] for a layer-list network: its counts come from `counts::net_counts`, and there
+/// is no host copy (weight maps) or compacted network.
+fn finish_layer_list(
+    s: &Setup<'_>,
+    model: Net,
+    masks: MaskSet,
+    record: Record,
+) -> Result<Phased, TrainError> {
+    let c = crate::counts::net_counts(&model, &masks);
+    let config = serde_json::to_value(s.p).map_err(|e| {
+        TrainError::Prune(PruneError::Plan(format!(
+            "the [pruning] table as JSON: {e}"
+        )))
+    })?;
+    let (end, warnings) = (record.end.clone(), record.warnings.clone());
+    let report = PruningReport {
+        config,
+        mode: mode_report(s.p.mode(), record)?,
+        layers: c.layers,
+        total: c.total,
+        sizes: c.sizes,
+        compact: c.compact,
+        warnings,
+    };
+    Ok(Phased {
+        model,
+        end,
+        masks: Some(masks),
+        pruning: Some(report),
+        compact: None,
+        before_weights: None,
+    })
+}
+
 /// The saved model made exactly sparse, and the report of what pruning removed and bought.
 fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
     let (p, task) = (s.p, &s.ctx.task);
     let before_weights = state
         .before
         .as_ref()
+        .filter(|_| state.model.is_mlp())
         .map(|b| HostMlp::from_mlp(&b.restore(state.model.clone())));
     // The saved model is exactly sparse: one last multiplication by the masks.
     let model =
         pruning::apply_masks(state.model, s.params, &state.masks).map_err(TrainError::Prune)?;
+    if !model.is_mlp() {
+        return finish_layer_list(s, model, state.masks, state.record);
+    }
     let (layers, total) = prune::layer_report(&model, &state.masks);
     // What pruning buys: bytes in each storage format, and the compacted network.
     let host = HostMlp::from_mlp(&model);

@@ -19,7 +19,7 @@ use crate::checkpoint::Checkpointing;
 use crate::config::{PruningConfig, SearchConfig, SearchMetric};
 use crate::data::Splits;
 use crate::head::Head;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::phases::{Setup, Sinks, evals_report, log_evals};
 use crate::runner::State;
 use crate::seeds::Phase;
@@ -90,7 +90,7 @@ fn at(rule: SearchRule, p: &PruningConfig, v: f64) -> PruningConfig {
     clippy::unwrap_used,
     reason = "each expect names the invariant, checked before, that makes it unreachable"
 )]
-fn valid_metric(m: &Mlp, splits: &Splits, head: Head, device: &Device, which: SearchMetric) -> f64 {
+fn valid_metric(m: &Net, splits: &Splits, head: Head, device: &Device, which: SearchMetric) -> f64 {
     let evals = evaluate_splits(m, splits, head, device, false);
     let (_, e) = evals
         .iter()
@@ -122,7 +122,7 @@ pub(crate) fn probe(
 ) -> Result<State, TrainError> {
     let (p, t) = (setup.p, &setup.ctx.task);
     let s = config(setup)?;
-    let valid = |m: &Mlp| valid_metric(m, t.splits, t.head, t.device, s.metric);
+    let valid = |m: &Net| valid_metric(m, t.splits, t.head, t.device, s.metric);
     let progress = match state.record.search.take() {
         Some(progress) => progress,
         None => {

@@ -135,7 +135,7 @@ impl Seeds {
     }
 
     /// A seed for code that takes one (the random criterion, the dynamic pruner, a network
-    /// built by [`crate::model::Mlp::new`]): the first draw of the named stream.
+    /// built by [`crate::model::Net::new`]): the first draw of the named stream.
     pub fn derived(&self, phase: Phase, purpose: Purpose) -> u64 {
         self.rng(phase, purpose).next_u64()
     }

@@ -17,7 +17,7 @@ use crate::early_stop::{EarlyStopping, Verdict};
 use crate::eval::{Evaluation, evaluate};
 use crate::head::Head;
 use crate::metrics_log::MetricsLog;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::optim::{LrSchedule, build_optimizer};
 
 /// Why training stopped abnormally.
@@ -77,14 +77,14 @@ pub enum TrainError {
 #[derive(Debug)]
 pub struct Trained {
     /// The final model (the best one when early stopping kept a checkpoint).
-    pub model: Mlp,
+    pub model: Net,
     /// How the run ended.
     pub end: RunEnd,
 }
 
 /// Evaluations of the splits that exist, as `(split, evaluation)`.
 pub fn evaluate_splits(
-    model: &Mlp,
+    model: &Net,
     splits: &Splits,
     head: Head,
     device: &Device,
@@ -114,7 +114,7 @@ fn metric_rows(evals: &[(&'static str, Evaluation)]) -> Vec<(String, String, f64
     rows
 }
 
-fn hook_err(hook: &dyn TrainHook<Mlp>) -> impl FnOnce(HookError) -> TrainError + '_ {
+fn hook_err(hook: &dyn TrainHook<Net>) -> impl FnOnce(HookError) -> TrainError + '_ {
     move |source| TrainError::Hook {
         name: hook.name().to_string(),
         cause: source,
@@ -135,13 +135,13 @@ pub fn steps_per_epoch(t: &TrainConfig, n: usize) -> usize {
 /// Trains `model` on `splits.train`, drawing the order of the samples from `shuffle` (a stream
 /// of [`crate::seeds::Seeds`]); `device` must have autodiff enabled.
 pub fn train(
-    model: Mlp,
+    model: Net,
     splits: &Splits,
     head: Head,
     t: &TrainConfig,
     shuffle: Rng,
     device: &Device,
-    hooks: &mut [&mut dyn TrainHook<Mlp>],
+    hooks: &mut [&mut dyn TrainHook<Net>],
 ) -> Result<Trained, TrainError> {
     let task = Task {
         splits,
@@ -163,18 +163,18 @@ pub struct Task<'a> {
 }
 
 /// Everything `hooks` published since they were last asked, in hook order.
-fn published(hooks: &mut [&mut dyn TrainHook<Mlp>]) -> Vec<Published> {
+fn published(hooks: &mut [&mut dyn TrainHook<Net>]) -> Vec<Published> {
     hooks.iter_mut().flat_map(|h| h.publish()).collect()
 }
 
 /// [`train`], logging each epoch (its metrics and what the hooks published) to `log`, writing
 /// checkpoints as `ckpt` says and first continuing from its `resume_training`.
 pub fn train_checkpointed(
-    model: Mlp,
+    model: Net,
     task: &Task<'_>,
     t: &TrainConfig,
     shuffle: Rng,
-    hooks: &mut [&mut dyn TrainHook<Mlp>],
+    hooks: &mut [&mut dyn TrainHook<Net>],
     mut log: Option<&mut MetricsLog>,
     mut ckpt: Option<&mut Checkpointing>,
 ) -> Result<Trained, TrainError> {
@@ -241,7 +241,7 @@ pub fn train_checkpointed(
 
 /// Everything the loop carries from epoch to epoch, and what a checkpoint restores.
 struct LoopState {
-    model: Mlp,
+    model: Net,
     optim: ModuleOptimizer,
     shuffle: Rng,
     order: Vec<usize>,
@@ -249,7 +249,7 @@ struct LoopState {
     epochs_done: usize,
     early: Option<EarlyStopping>,
     /// The best model so far, under early stopping.
-    best: Option<Mlp>,
+    best: Option<Net>,
 }
 
 impl LoopState {
@@ -259,7 +259,7 @@ impl LoopState {
         &self,
         end: &EpochEnd,
         stop: bool,
-        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        hooks: &mut [&mut dyn TrainHook<Net>],
         mut log: Option<&mut MetricsLog>,
         ckpt: Option<&Checkpointing>,
     ) -> Result<(), TrainError> {
@@ -302,7 +302,7 @@ impl LoopState {
         mut self,
         r: crate::checkpoint::LoopCheckpoint,
         path: &std::path::Path,
-        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        hooks: &mut [&mut dyn TrainHook<Net>],
         log: Option<&mut MetricsLog>,
         n: usize,
     ) -> Result<Self, TrainError> {
@@ -352,7 +352,7 @@ impl LoopState {
         task: &Task<'_>,
         t: &TrainConfig,
         schedule: &LrSchedule,
-        hooks: &mut [&mut dyn TrainHook<Mlp>],
+        hooks: &mut [&mut dyn TrainHook<Net>],
         epoch: usize,
     ) -> Result<(Self, f64), TrainError> {
         let (train, head, device) = (&task.splits.train, task.head, task.device);

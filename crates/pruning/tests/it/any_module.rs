@@ -114,3 +114,55 @@ fn paths_prunable_set_and_masks_work_on_any_module() {
         .to_string();
     assert_eq!(e, "no mask for prunable parameter `head.weight`");
 }
+
+/// Fields out of forward order: `out` is visited before `hidden`.
+#[derive(Module, Debug)]
+struct Reversed {
+    out: Linear,
+    hidden: Linear,
+}
+
+#[test]
+fn a_module_whose_fields_are_not_in_forward_order_declares_its_layers() {
+    use pruning::importance::Magnitude;
+    use pruning::{LayerNode, Structure, UnitSide, prune_once};
+    #[allow(deprecated)]
+    let device = Device::ndarray().autodiff();
+    let m = Reversed {
+        out: LinearConfig::new(8, 3).init(&device),
+        hidden: LinearConfig::new(4, 8).init(&device),
+    };
+    let node = |w: &str, b: &str| LayerNode {
+        weight: w.into(),
+        unit_axis: 1,
+        unit_params: vec![b.into()],
+        unit_state: vec![],
+    };
+    let structure = Structure::declared(vec![
+        node("hidden.weight", "hidden.bias"),
+        node("out.weight", "out.bias"),
+    ]);
+    let params: Vec<_> = param_infos(&m)
+        .into_iter()
+        .filter(|p| p.path != "out.bias")
+        .collect();
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let mut spec = Spec::new(Granularity::Neuron(UnitSide::Incoming), Rule::Sparsity(0.5));
+    spec.structure = Some(structure);
+    let out = prune_once(m, &params, &masks, &Magnitude, &spec, None).unwrap();
+    // Half of the 8 hidden units go, each with its bias and its 3 outgoing weights; the 3
+    // outputs stay.
+    let bias = &out.masks.masks["hidden.bias"];
+    assert_eq!(bias.kept(), 4);
+    let hidden = &out.masks.masks["hidden.weight"];
+    assert_eq!(hidden.kept(), 4 * 4);
+    let o = &out.masks.masks["out.weight"];
+    for u in 0..8 {
+        for k in 0..3 {
+            assert_eq!(o.keep[u * 3 + k], bias.keep[u], "unit {u}");
+        }
+        for i in 0..4 {
+            assert_eq!(hidden.keep[i * 8 + u], bias.keep[u]);
+        }
+    }
+}

@@ -24,7 +24,7 @@ pub use parts::{put_masks, put_snapshot, take_masks, take_snapshot};
 pub use training::LoopCheckpoint;
 
 use crate::early_stop::EarlyStopping;
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::train::TrainError;
 
 /// The file's name in the run folder.
@@ -207,10 +207,10 @@ impl Checkpointing {
     pub fn write(
         &self,
         at: &Position<'_>,
-        model: &Mlp,
-        best: Option<&Mlp>,
+        model: &Net,
+        best: Option<&Net>,
         optim: &ModuleOptimizer,
-        hooks: &[&mut dyn TrainHook<Mlp>],
+        hooks: &[&mut dyn TrainHook<Net>],
     ) -> Result<(), TrainError> {
         let mut states = Vec::with_capacity(hooks.len());
         for h in hooks {
@@ -219,7 +219,7 @@ impl Checkpointing {
             })?;
             states.push((h.name().to_string(), state));
         }
-        let snapshot = |m: &Mlp| Snapshot::take(m, at.step);
+        let snapshot = |m: &Net| Snapshot::take(m, at.step);
         let optim = optim.into_bytes().map_err(|e| self.fail(e.to_string()))?;
         self.save(Some(LoopCheckpoint {
             epoch: at.epoch,

@@ -7,7 +7,7 @@ use pruning::{HookState, Snapshot, TrainHook};
 
 use super::Bag;
 use super::parts::{put_snapshot, take_snapshot};
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// The loop's state at the end of an epoch.
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ impl LoopCheckpoint {
     /// `n_samples` training samples: a corrupted file is refused, never indexed out of bounds.
     pub fn fits(
         &self,
-        model: &Mlp,
-        hooks: &[&mut dyn TrainHook<Mlp>],
+        model: &Net,
+        hooks: &[&mut dyn TrainHook<Net>],
         n_samples: usize,
     ) -> Result<(), String> {
         let names: Vec<&str> = hooks.iter().map(|h| h.name()).collect();

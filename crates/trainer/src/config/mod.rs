@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod layers;
 mod pruning_table;
 
+pub use layers::{LayerEntry, LayerKind, Preset, Shape, counts, shapes};
 pub use pruning_table::{
     AtInitConfig, DropGrowConfig, GradualConfig, LotteryConfig, ModeConfig, PruningConfig,
     PruningMode, RuleConfig, ScheduleKind, SearchConfig, SearchMetric, StaticConfig, steps_of,
@@ -291,6 +293,23 @@ pub struct DataConfig {
     /// Use only the first N training samples (quick experiments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// `csv`: the image shape `[channels, height, width]` of each row's features (row-major,
+    /// channel first), for convolutional layers. Digits and Fashion-MNIST know theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<[usize; 3]>,
+}
+
+impl DataConfig {
+    /// Each sample's image shape, for data sets of images: digits 1×8×8, Fashion-MNIST
+    /// 1×28×28, a CSV file with `shape`.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self.name {
+            DatasetName::Digits => Some([1, 8, 8]),
+            DatasetName::FashionMnist => Some([1, 28, 28]),
+            DatasetName::Csv => self.shape,
+            _ => None,
+        }
+    }
 }
 
 /// Hidden-unit nonlinearity.
@@ -323,28 +342,113 @@ pub enum InitKind {
     KaimingNormal,
 }
 
-/// The `[model]` table.
+/// The `[model]` table: an MLP by `hidden` widths and one `activation`, or any network by its
+/// `layers` (or a named `preset` of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Hidden layer widths; input and output widths come from the data.
-    #[serde(default = "default_hidden")]
-    pub hidden: Vec<usize>,
-    /// Hidden-unit nonlinearity.
-    #[serde(default)]
-    pub activation: ActivationKind,
+    /// MLP shorthand: hidden layer widths; input and output widths come from the data.
+    /// (A run's config.toml always shows it for an MLP.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP shorthand: the hidden-unit nonlinearity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<ActivationKind>,
     /// Weight initialization.
     #[serde(default)]
     pub init: InitKind,
+    /// A named network, expanded into `layers` (which a run's config.toml shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// The network's layers in forward order; the output layer comes from the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerEntry>>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            hidden: default_hidden(),
-            activation: ActivationKind::default(),
+            hidden: Some(default_hidden()),
+            activation: Some(ActivationKind::default()),
             init: InitKind::default(),
+            preset: None,
+            layers: None,
         }
+    }
+}
+
+impl ModelConfig {
+    /// The MLP's hidden widths (empty for a layer list).
+    pub fn hidden(&self) -> &[usize] {
+        self.hidden.as_deref().unwrap_or_default()
+    }
+
+    /// The MLP's nonlinearity (and the default for a layer list's reports).
+    pub fn activation(&self) -> ActivationKind {
+        self.activation.unwrap_or_default()
+    }
+
+    /// What the network's input is: images of the data's shape for a layer list on image data,
+    /// else vectors of `n_features`.
+    pub fn input(&self, image: Option<[usize; 3]>, n_features: usize) -> Shape {
+        match (self.is_layer_list(), image) {
+            (true, Some(s)) => Shape::Image(s),
+            _ => Shape::Flat(n_features),
+        }
+    }
+
+    /// Whether the network is given by `layers` rather than the MLP shorthand.
+    pub fn is_layer_list(&self) -> bool {
+        self.layers.is_some()
+    }
+
+    /// Fills in what the config leaves to defaults, so that a run's config.toml shows the
+    /// network it trained: a preset's layers, or the MLP's widths and nonlinearity.
+    fn resolve(&mut self) -> Result<(), Invalid> {
+        if let Some(p) = self.preset {
+            match &self.layers {
+                None => self.layers = Some(p.layers()),
+                Some(l) if *l == p.layers() => {}
+                Some(_) => {
+                    return Err(bad(
+                        "model.layers",
+                        "differs from the layers of `model.preset`; give one of the two",
+                    ));
+                }
+            }
+        }
+        if self.layers.is_some() {
+            for (key, given) in [
+                ("model.hidden", self.hidden.is_some()),
+                ("model.activation", self.activation.is_some()),
+            ] {
+                if given {
+                    return Err(bad(
+                        key,
+                        "is the MLP shorthand and does not apply with `model.layers` or `model.preset` (write the activations into the layer list); remove it",
+                    ));
+                }
+            }
+        } else {
+            self.hidden.get_or_insert_with(default_hidden);
+            self.activation.get_or_insert_with(ActivationKind::default);
+        }
+        Ok(())
+    }
+
+    /// Checks the layer list against the data's image shape (or vectors).
+    fn validate(&self, image: Option<[usize; 3]>) -> Result<(), Invalid> {
+        if self.hidden().contains(&0) {
+            return Err(bad(
+                "model.hidden",
+                "layer widths must be ≥ 1 (remove empty layers)",
+            ));
+        }
+        if let Some(layers) = &self.layers {
+            let input = image.map_or(Shape::Flat(0), Shape::Image);
+            shapes(layers, input)?;
+        }
+        Ok(())
     }
 }
 
@@ -608,6 +712,7 @@ pub fn parse_config(
             *p = std::path::absolute(&joined).unwrap_or(joined);
         }
     }
+    config.model.resolve().map_err(invalid)?;
     config.validate().map_err(invalid)?;
     Ok(LoadedConfig {
         config,
@@ -646,6 +751,29 @@ fn invalid_key(
 /// `[table]` header, or as a dotted `table.k = …`. Good enough for the flat configs we ship;
 /// `None` when the key is not written (a default) or written in a form we do not trace.
 pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    // `model.layers[3]`: the fourth entry's `type`, after where the list starts (inline
+    // tables or `[[model.layers]]`, one `type` per entry).
+    if let Some((list, index)) = key
+        .strip_suffix(']')
+        .and_then(|k| k.rsplit_once('['))
+        .and_then(|(list, i)| Some((list, i.parse::<usize>().ok()?)))
+    {
+        // Inline (`layers = [`) or as array-of-tables headers (`[[model.layers]]`).
+        let (line, _) = locate_key(text, list).or_else(|| locate_key(text, &format!("[{list}")))?;
+        let mut seen = 0;
+        for (i, l) in text.lines().enumerate().skip(line - 1) {
+            for (col, _) in l.match_indices("type") {
+                let rest = l[col + 4..].trim_start();
+                if rest.starts_with('=') {
+                    if seen == index {
+                        return Some((i + 1, col + 1));
+                    }
+                    seen += 1;
+                }
+            }
+        }
+        return None;
+    }
     let (table, last) = key.rsplit_once('.').unwrap_or(("", key));
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -825,13 +953,7 @@ impl Config {
                 ),
             ));
         }
-        let m = &self.model;
-        if m.hidden.contains(&0) {
-            return Err(bad(
-                "model.hidden",
-                "layer widths must be ≥ 1 (remove empty layers)",
-            ));
-        }
+        self.model.validate(self.data.image_shape())?;
         self.train.validate()?;
         if let Some(p) = &self.pruning {
             p.validate()?;
@@ -875,7 +997,7 @@ impl DataConfig {
             Moons | Circles => &["n", "noise"],
             Spirals => &["n", "noise", "classes"],
             Blobs => &["n", "noise", "classes", "features"],
-            Csv => &["path", "target", "task"],
+            Csv => &["path", "target", "task", "shape"],
             Digits => &["path"],
             FashionMnist => &["dir"],
         };
@@ -888,6 +1010,7 @@ impl DataConfig {
             ("target", self.target.is_some()),
             ("task", self.task.is_some()),
             ("dir", self.dir.is_some()),
+            ("shape", self.shape.is_some()),
         ];
         for (key, is_set) in present {
             if is_set && !allowed.contains(&key) {

@@ -4,7 +4,7 @@
 use pruning::{EpochEnd, HookError, HookState, TrainHook};
 use serde::Serialize;
 
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// Best validation accuracy seen so far (ties keep the earlier epoch).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -19,12 +19,12 @@ pub struct BestValid {
     pub test_accuracy: Option<f64>,
 }
 
-impl TrainHook<Mlp> for BestValid {
+impl TrainHook<Net> for BestValid {
     fn name(&self) -> &str {
         "best validation"
     }
 
-    fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
+    fn on_epoch_end(&mut self, _model: &Net, e: &EpochEnd) -> Result<(), HookError> {
         if let Some(v) = e.get("valid", "accuracy")
             && self.valid_accuracy.is_none_or(|best| v > best)
         {
@@ -46,7 +46,7 @@ impl TrainHook<Mlp> for BestValid {
         Ok(Some(st))
     }
 
-    fn load_state(&mut self, _model: &Mlp, st: HookState) -> Result<(), HookError> {
+    fn load_state(&mut self, _model: &Net, st: HookState) -> Result<(), HookError> {
         let value = |k: &str| -> Result<Option<f64>, HookError> {
             Ok(st.words(k)?.first().map(|b| f64::from_bits(*b)))
         };

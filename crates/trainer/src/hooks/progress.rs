@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pruning::{EpochEnd, HookError, RunEnd, RunStart, TrainHook};
 
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// The indicatif progress bar as a hook.
 pub struct Progress {
@@ -25,12 +25,12 @@ impl Progress {
     }
 }
 
-impl TrainHook<Mlp> for Progress {
+impl TrainHook<Net> for Progress {
     fn name(&self) -> &str {
         "progress"
     }
 
-    fn on_run_start(&mut self, model: Mlp, info: &RunStart) -> Result<Mlp, HookError> {
+    fn on_run_start(&mut self, model: Net, info: &RunStart) -> Result<Net, HookError> {
         if self.visible {
             self.bar = ProgressBar::with_draw_target(
                 Some(info.n_epochs as u64),
@@ -46,7 +46,7 @@ impl TrainHook<Mlp> for Progress {
         Ok(model)
     }
 
-    fn on_epoch_end(&mut self, _model: &Mlp, e: &EpochEnd) -> Result<(), HookError> {
+    fn on_epoch_end(&mut self, _model: &Net, e: &EpochEnd) -> Result<(), HookError> {
         let mut msg = String::new();
         if let Some(l) = e.get("train", "loss") {
             msg.push_str(&format!("loss {l:.4}"));
@@ -59,7 +59,7 @@ impl TrainHook<Mlp> for Progress {
         Ok(())
     }
 
-    fn on_run_end(&mut self, _model: &Mlp, _end: &RunEnd) -> Result<(), HookError> {
+    fn on_run_end(&mut self, _model: &Net, _end: &RunEnd) -> Result<(), HookError> {
         self.bar.finish_and_clear();
         Ok(())
     }

@@ -4,7 +4,7 @@ use burn::tensor::Device;
 
 use crate::config::ActivationKind;
 use crate::export::layer_tensors;
-use crate::model::Mlp;
+use crate::model::Net;
 
 /// One dense layer: `w` is `[n_out, n_in]` row-major (row o = unit o's incoming weights).
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +65,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 impl HostMlp {
     /// Copies a trained model to the host.
-    pub fn from_mlp(model: &Mlp) -> Self {
+    pub fn from_mlp(model: &Net) -> Self {
         Self {
             layers: layer_tensors(model)
                 .into_iter()
@@ -76,7 +76,7 @@ impl HostMlp {
     }
 
     /// A Burn model with these weights on `device`.
-    pub fn to_mlp(&self, device: &Device) -> Mlp {
+    pub fn to_mlp(&self, device: &Device) -> Net {
         let layers = self
             .layers
             .iter()
@@ -90,7 +90,7 @@ impl HostMlp {
                 (w, [l.n_in, l.n_out], l.b.clone())
             })
             .collect();
-        Mlp::from_weights(layers, self.activation, device)
+        Net::from_weights(layers, self.activation, device)
     }
 
     /// Layer widths, input first.

@@ -33,7 +33,7 @@ pub struct PlotError {
 pub fn write_all(
     dir: &Path,
     before: Option<&HostMlp>,
-    after: &HostMlp,
+    after: Option<&HostMlp>,
     pruning: Option<&report::PruningReport>,
     gray_kernels: bool,
 ) -> Result<Vec<(String, String)>, PlotError> {
@@ -50,9 +50,11 @@ pub fn write_all(
             written.extend(sparsity::search_plot(dir, search)?);
         }
     }
-    written.extend(heatmap::weight_maps(dir, before, after)?);
-    if gray_kernels {
-        written.extend(kernels::gray_kernels(dir, after)?);
+    if let Some(after) = after {
+        written.extend(heatmap::weight_maps(dir, before, after)?);
+        if gray_kernels {
+            written.extend(kernels::gray_kernels(dir, after)?);
+        }
     }
     Ok(written)
 }

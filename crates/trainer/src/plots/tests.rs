@@ -329,7 +329,8 @@ fn every_figure_of_a_2_and_a_1000_epoch_run_has_readable_axes() {
             let dir = tmp.path();
             metrics(dir, epochs, constant);
             let model = small_model();
-            let written = write_all(dir, Some(&model), &model, Some(&report()), true).unwrap();
+            let written =
+                write_all(dir, Some(&model), Some(&model), Some(&report()), true).unwrap();
             let stems: Vec<&str> = written.iter().map(|(s, _)| s.as_str()).collect();
             assert_eq!(
                 stems,

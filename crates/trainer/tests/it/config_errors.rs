@@ -184,7 +184,7 @@ fn overrides_apply_and_their_errors_say_so() {
     )
     .unwrap();
     assert_eq!(ok.config.train.lr, 0.5);
-    assert_eq!(ok.config.model.hidden, vec![4, 4]);
+    assert_eq!(ok.config.model.hidden(), [4, 4]);
     let e = err("[data]\nname = \"xor\"\n", &["train.lr=-2"]);
     assert_eq!(
         e,

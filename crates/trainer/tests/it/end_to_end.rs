@@ -242,7 +242,7 @@ fn l1_penalty_shrinks_weights_and_sgd_nesterov_learns() {
     let mut with_l1 = base.to_vec();
     with_l1.push("train.l1=0.003");
     let l1 = run_experiment(&shipped("moons.toml", &with_l1), &opts(tmp.path())).unwrap();
-    let norm = |m: &trainer::model::Mlp| -> f32 { m.weight_l1().into_scalar() };
+    let norm = |m: &trainer::model::Net| -> f32 { m.weight_l1().into_scalar() };
     assert!(
         norm(&l1.model) < 0.7 * norm(&plain.model),
         "L1 {} vs plain {}",

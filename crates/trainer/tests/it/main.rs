@@ -3,6 +3,7 @@
 
 mod cli;
 mod config_errors;
+mod conv;
 mod datasets;
 mod dynamic_pruning;
 mod end_to_end;

@@ -7,7 +7,7 @@ use pruning::Rng;
 use trainer::config::{ActivationKind, ModelConfig};
 use trainer::experiment::run_experiment;
 use trainer::inference::{CsrMlp, HostMlp, compact, sizes_of};
-use trainer::model::Mlp;
+use trainer::model::Net;
 
 use crate::{opts, shipped};
 
@@ -20,11 +20,11 @@ fn device() -> Device {
 /// unit, bias kept), no outgoing weights, and both; plus scattered zero weights.
 fn neuron_pruned(activation: ActivationKind) -> HostMlp {
     let cfg = ModelConfig {
-        hidden: vec![12, 10],
-        activation,
+        hidden: Some(vec![12, 10]),
+        activation: Some(activation),
         ..ModelConfig::default()
     };
-    let mut m = HostMlp::from_mlp(&Mlp::new(&cfg, 8, 3, 5, &device()));
+    let mut m = HostMlp::from_mlp(&Net::new(&cfg, 8, 3, 5, &device()));
     let mut rng = Rng::new(9);
     for l in &mut m.layers {
         for v in l.w.iter_mut() {

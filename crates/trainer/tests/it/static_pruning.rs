@@ -11,7 +11,7 @@ use trainer::experiment::run_experiment;
 
 use crate::{opts, shipped};
 use trainer::head::Head;
-use trainer::model::Mlp;
+use trainer::model::Net;
 use trainer::prune::{masked_params, prune_step};
 use trainer::seeds::{Phase, Purpose, Seeds};
 use trainer::train::train;
@@ -95,7 +95,7 @@ struct Pruned {
     device: Device,
     splits: data::Splits,
     head: Head,
-    model: Mlp,
+    model: Net,
     params: Vec<pruning::ParamInfo>,
     masks: pruning::MaskSet,
 }
@@ -106,7 +106,7 @@ fn pruned_digits(overrides: &[&str]) -> Pruned {
     let device = Device::ndarray().autodiff();
     let splits = data::load(&cfg.data, cfg.seed, Path::new(".")).unwrap();
     let head = Head::for_data(&splits.train);
-    let model = Mlp::new(&cfg.model, 64, head.n_outputs(), 0, &device);
+    let model = Net::new(&cfg.model, 64, head.n_outputs(), 0, &device);
     let p = cfg.pruning.as_ref().unwrap();
     let params = masked_params(&model, p).unwrap();
     let ones = pruning::MaskSet::ones(params.iter().map(|q| (q.path.as_str(), q.shape.as_slice())));
@@ -128,11 +128,11 @@ struct ZeroCheck {
     steps_checked: usize,
 }
 
-impl TrainHook<Mlp> for ZeroCheck {
+impl TrainHook<Net> for ZeroCheck {
     fn name(&self) -> &str {
         "zero-check"
     }
-    fn after_step(&mut self, model: Mlp, step: &StepInfo) -> Result<Mlp, HookError> {
+    fn after_step(&mut self, model: Net, step: &StepInfo) -> Result<Net, HookError> {
         for (layer, idx) in &self.zero_at {
             let w: Vec<f32> = model.layers[*layer]
                 .weight
@@ -192,7 +192,7 @@ fn masked_weights_stay_exactly_zero_after_every_step_with_adam_momentum_and_deca
             steps_checked: 0,
         };
         {
-            let mut hooks: [&mut dyn TrainHook<Mlp>; 2] = [&mut hold, &mut check];
+            let mut hooks: [&mut dyn TrainHook<Net>; 2] = [&mut hold, &mut check];
             train(
                 model,
                 &splits,
@@ -230,7 +230,7 @@ fn without_the_mask_hook_momentum_revives_pruned_weights() {
         zero_at: vec![(0, (0..m.len()).filter(|&i| !m.keep[i]).collect())],
         steps_checked: 0,
     };
-    let mut hooks: [&mut dyn TrainHook<Mlp>; 1] = [&mut check];
+    let mut hooks: [&mut dyn TrainHook<Net>; 1] = [&mut check];
     let e = train(
         model,
         &splits,
@@ -316,7 +316,7 @@ fn applying_masks_keeps_param_ids_and_gradient_requirement() {
     #[allow(deprecated)]
     let device = Device::ndarray().autodiff();
     let cfg = shipped("digits-static.toml", &[]).config;
-    let model = Mlp::new(&cfg.model, 64, 10, 0, &device);
+    let model = Net::new(&cfg.model, 64, 10, 0, &device);
     let before = pruning::param_infos(&model);
     let p = cfg.pruning.as_ref().unwrap();
     let params = masked_params(&model, p).unwrap();

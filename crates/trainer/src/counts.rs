@@ -1,0 +1,204 @@
+//! What a pruned layer-list network (convolutions, batch norms, dense layers) keeps: per-layer
+//! counts, totals in multiply-adds, bytes in each storage format, and the figures of its
+//! compaction — the same report an MLP gets, with a convolution's weights counted at every
+//! output position it is applied at.
+//!
+//! A unit (a convolution's output channel, a dense neuron) is dead when its filter is all zero
+//! or nothing reads it any more (the next layer's slice for it is all zero). Compaction removes
+//! dead units with everything coupled to them (bias, batch norm entries, the next layer's
+//! slice). For convolutional networks the compaction's figures are computed from the weights;
+//! the compacted network itself is built for MLPs only (see `inference::compact`).
+
+use pruning::{MaskSet, param_infos, read_params};
+use report::{Compact, LayerCounts, Sizes, Totals};
+
+use crate::model::{LayerGeom, Net};
+
+/// Every report figure of a layer-list network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetCounts {
+    /// Per layer with weights, in forward order.
+    pub layers: Vec<LayerCounts>,
+    /// Over the network.
+    pub total: Totals,
+    /// Bytes in each storage format.
+    pub sizes: Sizes,
+    /// What compaction keeps (no evaluation: the compacted network is not built).
+    pub compact: Compact,
+}
+
+/// One layer's weights as `[units, fan_in]` (PyTorch's layout; a kernel's own), and its other
+/// trained per-unit values (bias, γ, β).
+struct HostLayer {
+    geom: LayerGeom,
+    w: Vec<f32>,
+    per_unit: Vec<f32>,
+}
+
+impl HostLayer {
+    fn row(&self, u: usize) -> &[f32] {
+        &self.w[u * self.geom.fan_in..(u + 1) * self.geom.fan_in]
+    }
+    fn nonzero(&self) -> usize {
+        self.w.iter().filter(|v| **v != 0.0).count()
+    }
+    /// Floats stored per unit besides its weights: bias, and γ, β, mean, variance.
+    fn unit_floats(&self) -> usize {
+        if self.geom.norm { 5 } else { 1 }
+    }
+}
+
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "each expect names the invariant, checked before, that makes it unreachable"
+)]
+fn host_layers(model: &Net) -> Vec<HostLayer> {
+    let infos = param_infos(model);
+    let ids: Vec<_> = infos.iter().map(|p| p.id).collect();
+    let values = read_params(model, &ids);
+    let at = |path: &str| -> Option<&Vec<f32>> {
+        infos
+            .iter()
+            .find(|p| p.path == path)
+            .map(|p| &values[&p.id])
+    };
+    model
+        .geometry()
+        .into_iter()
+        .map(|geom| {
+            let raw = at(&geom.weight).expect("geometry names the model's weights");
+            let w = if geom.positions == 1 && geom.weight.starts_with("layers.") {
+                // Burn's Linear is [in, out]: transpose to [out, in].
+                let (n_in, n_out) = (geom.fan_in, geom.units);
+                let mut t = vec![0f32; raw.len()];
+                for i in 0..n_in {
+                    for o in 0..n_out {
+                        t[o * n_in + i] = raw[i * n_out + o];
+                    }
+                }
+                t
+            } else {
+                raw.clone()
+            };
+            let stem = geom.weight.trim_end_matches("weight");
+            let module = stem.trim_end_matches("conv.");
+            let per_unit = [
+                format!("{stem}bias"),
+                format!("{module}norm.gamma"),
+                format!("{module}norm.beta"),
+            ]
+            .iter()
+            .filter_map(|p| at(p))
+            .flatten()
+            .copied()
+            .collect();
+            HostLayer { geom, w, per_unit }
+        })
+        .collect()
+}
+
+/// Which units of each layer are alive: a filter with a nonzero weight that the next layer still
+/// reads. The output layer's units are all alive.
+fn alive(layers: &[HostLayer]) -> Vec<Vec<bool>> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let units = l.geom.units;
+            match layers.get(i + 1) {
+                None => vec![true; units],
+                Some(next) => {
+                    // Each unit feeds `block` consecutive inputs of every row of the next layer.
+                    let block = next.geom.fan_in / units.max(1);
+                    (0..units)
+                        .map(|u| {
+                            let has_in = l.row(u).iter().any(|v| *v != 0.0);
+                            let has_out = (0..next.geom.units).any(|o| {
+                                next.row(o)[u * block..(u + 1) * block]
+                                    .iter()
+                                    .any(|v| *v != 0.0)
+                            });
+                            has_in && has_out
+                        })
+                        .collect()
+                }
+            }
+        })
+        .collect()
+}
+
+/// The report figures of `model` under `masks`.
+pub fn net_counts(model: &Net, masks: &MaskSet) -> NetCounts {
+    let layers = host_layers(model);
+    let alive = alive(&layers);
+    let kept_units: Vec<usize> = alive
+        .iter()
+        .map(|a| a.iter().filter(|k| **k).count())
+        .collect();
+    let mut out = Vec::new();
+    let (mut weights, mut kept_w, mut params, mut nonzero_p) = (0, 0, 0, 0);
+    let (mut macs, mut nonzero_macs, mut compact_macs) = (0, 0, 0);
+    let mut sizes = Sizes {
+        dense_bytes: 0,
+        csr_bytes: 0,
+        bitmask_bytes: 0,
+        compact_bytes: 0,
+    };
+    for (i, l) in layers.iter().enumerate() {
+        let g = &l.geom;
+        let numel = l.w.len();
+        let nnz = l.nonzero();
+        let kept = masks.masks.get(&g.weight).map_or(nnz, |m| m.kept());
+        weights += numel;
+        kept_w += kept;
+        params += numel + l.per_unit.len();
+        nonzero_p += nnz + l.per_unit.iter().filter(|v| **v != 0.0).count();
+        macs += numel * g.positions;
+        nonzero_macs += nnz * g.positions;
+        // Inputs compaction keeps: the previous layer's live units, each its block of inputs.
+        let kept_in = match i.checked_sub(1) {
+            None => g.in_channels,
+            Some(p) => kept_units[p] * (g.in_channels / layers[p].geom.units.max(1)),
+        };
+        let per_input = g.fan_in / g.in_channels.max(1);
+        let compact_w = kept_units[i] * kept_in * per_input;
+        compact_macs += compact_w * g.positions;
+        let unit_floats = g.units * l.unit_floats();
+        sizes.dense_bytes += 4 * (numel + unit_floats);
+        sizes.csr_bytes += 4 * (2 * nnz + g.units + 1) + 4 * unit_floats;
+        sizes.bitmask_bytes += numel.div_ceil(8) + 4 * nnz + 4 * unit_floats;
+        sizes.compact_bytes += 4 * (compact_w + kept_units[i] * l.unit_floats());
+        out.push(LayerCounts {
+            name: g.weight.clone(),
+            shape_out_in: [g.units, g.fan_in],
+            weights: numel,
+            kept,
+            sparsity: 1.0 - kept as f64 / numel.max(1) as f64,
+            dead_units: g.units - kept_units[i],
+        });
+    }
+    let mut widths = vec![layers.first().map_or(0, |l| l.geom.in_channels)];
+    widths.extend(&kept_units);
+    NetCounts {
+        layers: out,
+        total: Totals {
+            weights,
+            kept: kept_w,
+            sparsity: 1.0 - kept_w as f64 / weights.max(1) as f64,
+            parameters: params,
+            nonzero_parameters: nonzero_p,
+            compression_ratio: params as f64 / nonzero_p.max(1) as f64,
+            dense_macs_per_sample: macs,
+            nonzero_macs_per_sample: nonzero_macs,
+            theoretical_speedup: macs as f64 / nonzero_macs.max(1) as f64,
+        },
+        sizes,
+        compact: Compact {
+            widths,
+            dense_macs_per_sample: macs,
+            compact_macs_per_sample: compact_macs,
+            final_evals: None,
+        },
+    }
+}

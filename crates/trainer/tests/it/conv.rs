@@ -1,0 +1,248 @@
+//! Convolutional networks from `[model] layers`: digits as 1×8×8 images through conv, batch
+//! norm, pools and dense layers; channel pruning that removes a channel with its bias, batch
+//! norm entries and the next layer's slice; every pruning mode on kernels; reports in
+//! multiply-adds; `--from`; and layer-list errors before any training.
+
+use std::path::{Path, PathBuf};
+
+use safetensors::SafeTensors;
+use trainer::config::load_config;
+use trainer::experiment::{RunOptions, run_experiment};
+
+use super::dynamic_pruning::assert_saved_model_exactly_sparse;
+use super::{opts, repo, write};
+
+/// A small conv net for 1×8×8 digits: conv 8 (3×3, padding 1) + batch norm + ReLU + max
+/// pool, conv 16 (3×3) + ReLU, flatten, dense 32 + ReLU, and the output layer.
+pub(crate) const LAYERS: &str = r#"layers = [
+  { type = "conv2d", channels = 8, kernel = 3, padding = 1 },
+  { type = "batch-norm" },
+  { type = "relu" },
+  { type = "max-pool", kernel = 2 },
+  { type = "conv2d", channels = 16, kernel = 3 },
+  { type = "relu" },
+  { type = "flatten" },
+  { type = "dense", units = 32 },
+  { type = "relu" },
+]"#;
+
+/// A digits config with [`LAYERS`], `epochs` and a `[pruning]` table, in `dir`.
+pub(crate) fn conv_config(dir: &Path, epochs: usize, pruning: &str) -> PathBuf {
+    let csv = repo().join("datasets/digits.csv");
+    write(
+        dir,
+        "conv.toml",
+        &format!(
+            r#"seed = 0
+[data]
+name = "digits"
+path = "{}"
+test_fraction = 0.2
+validation_fraction = 0.1
+scale = "global-minmax"
+[model]
+{LAYERS}
+[train]
+epochs = {epochs}
+batch_size = 64
+lr = 0.01
+{pruning}"#,
+            csv.display()
+        ),
+    )
+}
+
+fn tensor(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st.tensor(name).unwrap();
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (t.shape().to_vec(), v)
+}
+
+#[test]
+fn channel_pruning_removes_whole_channels_with_their_norm_and_next_slice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = conv_config(
+        tmp.path(),
+        8,
+        "[pruning]\nmode = \"static\"\ncriterion = \"l1\"\ngranularity = \"neuron\"\nsparsity = 0.5\nfine_tune_epochs = 4\n",
+    );
+    let r = run_experiment(&load_config(&cfg, &[]).unwrap(), &opts(tmp.path())).unwrap();
+    let test = r.evals.last().unwrap().1;
+    assert!(test.accuracy().unwrap() > 0.85, "{test:?}");
+    assert_saved_model_exactly_sparse(&r.dir);
+    let bytes = std::fs::read(r.dir.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    // Conv 0: 4 of 8 channels gone, each with its filter, bias, γ, β and conv 1's input slice.
+    let (shape, w0) = tensor(&st, "features.0.conv.weight");
+    assert_eq!(shape, [8, 1, 3, 3]);
+    let (_, b0) = tensor(&st, "features.0.conv.bias");
+    let (_, gamma) = tensor(&st, "features.0.norm.gamma");
+    let (_, beta) = tensor(&st, "features.0.norm.beta");
+    let (shape1, w1) = tensor(&st, "features.1.conv.weight");
+    assert_eq!(shape1, [16, 8, 3, 3]);
+    let gone: Vec<usize> = (0..8)
+        .filter(|&c| w0[c * 9..(c + 1) * 9].iter().all(|v| *v == 0.0))
+        .collect();
+    assert_eq!(gone.len(), 4, "{gone:?}");
+    for &c in &gone {
+        assert_eq!((b0[c], gamma[c], beta[c]), (0.0, 0.0, 0.0), "channel {c}");
+        for o in 0..16 {
+            let slice = &w1[(o * 8 + c) * 9..(o * 8 + c + 1) * 9];
+            assert!(slice.iter().all(|v| *v == 0.0), "conv 1 reads channel {c}");
+        }
+    }
+    for c in (0..8).filter(|c| !gone.contains(c)) {
+        assert!(gamma[c] != 0.0 && w0[c * 9..(c + 1) * 9].iter().any(|v| *v != 0.0));
+    }
+    // Conv 1's pruned channels take their 2×2 block of the dense layer's inputs with them.
+    let (shape, d0) = tensor(&st, "layers.0.weight");
+    assert_eq!(shape, [32, 64], "PyTorch's [out, in]");
+    for c in (0..16).filter(|&c| w1[c * 72..(c + 1) * 72].iter().all(|v| *v == 0.0)) {
+        for o in 0..32 {
+            assert!(
+                d0[o * 64 + c * 4..o * 64 + c * 4 + 4]
+                    .iter()
+                    .all(|v| *v == 0.0)
+            );
+        }
+    }
+    // Reported in multiply-adds: a 3×3 kernel on 8×8 and on 2×2 positions, then the dense
+    // layers; compaction keeps half the channels and units.
+    let p: report::PruningReport = report::load(&r.dir.join("pruning.json")).unwrap();
+    assert_eq!(
+        p.total.dense_macs_per_sample,
+        8 * 9 * 64 + 16 * 72 * 4 + 64 * 32 + 32 * 10
+    );
+    assert_eq!(p.compact.widths, [1, 4, 8, 16, 10]);
+    assert_eq!(
+        p.compact.compact_macs_per_sample,
+        4 * 9 * 64 + 8 * 4 * 9 * 4 + 8 * 4 * 16 + 16 * 10
+    );
+    let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "features.0.conv.weight",
+            "features.1.conv.weight",
+            "layers.0.weight",
+            "layers.1.weight"
+        ]
+    );
+    let summary: report::Summary = report::load(&r.dir.join("summary.json")).unwrap();
+    assert_eq!(summary.widths, [1, 8, 16, 32, 10]);
+    // The resolved config.toml holds the layer list, and trains the same network again.
+    let echo = std::fs::read_to_string(r.dir.join("config.toml")).unwrap();
+    assert!(
+        echo.contains("type = \"batch-norm\"") && !echo.contains("hidden"),
+        "{echo}"
+    );
+    load_config(&r.dir.join("config.toml"), &[]).unwrap();
+}
+
+#[test]
+fn every_dynamic_mode_runs_on_kernels_and_keeps_them_masked() {
+    let tmp = tempfile::tempdir().unwrap();
+    for pruning in [
+        "mode = \"gradual\"\ncriterion = \"taylor\"\nscope = \"global\"\nsparsity = 0.8\nbegin_epoch = 1\nend_epoch = 3\nevery_steps = 10\n",
+        "mode = \"rigl\"\nscope = \"erk\"\nsparsity = 0.8\nevery_steps = 10\n",
+        "mode = \"lottery\"\ncriterion = \"l1\"\nlevels = [0.5, 0.75]\nrewind_epoch = 1\n",
+        "mode = \"at-init\"\ncriterion = \"snip\"\ngranularity = \"2:4\"\nsparsity = 0.5\ninclude = [\"features.1.conv.weight\", \"layers.*.weight\"]\n",
+    ] {
+        let cfg = conv_config(tmp.path(), 4, &format!("[pruning]\n{pruning}"));
+        let r = run_experiment(&load_config(&cfg, &[]).unwrap(), &opts(tmp.path()))
+            .unwrap_or_else(|e| panic!("{pruning}: {e}"));
+        assert_saved_model_exactly_sparse(&r.dir);
+        let p: report::PruningReport = report::load(&r.dir.join("pruning.json")).unwrap();
+        let conv = p
+            .layers
+            .iter()
+            .find(|l| l.name == "features.1.conv.weight")
+            .unwrap();
+        assert!(conv.sparsity > 0.4, "{pruning}: {conv:?}");
+        assert!(
+            r.evals.last().unwrap().1.accuracy().unwrap() > 0.5,
+            "{pruning}"
+        );
+    }
+}
+
+#[test]
+fn a_from_run_prunes_an_earlier_conv_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dense = conv_config(tmp.path(), 5, "");
+    let first = run_experiment(&load_config(&dense, &[]).unwrap(), &opts(tmp.path())).unwrap();
+    let before = first.evals.last().unwrap().1;
+    let prune = conv_config(
+        tmp.path(),
+        5,
+        "[pruning]\nmode = \"static\"\ncriterion = \"l2\"\nsparsity = 0.3\nfine_tune_epochs = 0\n",
+    );
+    let o = RunOptions {
+        from: Some(first.dir.clone()),
+        ..opts(tmp.path())
+    };
+    let r = run_experiment(&load_config(&prune, &[]).unwrap(), &o).unwrap();
+    let p: report::PruningReport = report::load(&r.dir.join("pruning.json")).unwrap();
+    // Before pruning the loaded network scores what it scored when saved (running statistics
+    // of the batch norm included).
+    let at_load = p.before_pruning().unwrap();
+    assert_eq!(at_load.accuracy("test"), before.accuracy());
+}
+
+#[test]
+fn layer_list_errors_name_the_layer_and_shapes_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "layers = [{ type = \"conv2d\", channels = 4, kernel = 3 }, { type = \"dense\", units = 8 }]",
+            "`model.layers[1]` dense takes vectors, but its input is images of 4×6×6",
+        ),
+        (
+            "preset = \"lenet5\"",
+            "`model.layers[3]` a 5×5 window does not fit its input of 6×4×4",
+        ),
+        (
+            "layers = [{ type = \"conv2d\", channels = 4, kernel = 3, units = 2 }, { type = \"flatten\" }]",
+            "`units` does not apply to type = \"conv2d\"",
+        ),
+        (
+            "hidden = [8]\npreset = \"conv2\"",
+            "`model.hidden` is the MLP shorthand",
+        ),
+        (
+            "layers = [{ type = \"maxpool\", kernel = 2 }]",
+            "unknown variant `maxpool`",
+        ),
+    ];
+    for (model, expected) in cases {
+        let csv = repo().join("datasets/digits.csv");
+        let path = write(
+            tmp.path(),
+            "bad.toml",
+            &format!(
+                "[data]\nname = \"digits\"\npath = \"{}\"\n[model]\n{model}\n",
+                csv.display()
+            ),
+        );
+        let e = load_config(&path, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(expected) && e.contains("bad.toml"),
+            "{model}: {e}"
+        );
+    }
+    // Vectors cannot feed a convolution: moons have no image shape.
+    let path = write(
+        tmp.path(),
+        "moons.toml",
+        "[data]\nname = \"moons\"\n[model]\nlayers = [{ type = \"conv2d\", channels = 2, kernel = 1 }, { type = \"flatten\" }]\n",
+    );
+    let e = load_config(&path, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains("conv2d needs images") && e.contains("line 4"),
+        "{e}"
+    );
+}
