@@ -4,10 +4,8 @@
 //! output position it is applied at.
 //!
 //! A unit (a convolution's output channel, a dense neuron) is dead when its filter is all zero
-//! or nothing reads it any more (the next layer's slice for it is all zero). Compaction removes
-//! dead units with everything coupled to them (bias, batch norm entries, the next layer's
-//! slice). For convolutional networks the compaction's figures are computed from the weights;
-//! the compacted network itself is built for MLPs only (see `inference::compact`).
+//! or nothing reads it any more (the next layer's slice for it is all zero). The compaction's
+//! figures are those of the compacted network itself (`compact_net`).
 
 use pruning::{MaskSet, param_infos, read_params};
 use report::{Compact, LayerCounts, Sizes, Totals};
@@ -23,7 +21,7 @@ pub struct NetCounts {
     pub total: Totals,
     /// Bytes in each storage format.
     pub sizes: Sizes,
-    /// What compaction keeps (no evaluation: the compacted network is not built).
+    /// What compaction keeps (its evaluation is added by whoever evaluates it).
     pub compact: Compact,
 }
 
@@ -128,24 +126,38 @@ fn alive(layers: &[HostLayer]) -> Vec<Vec<bool>> {
         .collect()
 }
 
-/// The report figures of `model` under `masks`.
-pub fn net_counts(model: &Net, masks: &MaskSet) -> NetCounts {
+/// The report figures of `model` under `masks`, and of its compaction `compacted`.
+pub fn net_counts(model: &Net, masks: &MaskSet, compacted: &Net) -> NetCounts {
+    let (layers, total, mut sizes) = measure(model, masks);
+    let (_, small, small_sizes) = measure(compacted, &MaskSet::default());
+    sizes.compact_bytes = small_sizes.dense_bytes;
+    NetCounts {
+        compact: Compact {
+            widths: compacted.widths(),
+            dense_macs_per_sample: total.dense_macs_per_sample,
+            compact_macs_per_sample: small.dense_macs_per_sample,
+            final_evals: None,
+        },
+        layers,
+        total,
+        sizes,
+    }
+}
+
+/// Per-layer counts, totals and sizes (but the compacted size) of `model` under `masks`.
+fn measure(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals, Sizes) {
     let layers = host_layers(model);
     let alive = alive(&layers);
-    let kept_units: Vec<usize> = alive
-        .iter()
-        .map(|a| a.iter().filter(|k| **k).count())
-        .collect();
     let mut out = Vec::new();
     let (mut weights, mut kept_w, mut params, mut nonzero_p) = (0, 0, 0, 0);
-    let (mut macs, mut nonzero_macs, mut compact_macs) = (0, 0, 0);
+    let (mut macs, mut nonzero_macs) = (0, 0);
     let mut sizes = Sizes {
         dense_bytes: 0,
         csr_bytes: 0,
         bitmask_bytes: 0,
         compact_bytes: 0,
     };
-    for (i, l) in layers.iter().enumerate() {
+    for (l, alive) in layers.iter().zip(&alive) {
         let g = &l.geom;
         let numel = l.w.len();
         let nnz = l.nonzero();
@@ -156,49 +168,29 @@ pub fn net_counts(model: &Net, masks: &MaskSet) -> NetCounts {
         nonzero_p += nnz + l.per_unit.iter().filter(|v| **v != 0.0).count();
         macs += numel * g.positions;
         nonzero_macs += nnz * g.positions;
-        // Inputs compaction keeps: the previous layer's live units, each its block of inputs.
-        let kept_in = match i.checked_sub(1) {
-            None => g.in_channels,
-            Some(p) => kept_units[p] * (g.in_channels / layers[p].geom.units.max(1)),
-        };
-        let per_input = g.fan_in / g.in_channels.max(1);
-        let compact_w = kept_units[i] * kept_in * per_input;
-        compact_macs += compact_w * g.positions;
         let unit_floats = g.units * l.unit_floats();
         sizes.dense_bytes += 4 * (numel + unit_floats);
         sizes.csr_bytes += 4 * (2 * nnz + g.units + 1) + 4 * unit_floats;
         sizes.bitmask_bytes += numel.div_ceil(8) + 4 * nnz + 4 * unit_floats;
-        sizes.compact_bytes += 4 * (compact_w + kept_units[i] * l.unit_floats());
         out.push(LayerCounts {
             name: g.weight.clone(),
             shape_out_in: [g.units, g.fan_in],
             weights: numel,
             kept,
             sparsity: 1.0 - kept as f64 / numel.max(1) as f64,
-            dead_units: g.units - kept_units[i],
+            dead_units: alive.iter().filter(|a| !**a).count(),
         });
     }
-    let mut widths = vec![layers.first().map_or(0, |l| l.geom.in_channels)];
-    widths.extend(&kept_units);
-    NetCounts {
-        layers: out,
-        total: Totals {
-            weights,
-            kept: kept_w,
-            sparsity: 1.0 - kept_w as f64 / weights.max(1) as f64,
-            parameters: params,
-            nonzero_parameters: nonzero_p,
-            compression_ratio: params as f64 / nonzero_p.max(1) as f64,
-            dense_macs_per_sample: macs,
-            nonzero_macs_per_sample: nonzero_macs,
-            theoretical_speedup: macs as f64 / nonzero_macs.max(1) as f64,
-        },
-        sizes,
-        compact: Compact {
-            widths,
-            dense_macs_per_sample: macs,
-            compact_macs_per_sample: compact_macs,
-            final_evals: None,
-        },
-    }
+    let total = Totals {
+        weights,
+        kept: kept_w,
+        sparsity: 1.0 - kept_w as f64 / weights.max(1) as f64,
+        parameters: params,
+        nonzero_parameters: nonzero_p,
+        compression_ratio: params as f64 / nonzero_p.max(1) as f64,
+        dense_macs_per_sample: macs,
+        nonzero_macs_per_sample: nonzero_macs,
+        theoretical_speedup: macs as f64 / nonzero_macs.max(1) as f64,
+    };
+    (out, total, sizes)
 }

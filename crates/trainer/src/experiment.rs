@@ -157,6 +157,9 @@ fn write_pruning_outputs(dir: &Path, trained: &Phased) -> Result<(), ExperimentE
     if let Some(small) = &trained.compact {
         small.save(&dir.join("compact.safetensors"))?;
     }
+    if let Some(small) = &trained.compact_net {
+        save_model(small, &dir.join("compact.safetensors"))?;
+    }
     if let Some(levels) = pr.levels() {
         let path = dir.join("lottery.md");
         crate::atomic::write(&path, crate::lottery::table(levels)).map_err(io_err(&path))?;

@@ -10,6 +10,7 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod compact_net;
 pub mod config;
 pub mod counts;
 pub mod data;

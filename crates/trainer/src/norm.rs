@@ -122,7 +122,8 @@ pub struct BatchNorm {
 
 /// PyTorch's defaults.
 const MOMENTUM: f64 = 0.1;
-const EPSILON: f64 = 1e-5;
+/// The variance's ε (PyTorch's default).
+pub const EPSILON: f64 = 1e-5;
 
 impl BatchNorm {
     /// A norm over `channels` with γ = 1, β = 0, mean 0, variance 1, and the given ids.

@@ -146,6 +146,8 @@ pub(crate) struct Phased {
     pub pruning: Option<PruningReport>,
     /// The compacted network, for runs that prune whole neurons.
     pub compact: Option<HostMlp>,
+    /// The compacted layer-list network, for runs that prune whole channels or neurons.
+    pub compact_net: Option<Net>,
     /// The weights pruning started from (trained for static pruning, initial otherwise).
     pub before_weights: Option<HostMlp>,
 }
@@ -190,6 +192,7 @@ pub(crate) fn run(
             masks: None,
             pruning: None,
             compact: None,
+            compact_net: None,
             before_weights: None,
         }),
     }
@@ -349,21 +352,32 @@ fn mode_report(mode: PruningMode, record: Record) -> Result<ModeReport, TrainErr
     })
 }
 
-/// [`finish`] for a layer-list network: its counts come from `counts::net_counts`, and there
-/// is no host copy (weight maps) or compacted network.
+/// [`finish`] for a layer-list network: its counts come from `counts::net_counts`, its
+/// compaction from `compact_net`; there is no host copy (weight maps).
 fn finish_layer_list(
     s: &Setup<'_>,
     model: Net,
     masks: MaskSet,
     record: Record,
 ) -> Result<Phased, TrainError> {
-    let c = crate::counts::net_counts(&model, &masks);
+    let task = &s.ctx.task;
+    let small = crate::compact_net::compact_net(&model, task.device);
+    let mut c = crate::counts::net_counts(&model, &masks, &small.model);
+    let mut warnings = record.warnings.clone();
+    warnings.extend(small.notes);
+    let compact_net = if matches!(s.p.granularity(), pruning::Granularity::Neuron(_)) {
+        let evals = evaluate_splits(&small.model, task.splits, task.head, task.device, true);
+        c.compact.final_evals = Some(evals_report(&evals, false));
+        Some(small.model)
+    } else {
+        None
+    };
     let config = serde_json::to_value(s.p).map_err(|e| {
         TrainError::Prune(PruneError::Plan(format!(
             "the [pruning] table as JSON: {e}"
         )))
     })?;
-    let (end, warnings) = (record.end.clone(), record.warnings.clone());
+    let end = record.end.clone();
     let report = PruningReport {
         config,
         mode: mode_report(s.p.mode(), record)?,
@@ -379,6 +393,7 @@ fn finish_layer_list(
         masks: Some(masks),
         pruning: Some(report),
         compact: None,
+        compact_net,
         before_weights: None,
     })
 }
@@ -438,6 +453,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
         masks: Some(state.masks),
         pruning: Some(report),
         compact: compact_model,
+        compact_net: None,
         before_weights,
     })
 }

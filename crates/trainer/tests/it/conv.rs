@@ -122,6 +122,16 @@ fn channel_pruning_removes_whole_channels_with_their_norm_and_next_slice() {
         p.compact.compact_macs_per_sample,
         4 * 9 * 64 + 8 * 4 * 9 * 4 + 8 * 4 * 16 + 16 * 10
     );
+    // The compacted network (4 and 8 filters, 16 units) was built, saved and scores what the
+    // masked one scores.
+    let small = p.compact.final_evals.as_ref().unwrap();
+    assert_eq!(small.accuracy("test"), test.accuracy());
+    assert!(r.dir.join("compact.safetensors").is_file());
+    assert!(
+        p.sizes.compact_bytes < p.sizes.dense_bytes / 2,
+        "{:?}",
+        p.sizes
+    );
     let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
