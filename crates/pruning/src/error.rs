@@ -67,6 +67,18 @@ pub enum PruneError {
         /// The input width.
         width: usize,
     },
+    /// Neuron pruning of two layers that are not neighbours in the network.
+    #[error(
+        "neuron pruning prunes `{before}` and `{after}` but not `{skipped}` between them: a unit of `{before}` feeds `{skipped}`, not `{after}`; prune every layer in between (include it, or give it layer_factor 0 to keep its units)"
+    )]
+    Gap {
+        /// The pruned layer before the gap.
+        before: String,
+        /// The first layer left out.
+        skipped: String,
+        /// The pruned layer after the gap.
+        after: String,
+    },
     /// A criterion that needs gradients was given none.
     #[error(
         "criterion `{criterion}` scores weights from gradients, and none were accumulated; give it calibration batches (or use a magnitude criterion)"

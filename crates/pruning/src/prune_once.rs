@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ParamId};
 
 use crate::error::PruneError;
-use crate::granularity::{LayerInput, Spec, select_masks};
+use crate::granularity::{Granularity, LayerInput, Spec, select_masks};
 use crate::importance::{GradStats, Importance, ScoreInput};
 use crate::mask::MaskSet;
 use crate::module::{apply_masks, read_params};
@@ -70,6 +70,27 @@ pub fn layer_inputs(
     Ok(layers.into_iter().map(|(_, l)| l).collect())
 }
 
+/// Neuron pruning couples each pruned layer with the next pruned one: they must be neighbours
+/// in the network, or a unit's slice would be cut from the wrong layer. An error names the
+/// layer left out between two pruned ones.
+pub fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(), PruneError> {
+    let order: Vec<usize> = structure
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| params.iter().any(|p| p.path == l.weight))
+        .map(|(i, _)| i)
+        .collect();
+    match order.windows(2).find(|w| w[1] != w[0] + 1) {
+        Some(w) => Err(PruneError::Gap {
+            before: structure.layers[w[0]].weight.clone(),
+            skipped: structure.layers[w[0] + 1].weight.clone(),
+            after: structure.layers[w[1]].weight.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Scores the weights among `params` with `criterion`, selects by `spec`, and applies
 /// the combined masks to every parameter in `params` (biases masked with their units).
 pub fn prune_once<M: Module>(
@@ -103,6 +124,10 @@ pub fn prune_once<M: Module>(
         Some(s) => s.clone(),
         None => Structure::discover(&param_infos(&module)),
     };
+    // Only units couple across layers; weights, rows and N:M select each layer alone.
+    if matches!(spec.granularity, Granularity::Neuron(_)) {
+        check_neighbours(params, &structure)?;
+    }
     let layers = layer_inputs(params, &structure, scores, current)?;
     let selection = select_masks(&layers, spec)?;
     let mut masks = current.clone();

@@ -9,9 +9,10 @@
 //! H·W = 1.
 //!
 //! The structure is discovered from the module itself — the type of the module owning each
-//! parameter, the parameter's shape, and the order the module visits its sub-modules — never
-//! from parameter names. Visiting order is field order, which for a sequential network is the
-//! order of the forward pass. A module whose forward pass does not follow its fields (a skip
+//! parameter (`Linear`, `Conv2d`, `BatchNorm`), the field it is in that module (`bias`,
+//! `gamma`, …), its shape, and the order the module visits its sub-modules — not from what the
+//! user named the sub-modules. Visiting order is field order, which for a sequential network is
+//! the order of the forward pass. A module whose forward pass does not follow its fields (a skip
 //! connection, a shared layer) declares its layers with [`Structure::declared`] and passes that
 //! through [`Spec::structure`](crate::Spec).
 

@@ -1,30 +1,43 @@
-//! One training step (forward + backward + Adam) of 784-300-100-10 at batch 128, ReLU, on each
-//! CPU backend in this build: the figure the backend choice in docs/performance.md rests on.
+//! One training step (forward + backward + Adam) at batch 128 on each CPU backend in this
+//! build: 784-300-100-10 ReLU (the figure the backend choice in docs/performance.md rests on)
+//! and LeNet-5 on 1×28×28 images (`pytorch_lenet5_step.py` is PyTorch's twin).
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
-use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
+use trainer::config::{ActivationKind, BackendKind, ModelConfig, Preset, Shape, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
 use trainer::model::Net;
 use trainer::optim::build_optimizer;
 
-fn step_bench(c: &mut Criterion, backend: BackendKind) {
+fn step_bench(c: &mut Criterion, backend: BackendKind, lenet: bool) {
     let Ok(device) = make_device(backend) else {
         eprintln!("skipping {backend}: not in this build (cargo xtask bench enables it)");
         return;
     };
     let device: Device = device.autodiff();
-    let cfg = ModelConfig {
-        hidden: Some(vec![300, 100]),
-        activation: Some(ActivationKind::Relu),
-        ..ModelConfig::default()
+    let (cfg, input, name) = if lenet {
+        let cfg = ModelConfig {
+            hidden: None,
+            activation: None,
+            preset: Some(Preset::Lenet5),
+            layers: Some(Preset::Lenet5.layers()),
+            ..ModelConfig::default()
+        };
+        (cfg, Shape::Image([1, 28, 28]), "lenet5")
+    } else {
+        let cfg = ModelConfig {
+            hidden: Some(vec![300, 100]),
+            activation: Some(ActivationKind::Relu),
+            ..ModelConfig::default()
+        };
+        (cfg, Shape::Flat(784), "784-300-100-10")
     };
     let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
     // In an Option so each iteration can move the model into the optimizer, as the training
     // loop does: a second live reference to the parameters would defeat in-place updates.
-    let mut model = Some(Net::new(&cfg, 784, 10, 0, &device));
+    let mut model = Some(Net::new(&cfg, input, 10, 0, &device));
     let mut optim = build_optimizer(&train);
     let head = Head::Multiclass(10);
     let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();
@@ -32,7 +45,7 @@ fn step_bench(c: &mut Criterion, backend: BackendKind) {
     for r in 0..128 {
         onehot[r * 10 + r % 10] = 1.0;
     }
-    c.bench_function(&format!("train_step_784-300-100-10_b128/{backend}"), |b| {
+    c.bench_function(&format!("train_step_{name}_b128/{backend}"), |b| {
         b.iter(|| {
             // Batch construction is part of a real step, so it is timed too.
             let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
@@ -50,8 +63,10 @@ fn step_bench(c: &mut Criterion, backend: BackendKind) {
 fn benches(c: &mut Criterion) {
     // As `train()` does: without it, subnormal Adam moments slow steps ~3× after ~1000 steps.
     let _flush = trainer::denormals::FlushDenormals::enable();
-    step_bench(c, BackendKind::Ndarray);
-    step_bench(c, BackendKind::Flex);
+    for lenet in [false, true] {
+        step_bench(c, BackendKind::Ndarray, lenet);
+        step_bench(c, BackendKind::Flex, lenet);
+    }
 }
 
 criterion_group!(benches_group, benches);

@@ -206,9 +206,14 @@ fn decide(layers: &mut [Layer], i: usize, notes: &mut Vec<String>) -> Vec<usize>
             *b += c * s;
         }
     }
-    // A layer of width 0 is no network: keep its first unit, silent.
+    // A layer of width 0 is no network: keep its first unit, silenced (nothing reads it; a
+    // constant it output is already in the next bias).
     if kept.is_empty() {
         kept.push(0);
+        let fan_in = next.geom.fan_in;
+        for o in 0..next.geom.units {
+            next.w[o * fan_in..][..block].fill(0.0);
+        }
     }
     kept
 }
@@ -357,7 +362,7 @@ mod tests {
         let x: Vec<f32> = (0..16 * 64).map(|_| rng.uniform(0.0, 1.0) as f32).collect();
         let x = || Tensor::<2>::from_data(TensorData::new(x.clone(), [16, 64]), &device());
         let (ya, yb) = (a.forward(x()), b.forward(x()));
-        let d: Vec<f32> = (ya - yb).abs().into_data().to_vec().unwrap();
+        let d: Vec<f32> = (ya - yb).abs().into_data().try_to_vec().unwrap();
         d.into_iter().fold(0.0, f32::max)
     }
 
@@ -381,7 +386,7 @@ mod tests {
         // Dense unit 3's incoming weights (Burn's [in, out]: a column).
         let w = n.layers[0].weight.val();
         let [n_in, n_out] = w.dims();
-        let mut v: Vec<f32> = w.into_data().to_vec().unwrap();
+        let mut v: Vec<f32> = w.into_data().try_to_vec().unwrap();
         for i in 0..n_in {
             v[i * n_out + 3] = 0.0;
         }
@@ -389,6 +394,18 @@ mod tests {
         let c = compact_net(&n, &device());
         assert_eq!(c.model.widths(), [1, 4, 7, 11, 5]);
         assert!(c.notes.is_empty(), "{:?}", c.notes);
+        let d = max_diff(&n, &c.model);
+        assert!(d < 1e-5, "outputs differ by {d}");
+    }
+
+    #[test]
+    fn a_layer_whose_every_channel_is_constant_keeps_one_silent_channel() {
+        // Every filter of conv 1 zero, biases kept: all 8 channels are constants folded into
+        // the dense layer; one stays (a layer needs a width), reading nothing twice.
+        let zero: Vec<(&str, usize)> = (0..8).map(|c| ("features.1.conv.weight", c)).collect();
+        let n = masked(net(0), &zero);
+        let c = compact_net(&n, &device());
+        assert_eq!(c.model.widths()[2], 1);
         let d = max_diff(&n, &c.model);
         assert!(d < 1e-5, "outputs differ by {d}");
     }

@@ -96,6 +96,25 @@ fn host_layers(model: &Net) -> Vec<HostLayer> {
         .collect()
 }
 
+/// Every layer's weights by path in PyTorch's layout `[out, in·kh·kw]`, with its bias: what
+/// the filter heat maps draw.
+pub fn weight_tables(model: &Net) -> Vec<(String, crate::inference::HostLayer)> {
+    host_layers(model)
+        .into_iter()
+        .map(|l| {
+            let g = l.geom;
+            let b = l.per_unit.iter().take(g.units).copied().collect();
+            let layer = crate::inference::HostLayer {
+                w: l.w,
+                n_out: g.units,
+                n_in: g.fan_in,
+                b,
+            };
+            (g.weight, layer)
+        })
+        .collect()
+}
+
 /// Which units of each layer are alive: a filter with a nonzero weight that the next layer still
 /// reads. The output layer's units are all alive.
 fn alive(layers: &[HostLayer]) -> Vec<Vec<bool>> {

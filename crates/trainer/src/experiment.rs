@@ -178,15 +178,21 @@ fn write_plots(
     trained: &Phased,
     summary: &Summary,
 ) -> Result<(), crate::plots::PlotError> {
-    // Weight maps are drawn for MLPs; a layer list gets its curves and sparsity bars.
-    let after = trained
-        .model
-        .is_mlp()
-        .then(|| HostMlp::from_mlp(&trained.model));
+    // An MLP's weight maps before and after pruning; a layer list's filters after.
+    let (after, layers);
+    let weights = if trained.model.is_mlp() {
+        after = HostMlp::from_mlp(&trained.model);
+        crate::plots::Weights::Mlp {
+            before: trained.before_weights.as_ref(),
+            after: &after,
+        }
+    } else {
+        layers = crate::counts::weight_tables(&trained.model);
+        crate::plots::Weights::Layers(&layers)
+    };
     let plots = crate::plots::write_all(
         dir,
-        trained.before_weights.as_ref(),
-        after.as_ref(),
+        weights,
         trained.pruning.as_ref(),
         cfg.plots.as_ref().is_some_and(|p| p.gray_kernels),
     )?;
@@ -335,11 +341,14 @@ fn finish_initial(
 ) -> Result<(Net, Option<pruning::MaskSet>), ExperimentError> {
     let cfg = &loaded.config;
     if let Some(p) = &cfg.pruning {
-        // Checked before the run folder exists: a typo in a path is a config error.
-        prune::masked_params(&model, p).map_err(|cause| ExperimentError::Pruning {
+        // Checked before the run folder exists: a typo in a path, or a granularity the
+        // layers cannot take (2:4 on a one-channel convolution), is a config error.
+        let err = |cause| ExperimentError::Pruning {
             path: loaded.path.clone(),
             cause,
-        })?;
+        };
+        let params = prune::masked_params(&model, p).map_err(err)?;
+        prune::check_selection(&model, &params, p).map_err(err)?;
     }
     Ok((model, start_masks))
 }
@@ -592,14 +601,20 @@ fn prepare(
     check_synthetic_size(loaded)?;
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
-    if let Some(shape) = cfg.data.shape
+    // A layer list reads each sample as an image: the data must hold that many values.
+    if let Some(shape) = cfg.data.image_shape().filter(|_| cfg.model.is_layer_list())
         && shape.iter().product::<usize>() != splits.train.n_features
     {
+        let key = match cfg.data.name {
+            crate::config::DatasetName::Csv => "data.shape",
+            crate::config::DatasetName::FashionMnist => "data.dir",
+            _ => "data.path",
+        };
         return Err(ExperimentError::Resources {
             path: loaded.path.clone(),
-            key: "data.shape".into(),
+            key: key.into(),
             message: format!(
-                "{shape:?} holds {} values per sample, but the file has {} feature columns",
+                "images of {shape:?} hold {} values per sample, but the data has {} features",
                 shape.iter().product::<usize>(),
                 splits.train.n_features
             ),

@@ -36,8 +36,10 @@ pub enum ExportError {
     },
 }
 
-/// A layer's weights in PyTorch's layout: `[out, in]` row-major, and the bias.
+/// A layer's weights in PyTorch's layout: `[out, in]` row-major, and the bias. For MLPs
+/// (`Net::is_mlp`): a layer list's convolutions are not among them.
 pub fn layer_tensors(model: &Net) -> Vec<(Vec<f32>, [usize; 2], Vec<f32>)> {
+    debug_assert!(model.is_mlp(), "layer_tensors of a layer-list network");
     model
         .layers
         .iter()
@@ -285,27 +287,26 @@ pub fn save_layers(
     write_safetensors(views, metadata, path).map_err(format_error(path))
 }
 
+/// The nonlinearity an MLP's file records; an error for a layer-list network's file.
+fn mlp_activation(bytes: &[u8]) -> Result<ActivationKind, String> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let meta = meta.metadata().as_ref();
+    if meta.and_then(|m| m.get("format")).map(String::as_str) == Some(NET_FORMAT) {
+        return Err(
+            "holds a layer-list network (convolutions, batch norms, or mixed activations); `trainer infer`, `compact` and `sensitivity` take MLPs for now (a training config's --from reads it)".into(),
+        );
+    }
+    meta.and_then(|m| m.get("activation"))
+        .and_then(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
+        .ok_or_else(|| "no `activation` in the metadata; not written by Lopper".into())
+}
+
 /// Reads a model written by [`save_model`] back onto `device`.
 pub fn load_model(path: &Path, device: &Device) -> Result<Net, ExportError> {
     let bytes = read_file(path)?;
     let fmt = format_error(path);
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fmt(e.to_string()))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fmt(e.to_string()))?;
-    let format = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("format").cloned());
-    if format.as_deref() == Some(NET_FORMAT) {
-        return Err(fmt(
-            "holds a convolutional (layer-list) network; `trainer infer`, `compact` and `sensitivity` take MLPs for now (a training config's --from reads it)".into(),
-        ));
-    }
-    let activation: ActivationKind = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("activation"))
-        .and_then(|a| serde_json::from_value(serde_json::Value::String(a.clone())).ok())
-        .ok_or_else(|| fmt("no `activation` in the metadata; not written by Lopper".into()))?;
+    let activation = mlp_activation(&bytes).map_err(&fmt)?;
     let read = |name: &str| -> Result<(Vec<f32>, Vec<usize>), ExportError> {
         let t = st.tensor(name).map_err(|e| fmt(e.to_string()))?;
         if t.dtype() != Dtype::F32 {
@@ -410,10 +411,13 @@ pub fn save_masks(masks: &pruning::MaskSet, path: &Path) -> Result<(), ExportErr
             )
         })
         .collect();
-    let metadata = HashMap::from([(
-        "layout".to_string(),
-        "pytorch [out_features, in_features]".to_string(),
-    )]);
+    let kernels = masks.masks.values().any(|m| m.shape.len() > 2);
+    let layout = if kernels {
+        "pytorch: conv [out, in, kh, kw], dense [out_features, in_features]"
+    } else {
+        "pytorch [out_features, in_features]"
+    };
+    let metadata = HashMap::from([("layout".to_string(), layout.to_string())]);
     write_safetensors(views, metadata, path).map_err(format_error(path))
 }
 

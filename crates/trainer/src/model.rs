@@ -139,6 +139,16 @@ impl Net {
             b.add(e);
         }
         b.dense(n_outputs);
+        // A layer list of dense layers with one nonlinearity is an MLP like `hidden` builds.
+        let mut acts = b.net.plan.iter().filter_map(|op| match op {
+            Op::Act(a) => Some(*a),
+            _ => None,
+        });
+        if let Some(first) = acts.next()
+            && acts.all(|a| a == first)
+        {
+            b.net.activation = first;
+        }
         b.net
     }
 

@@ -1,6 +1,6 @@
 //! Static pruning inside the trainer: calibration gradients, scoring, selection, and the report.
 //! The algorithms live in the `pruning` crate; this file maps configs onto them and the
-//! trainer's MLP onto `pruning::LayerInput`s.
+//! trainer's network onto `pruning::LayerInput`s.
 
 use std::collections::BTreeMap;
 
@@ -70,6 +70,32 @@ pub fn masked_params(model: &Net, cfg: &PruningConfig) -> Result<Vec<ParamInfo>,
         .collect())
 }
 
+/// Whether the config's granularity and scope fit the network: a selection from constant
+/// scores, run once before training, so that an N:M group that does not divide a layer's input
+/// channels, or neuron pruning across a layer left out, fails before any epoch rather than at
+/// the pruning step.
+pub fn check_selection(
+    model: &Net,
+    params: &[ParamInfo],
+    cfg: &PruningConfig,
+) -> Result<(), PruneError> {
+    let structure = Structure::discover(&param_infos(model));
+    let granularity = cfg.granularity();
+    if matches!(granularity, pruning::Granularity::Neuron(_)) {
+        pruning::prune_once::check_neighbours(params, &structure)?;
+    }
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let scores = params
+        .iter()
+        .filter(|p| p.is_weight())
+        .map(|p| vec![1.0; p.numel()])
+        .collect();
+    let layers = pruning::prune_once::layer_inputs(params, &structure, scores, &masks)?;
+    let mut spec = Spec::new(granularity, Rule::Sparsity(0.5));
+    spec.scope = cfg.rule.scope;
+    pruning::select_masks(&layers, &spec).map(|_| ())
+}
+
 /// Gradient statistics over the first `n_batches` training batches (in data order), without
 /// changing the model.
 pub fn calibrate(
@@ -81,6 +107,9 @@ pub fn calibrate(
     params: &[ParamInfo],
     device: &Device,
 ) -> BTreeMap<ParamId, GradStats> {
+    // A copy: forward passes on the training device move batch norms' running statistics,
+    // and calibration must not (a clone copies them; see `norm.rs`).
+    let model = &model.clone();
     let ids: Vec<ParamId> = params.iter().map(|p| p.id).collect();
     let weights = read_params(model, &ids);
     let mut stats: BTreeMap<ParamId, GradStats> = BTreeMap::new();

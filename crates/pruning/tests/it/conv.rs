@@ -582,3 +582,24 @@ fn n_of_m_on_a_kernel_groups_input_channels_at_each_position() {
     .to_string();
     assert!(e.contains("conv.weight") && e.contains('6'), "{e}");
 }
+
+#[test]
+fn neuron_pruning_across_a_layer_left_out_is_an_error_naming_it() {
+    let device = device();
+    let m = lenet_like(&device);
+    let params: Vec<ParamInfo> = channel_params(&m)
+        .into_iter()
+        .filter(|p| !p.path.starts_with("blocks.1."))
+        .collect();
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let spec = Spec::new(Granularity::Neuron(Default::default()), Rule::Sparsity(0.5));
+    let e = pruning::prune_once(m, &params, &masks, &Magnitude, &spec, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "prunes `blocks.0.conv.weight` and `head.weight` but not `blocks.1.conv.weight`"
+        ),
+        "{e}"
+    );
+}

@@ -244,7 +244,7 @@ pub fn shapes(layers: &[LayerEntry], input: Shape) -> Result<Vec<Shape>, Invalid
 /// For a list that [`shapes`] accepted.
 pub fn counts(layers: &[LayerEntry], input: Shape, n_outputs: usize) -> (u64, u64) {
     let size = |s: Shape| match s {
-        Shape::Image([c, h, w]) => (c * h * w) as u64,
+        Shape::Image([c, h, w]) => (c as u64).saturating_mul(h as u64).saturating_mul(w as u64),
         Shape::Flat(n) => n as u64,
     };
     let (mut params, mut values) = (0u64, 0u64);
@@ -257,20 +257,28 @@ pub fn counts(layers: &[LayerEntry], input: Shape, n_outputs: usize) -> (u64, u6
             Shape::Image([c, _, _]) => c as u64,
             Shape::Flat(n) => n as u64,
         };
-        params += match (l.kind, next) {
+        let added: u64 = match (l.kind, next) {
             (LayerKind::Conv2d, Shape::Image([c, _, _])) => {
                 let k = l.kernel.unwrap_or(1) as u64;
-                c_in * c as u64 * k * k + c as u64
+                c_in.saturating_mul(c as u64)
+                    .saturating_mul(k.saturating_mul(k))
+                    .saturating_add(c as u64)
             }
-            (LayerKind::BatchNorm, _) => 2 * c_in,
-            (LayerKind::Dense, Shape::Flat(n)) => c_in * n as u64 + n as u64,
+            (LayerKind::BatchNorm, _) => c_in.saturating_mul(2),
+            (LayerKind::Dense, Shape::Flat(n)) => {
+                c_in.saturating_mul(n as u64).saturating_add(n as u64)
+            }
             _ => 0,
         };
-        values += size(next);
+        params = params.saturating_add(added);
+        values = values.saturating_add(size(next));
         cur = next;
     }
     let outputs = n_outputs as u64;
-    (params + size(cur) * outputs + outputs, values + outputs)
+    (
+        params.saturating_add(size(cur).saturating_mul(outputs).saturating_add(outputs)),
+        values.saturating_add(outputs),
+    )
 }
 
 /// Every key of another type is an error naming it; a missing required key too.
@@ -331,7 +339,11 @@ fn step(key: &str, l: &LayerEntry, cur: Shape, after_conv: bool) -> Result<Shape
         )),
     };
     let window = |[c, h, w]: [usize; 3], k: usize, s: usize, p: usize, out_c: usize| {
-        if h + 2 * p < k || w + 2 * p < k {
+        let padded = |x: usize| p.checked_mul(2).and_then(|d| x.checked_add(d));
+        let (Some(hp), Some(wp)) = (padded(h), padded(w)) else {
+            return Err(bad(key, format!("padding {p} is beyond any image")));
+        };
+        if hp < k || wp < k {
             Err(bad(
                 key,
                 format!(
@@ -339,11 +351,7 @@ fn step(key: &str, l: &LayerEntry, cur: Shape, after_conv: bool) -> Result<Shape
                 ),
             ))
         } else {
-            Ok(Shape::Image([
-                out_c,
-                (h + 2 * p - k) / s + 1,
-                (w + 2 * p - k) / s + 1,
-            ]))
+            Ok(Shape::Image([out_c, (hp - k) / s + 1, (wp - k) / s + 1]))
         }
     };
     let (k, s) = (l.kernel.unwrap_or(1), l.stride_or_default());
@@ -374,7 +382,7 @@ fn step(key: &str, l: &LayerEntry, cur: Shape, after_conv: bool) -> Result<Shape
         }
         LayerKind::Flatten => {
             let [c, h, w] = image("flatten")?;
-            Ok(Shape::Flat(c * h * w))
+            Ok(Shape::Flat(c.saturating_mul(h).saturating_mul(w)))
         }
         LayerKind::Dense => match cur {
             Shape::Flat(_) => Ok(Shape::Flat(l.units.unwrap_or(1))),

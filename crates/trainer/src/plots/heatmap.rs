@@ -148,11 +148,35 @@ pub fn weight_maps(
     before: Option<&HostMlp>,
     after: &HostMlp,
 ) -> Result<Vec<(String, String)>, PlotError> {
+    let named: Vec<(String, HostLayer)> = after
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("layers.{i}.weight"), l.clone()))
+        .collect();
+    maps(dir, before.map(|b| b.layers.as_slice()), &named)
+}
+
+/// `weights_<name>.png/svg` for every layer of a layer-list network: a convolution's kernel
+/// `[out, in, kh, kw]` drawn as its filters (rows) by input channel × kernel position
+/// (columns), so a pruned filter is a black row.
+pub fn filter_maps(
+    dir: &Path,
+    layers: &[(String, HostLayer)],
+) -> Result<Vec<(String, String)>, PlotError> {
+    maps(dir, None, layers)
+}
+
+fn maps(
+    dir: &Path,
+    before: Option<&[HostLayer]>,
+    after: &[(String, HostLayer)],
+) -> Result<Vec<(String, String)>, PlotError> {
     let mut out = Vec::new();
-    for (i, layer) in after.layers.iter().enumerate() {
-        let name = format!("layers.{i}.weight");
+    for (i, (name, layer)) in after.iter().enumerate() {
+        let name = name.clone();
         let b = before
-            .and_then(|m| m.layers.get(i))
+            .and_then(|m| m.get(i))
             .filter(|b| b.w.len() == layer.w.len());
         // At least one pixel per weight, more for small layers, so each weight can be seen.
         let scale = (400 / layer.n_in.max(layer.n_out)).clamp(1, 40);

@@ -16,7 +16,20 @@ use std::path::{Path, PathBuf};
 pub use html::write_index;
 pub use sparsity::{sensitivity_plot, sweep_plot};
 
-use crate::inference::HostMlp;
+use crate::inference::{HostLayer, HostMlp};
+
+/// The weights a run's pictures show.
+pub enum Weights<'a> {
+    /// An MLP's layers, before pruning (when it pruned) and after.
+    Mlp {
+        /// The weights pruning started from.
+        before: Option<&'a HostMlp>,
+        /// The final weights.
+        after: &'a HostMlp,
+    },
+    /// A layer-list network's layers by path, `[out, in·kh·kw]` (PyTorch's layout).
+    Layers(&'a [(String, HostLayer)]),
+}
 
 /// A plot that could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +45,7 @@ pub struct PlotError {
 /// `.png` and `.svg`), in display order, with a caption.
 pub fn write_all(
     dir: &Path,
-    before: Option<&HostMlp>,
-    after: Option<&HostMlp>,
+    weights: Weights<'_>,
     pruning: Option<&report::PruningReport>,
     gray_kernels: bool,
 ) -> Result<Vec<(String, String)>, PlotError> {
@@ -50,11 +62,14 @@ pub fn write_all(
             written.extend(sparsity::search_plot(dir, search)?);
         }
     }
-    if let Some(after) = after {
-        written.extend(heatmap::weight_maps(dir, before, after)?);
-        if gray_kernels {
-            written.extend(kernels::gray_kernels(dir, after)?);
+    match weights {
+        Weights::Mlp { before, after } => {
+            written.extend(heatmap::weight_maps(dir, before, after)?);
+            if gray_kernels {
+                written.extend(kernels::gray_kernels(dir, after)?);
+            }
         }
+        Weights::Layers(layers) => written.extend(heatmap::filter_maps(dir, layers)?),
     }
     Ok(written)
 }

@@ -132,6 +132,19 @@ fn channel_pruning_removes_whole_channels_with_their_norm_and_next_slice() {
         "{:?}",
         p.sizes
     );
+    // Filter heat maps: one per layer, linked from index.html.
+    let index = std::fs::read_to_string(r.dir.join("index.html")).unwrap();
+    for layer in [
+        "features.0.conv.weight",
+        "features.1.conv.weight",
+        "layers.1.weight",
+    ] {
+        assert!(
+            r.dir.join(format!("weights_{layer}.png")).is_file(),
+            "{layer}"
+        );
+        assert!(index.contains(&format!("weights_{layer}.png")), "{layer}");
+    }
     let names: Vec<&str> = p.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
@@ -253,6 +266,91 @@ fn layer_list_errors_name_the_layer_and_shapes_before_training() {
     let e = load_config(&path, &[]).unwrap_err().to_string();
     assert!(
         e.contains("conv2d needs images") && e.contains("line 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn calibration_leaves_the_batch_norm_statistics_alone() {
+    use pruning::{param_infos, read_params};
+    use trainer::config::{ModelConfig, Shape};
+    use trainer::data::{Dataset, Targets};
+    use trainer::head::Head;
+    use trainer::model::Net;
+    #[allow(deprecated)]
+    let device = burn::tensor::Device::ndarray().autodiff();
+    let cfg: ModelConfig = toml::from_str(LAYERS).unwrap();
+    let model = Net::new(&cfg, Shape::Image([1, 8, 8]), 4, 0, &device);
+    let train = Dataset {
+        x: (0..32 * 64).map(|k| (k % 17) as f32 / 17.0).collect(),
+        n_features: 64,
+        y: Targets::Classes {
+            labels: (0..32).map(|k| k % 4).collect(),
+            n_classes: 4,
+        },
+    };
+    let stats: Vec<_> = param_infos(&model)
+        .into_iter()
+        .filter(|p| p.path.contains("running"))
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(stats.len(), 2);
+    let before = read_params(&model, &stats);
+    let params = pruning::Prunable::default().select(&model).unwrap();
+    let grads =
+        trainer::prune::calibrate(&model, &train, Head::Multiclass(4), 16, 2, &params, &device);
+    assert_eq!(
+        grads.len(),
+        params.len(),
+        "a gradient per kernel and matrix"
+    );
+    assert_eq!(read_params(&model, &stats), before);
+}
+
+#[test]
+fn granularities_the_layers_cannot_take_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        // The first conv has 1 input channel: no groups of 4.
+        (
+            "[pruning]\nmode = \"gradual\"\ngranularity = \"2:4\"\nsparsity = 0.5\nevery_steps = 10\nend_epoch = 40\n",
+            "2:4 sparsity needs N < M and M dividing the input width of `features.0.conv.weight` (1)",
+        ),
+        // Neuron pruning across a layer left out.
+        (
+            "[pruning]\nmode = \"static\"\ngranularity = \"neuron\"\nsparsity = 0.5\nexclude = [\"features.1.conv.weight\"]\n",
+            "but not `features.1.conv.weight` between them",
+        ),
+    ];
+    for (pruning, expected) in cases {
+        let cfg = conv_config(tmp.path(), 50, pruning);
+        let started = std::time::Instant::now();
+        let e = run_experiment(&load_config(&cfg, &[]).unwrap(), &opts(tmp.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected) && e.contains("conv.toml"), "{e}");
+        // 50 epochs would take many seconds: it failed before the first.
+        assert!(started.elapsed().as_secs_f64() < 5.0);
+    }
+    // A CSV whose rows do not hold the declared image.
+    let csv = write(
+        tmp.path(),
+        "img.csv",
+        "a,b,c,label\n1,2,3,0\n4,5,6,1\n1,1,1,0\n2,2,2,1\n",
+    );
+    let path = write(
+        tmp.path(),
+        "img.toml",
+        &format!(
+            "[data]\nname = \"csv\"\npath = \"{}\"\nshape = [1, 2, 2]\n[model]\nlayers = [{{ type = \"conv2d\", channels = 2, kernel = 1 }}, {{ type = \"flatten\" }}]\n",
+            csv.display()
+        ),
+    );
+    let e = run_experiment(&load_config(&path, &[]).unwrap(), &opts(tmp.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`data.shape`") && e.contains("4 values per sample, but the data has 3"),
         "{e}"
     );
 }
