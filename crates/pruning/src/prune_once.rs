@@ -91,6 +91,59 @@ pub fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(
     }
 }
 
+/// Network Slimming's scores: each weight of unit u scored |γ_u| / (weights per unit), so that a
+/// unit's score — the sum over its incoming weights — is its batch norm's |γ_u|. Layers without
+/// a batch norm are not pruned (largest scores, and a layer factor of 0 in layer scope).
+fn norm_scores<M: Module>(
+    module: &M,
+    layers: &mut [LayerInput],
+    spec: &mut Spec,
+) -> Result<(), PruneError> {
+    if spec.granularity != Granularity::Neuron(crate::granularity::UnitSide::Incoming) {
+        return Err(PruneError::Plan(
+            "slimming scores channels by their batch norm's |γ|: use granularity \"neuron\" (scored on the incoming side)".into(),
+        ));
+    }
+    let infos = param_infos(module);
+    let gamma_of = |l: &LayerInput| {
+        l.unit_params
+            .iter()
+            .find(|p| p.ends_with(".gamma"))
+            .and_then(|g| infos.iter().find(|i| &i.path == g))
+    };
+    let ids: Vec<_> = layers.iter().filter_map(gamma_of).map(|i| i.id).collect();
+    // The output layer never has its units pruned: a batch norm elsewhere is needed.
+    if layers.iter().rev().skip(1).all(|l| gamma_of(l).is_none()) {
+        return Err(PruneError::Plan(
+            "slimming needs batch norms: no pruned layer's channels have one (a batch-norm after a conv2d)".into(),
+        ));
+    }
+    let values = read_params(module, &ids);
+    for l in layers.iter_mut() {
+        let units = l.shape[l.unit_axis];
+        let per_unit = l.scores.len() / units.max(1);
+        let unit_of = |e: usize| {
+            if l.unit_axis == 0 {
+                e / per_unit
+            } else {
+                e % l.shape[1]
+            }
+        };
+        let gamma = gamma_of(l).and_then(|g| values.get(&g.id));
+        let scores: Vec<f32> = (0..l.scores.len())
+            .map(|e| match gamma {
+                Some(g) => g[unit_of(e)].abs() / per_unit as f32,
+                None => f32::MAX / per_unit as f32,
+            })
+            .collect();
+        if gamma.is_none() {
+            spec.layer_factor.insert(l.name.clone(), 0.0);
+        }
+        l.scores = scores;
+    }
+    Ok(())
+}
+
 /// Scores the weights among `params` with `criterion`, selects by `spec`, and applies
 /// the combined masks to every parameter in `params` (biases masked with their units).
 pub fn prune_once<M: Module>(
@@ -128,7 +181,12 @@ pub fn prune_once<M: Module>(
     if matches!(spec.granularity, Granularity::Neuron(_)) {
         check_neighbours(params, &structure)?;
     }
-    let layers = layer_inputs(params, &structure, scores, current)?;
+    let mut layers = layer_inputs(params, &structure, scores, current)?;
+    let mut spec = spec.clone();
+    if criterion.scores_units_by_norm() {
+        norm_scores(&module, &mut layers, &mut spec)?;
+    }
+    let spec = &spec;
     let selection = select_masks(&layers, spec)?;
     let mut masks = current.clone();
     for (name, m) in selection.masks.masks {

@@ -371,6 +371,18 @@ fn pad(p: &PaddingConfig2d) -> usize {
     }
 }
 
+impl Net {
+    /// Sum of |γ| over every batch norm: Network Slimming's sparsity penalty (`train.l1_gamma`),
+    /// which drives unneeded channels' scales to zero. `None` without batch norms.
+    pub fn gamma_l1(&self) -> Option<Tensor<1>> {
+        self.features
+            .iter()
+            .filter_map(|f| f.norm.as_ref())
+            .map(|n| n.gamma.val().abs().sum())
+            .reduce(|a, b| a + b)
+    }
+}
+
 fn apply<const D: usize>(a: ActivationKind, x: Tensor<D>) -> Tensor<D> {
     match a {
         ActivationKind::Sigmoid => activation::sigmoid(x),

@@ -375,11 +375,13 @@ impl LoopState {
             let model = self.model;
             let out = model.forward(x);
             let data_loss = head.loss(out, targets);
-            let loss = if t.l1 > 0.0 {
-                data_loss.clone() + model.weight_l1().mul_scalar(t.l1)
-            } else {
-                data_loss.clone()
-            };
+            let mut loss = data_loss.clone();
+            if t.l1 > 0.0 {
+                loss = loss + model.weight_l1().mul_scalar(t.l1);
+            }
+            if let Some(gamma) = model.gamma_l1().filter(|_| t.l1_gamma > 0.0) {
+                loss = loss + gamma.mul_scalar(t.l1_gamma);
+            }
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             let info = StepInfo {
                 step: self.step,

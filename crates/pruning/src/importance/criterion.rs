@@ -2,8 +2,8 @@
 //! implements it. Whether one needs gradients is asked of the scorer itself, never listed twice.
 
 use super::{
-    Fisher, GradMagnitude, Importance, Magnitude, Movement, RandomScore, Snip, SquaredMagnitude,
-    Taylor,
+    Fisher, GradMagnitude, Importance, Magnitude, Movement, RandomScore, Slimming, Snip,
+    SquaredMagnitude, Taylor,
 };
 
 /// An importance criterion.
@@ -31,6 +31,8 @@ pub enum Criterion {
     Snip,
     /// Movement, −Σ w·g over the steps since the last update ([`Movement`]).
     Movement,
+    /// Network Slimming, a channel's batch norm |γ| ([`Slimming`]; neuron granularity).
+    Slimming,
 }
 
 impl Criterion {
@@ -45,6 +47,7 @@ impl Criterion {
             Self::Fisher => Box::new(Fisher),
             Self::Snip => Box::new(Snip),
             Self::Movement => Box::new(Movement),
+            Self::Slimming => Box::new(Slimming),
         }
     }
 
@@ -62,10 +65,12 @@ mod tests {
     #[test]
     fn gradient_criteria_are_the_ones_whose_scorers_read_gradients() {
         use Criterion::*;
-        let needs: Vec<Criterion> = [L1, L2, Random, Grad, Taylor, Fisher, Snip, Movement]
-            .into_iter()
-            .filter(|c| c.needs_gradients())
-            .collect();
+        let needs: Vec<Criterion> = [
+            L1, L2, Random, Grad, Taylor, Fisher, Snip, Movement, Slimming,
+        ]
+        .into_iter()
+        .filter(|c| c.needs_gradients())
+        .collect();
         assert_eq!(needs, [Grad, Taylor, Fisher, Snip, Movement]);
     }
 }

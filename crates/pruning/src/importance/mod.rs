@@ -5,11 +5,13 @@ mod criterion;
 mod gradient;
 mod magnitude;
 mod random;
+mod slimming;
 
 pub use criterion::Criterion;
 pub use gradient::{Fisher, GradMagnitude, GradNeeds, GradStats, Movement, Snip, Taylor};
 pub use magnitude::{Magnitude, SquaredMagnitude};
 pub use random::RandomScore;
+pub use slimming::Slimming;
 
 use crate::error::PruneError;
 
@@ -37,6 +39,12 @@ pub trait Importance {
     /// Whether scores need gradient statistics.
     fn needs_gradients(&self) -> bool {
         self.grad_needs().any()
+    }
+
+    /// Whether units are scored by the |γ| of the batch norm after them (Network Slimming)
+    /// rather than by their weights' scores.
+    fn scores_units_by_norm(&self) -> bool {
+        false
     }
 
     /// One score per weight, higher = more important.

@@ -603,3 +603,55 @@ fn neuron_pruning_across_a_layer_left_out_is_an_error_naming_it() {
         "{e}"
     );
 }
+
+#[test]
+fn slimming_prunes_the_channels_with_the_smallest_batch_norm_scale() {
+    use pruning::importance::Slimming;
+    let device = device();
+    let m = lenet_like(&device);
+    // γ of block 0: channels 0, 2, 4 small; of block 1: channels 1, 3, 5, 7 small (signs do not
+    // matter: |γ|).
+    let gammas: [(&str, Vec<f32>); 2] = [
+        ("blocks.0.norm.gamma", vec![0.1, 0.9, -0.2, 0.8, 0.3, -0.7]),
+        (
+            "blocks.1.norm.gamma",
+            vec![0.9, 0.1, 0.8, -0.2, 0.7, 0.3, 0.6, 0.05],
+        ),
+    ];
+    let infos = param_infos(&m);
+    let values: BTreeMap<ParamId, Vec<f32>> = gammas
+        .iter()
+        .map(|(path, v)| {
+            (
+                infos.iter().find(|p| &p.path == path).unwrap().id,
+                v.clone(),
+            )
+        })
+        .collect();
+    let m = pruning::Snapshot::from_values(0, values).restore(m);
+    let params = channel_params(&m);
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let spec = Spec::new(Granularity::Neuron(Default::default()), Rule::Sparsity(0.5));
+    let out = pruning::prune_once(m, &params, &masks, &Slimming, &spec, None).unwrap();
+    let kept = |path: &str| -> Vec<bool> { out.masks.masks[path].keep.clone() };
+    assert_eq!(
+        kept("blocks.0.norm.gamma"),
+        [false, true, false, true, false, true]
+    );
+    assert_eq!(
+        kept("blocks.1.norm.beta"),
+        [true, false, true, false, true, false, true, false]
+    );
+    // Slimming ranks channels: other granularities are refused.
+    let m = lenet_like(&device);
+    let params = channel_params(&m);
+    let weight = Spec::new(Granularity::Weight, Rule::Sparsity(0.5));
+    let e = pruning::prune_once(m, &params, &masks_of(&params), &Slimming, &weight, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("use granularity \"neuron\""), "{e}");
+}
+
+fn masks_of(params: &[ParamInfo]) -> MaskSet {
+    MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())))
+}

@@ -527,6 +527,11 @@ pub struct TrainConfig {
     /// L1 penalty on weights (not biases): the write-up's sparsity regulation.
     #[serde(default)]
     pub l1: f64,
+    /// L1 penalty on batch norms' γ (Network Slimming's sparsity training; e.g. 1e-4).
+    /// (Left out of config.toml when 0, so configs from before it keep their run folders'
+    /// names.)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub l1_gamma: f64,
     /// Learning-rate schedule.
     #[serde(default)]
     pub lr_schedule: LrScheduleKind,
@@ -562,6 +567,9 @@ impl Default for TrainConfig {
     }
 }
 
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
 fn yes() -> bool {
     true
 }
@@ -877,6 +885,7 @@ impl TrainConfig {
         positive("train.lr", t.lr)?;
         non_negative("train.weight_decay", t.weight_decay)?;
         non_negative("train.l1", t.l1)?;
+        non_negative("train.l1_gamma", t.l1_gamma)?;
         if t.checkpoint_every == Some(0) {
             return Err(bad(
                 "train.checkpoint_every",
@@ -954,6 +963,7 @@ impl Config {
             ));
         }
         self.model.validate(self.data.image_shape())?;
+        self.check_slimming()?;
         self.train.validate()?;
         if let Some(p) = &self.pruning {
             p.validate()?;
@@ -983,6 +993,43 @@ impl Config {
                     "needs a validation split: set data.validation_fraction (e.g. 0.1)",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Network Slimming's keys need batch norms, and its criterion ranks channels.
+    fn check_slimming(&self) -> Result<(), Invalid> {
+        let norms = self
+            .model
+            .layers
+            .iter()
+            .flatten()
+            .any(|l| l.kind == LayerKind::BatchNorm);
+        if self.train.l1_gamma > 0.0 && !norms {
+            return Err(bad(
+                "train.l1_gamma",
+                "penalises batch norms' γ, and the network has none (add { type = \"batch-norm\" } after a conv2d, or remove it)",
+            ));
+        }
+        let Some(p) = &self.pruning else {
+            return Ok(());
+        };
+        if p.rule.criterion != pruning::Criterion::Slimming {
+            return Ok(());
+        }
+        if p.granularity() != pruning::Granularity::Neuron(pruning::UnitSide::Incoming) {
+            return Err(bad(
+                "pruning.criterion",
+                "\"slimming\" ranks channels by their batch norm's |γ|: set granularity = \"neuron\" (incoming side)",
+            ));
+        }
+        if !norms {
+            return Err(bad(
+                "pruning.criterion",
+                "\"slimming\" ranks channels by their batch norm's |γ|, and the network has no batch norm",
+            ));
         }
         Ok(())
     }

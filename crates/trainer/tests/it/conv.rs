@@ -354,3 +354,51 @@ fn granularities_the_layers_cannot_take_fail_before_training() {
         "{e}"
     );
 }
+
+#[test]
+fn network_slimming_prunes_batch_normed_channels_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = conv_config(
+        tmp.path(),
+        6,
+        "l1_gamma = 1e-3\n[pruning]\nmode = \"static\"\ncriterion = \"slimming\"\ngranularity = \"neuron\"\nsparsity = 0.5\nfine_tune_epochs = 2\n",
+    );
+    let r = run_experiment(&load_config(&cfg, &[]).unwrap(), &opts(tmp.path())).unwrap();
+    let p: report::PruningReport = report::load(&r.dir.join("pruning.json")).unwrap();
+    let dead: Vec<(&str, usize)> = p
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.dead_units))
+        .collect();
+    // Conv 0 has the only batch norm: half its channels go; the other layers keep their units.
+    assert_eq!(
+        dead,
+        [
+            ("features.0.conv.weight", 4),
+            ("features.1.conv.weight", 0),
+            ("layers.0.weight", 0),
+            ("layers.1.weight", 0)
+        ]
+    );
+    assert!(r.evals.last().unwrap().1.accuracy().unwrap() > 0.8);
+    // Its keys need batch norms and channels.
+    let cases = [
+        (
+            "[pruning]\nmode = \"static\"\ncriterion = \"slimming\"\nsparsity = 0.5\n",
+            "`pruning.criterion` \"slimming\" ranks channels",
+        ),
+        ("l1_gamma = -1.0\n", "`train.l1_gamma` must be"),
+    ];
+    for (extra, expected) in cases {
+        let cfg = conv_config(tmp.path(), 1, extra);
+        let e = load_config(&cfg, &[]).unwrap_err().to_string();
+        assert!(e.contains(expected), "{e}");
+    }
+    let mlp = write(
+        tmp.path(),
+        "mlp.toml",
+        "[data]\nname = \"moons\"\n[train]\nl1_gamma = 1e-4\n",
+    );
+    let e = load_config(&mlp, &[]).unwrap_err().to_string();
+    assert!(e.contains("the network has none"), "{e}");
+}
