@@ -69,7 +69,7 @@ pub enum PruneError {
     },
     /// Neuron pruning of two layers that are not neighbours in the network.
     #[error(
-        "neuron pruning prunes `{before}` and `{after}` but not `{skipped}` between them: a unit of `{before}` feeds `{skipped}`, not `{after}`; prune every layer in between (include it, or give it layer_factor 0 to keep its units)"
+        "neuron pruning prunes `{before}` and `{after}` but not `{skipped}` between them: a unit of `{before}` feeds `{skipped}`, not `{after}`; prune every layer in between (include it; with scope \"layer\" and a sparsity rule, layer_factor 0 keeps its units)"
     )]
     Gap {
         /// The pruned layer before the gap.

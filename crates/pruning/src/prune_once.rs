@@ -91,10 +91,11 @@ pub fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(
     }
 }
 
-/// Network Slimming's scores: each weight of unit u scored |γ_u| / (weights per unit), so that a
-/// unit's score — the sum over its incoming weights — is its batch norm's |γ_u|. Layers without
-/// a batch norm are not pruned (largest scores, and a layer factor of 0 in layer scope).
-fn norm_scores<M: Module>(
+/// Network Slimming's scores: unit u's first incoming weight scored |γ_u| and the others 0, so
+/// that the unit's score — the sum over its incoming weights — is exactly its batch norm's
+/// |γ_u|. Layers without a batch norm are not pruned: their units score the largest value and
+/// the layer's factor is 0, which holds in layer scope only — so only layer scope is taken.
+pub fn norm_scores<M: Module>(
     module: &M,
     layers: &mut [LayerInput],
     spec: &mut Spec,
@@ -102,6 +103,11 @@ fn norm_scores<M: Module>(
     if spec.granularity != Granularity::Neuron(crate::granularity::UnitSide::Incoming) {
         return Err(PruneError::Plan(
             "slimming scores channels by their batch norm's |γ|: use granularity \"neuron\" (scored on the incoming side)".into(),
+        ));
+    }
+    if spec.scope != crate::granularity::ScopeKind::Layer {
+        return Err(PruneError::Plan(
+            "slimming ranks each batch-normed layer's channels on their own: use scope \"layer\" (in a global ranking the layers without a batch norm could not be kept out)".into(),
         ));
     }
     let infos = param_infos(module);
@@ -122,20 +128,13 @@ fn norm_scores<M: Module>(
     for l in layers.iter_mut() {
         let units = l.shape[l.unit_axis];
         let per_unit = l.scores.len() / units.max(1);
-        let unit_of = |e: usize| {
-            if l.unit_axis == 0 {
-                e / per_unit
-            } else {
-                e % l.shape[1]
-            }
-        };
+        // The first weight of each unit: row starts for [out, …], the first row for [in, out].
+        let first = |u: usize| if l.unit_axis == 0 { u * per_unit } else { u };
         let gamma = gamma_of(l).and_then(|g| values.get(&g.id));
-        let scores: Vec<f32> = (0..l.scores.len())
-            .map(|e| match gamma {
-                Some(g) => g[unit_of(e)].abs() / per_unit as f32,
-                None => f32::MAX / per_unit as f32,
-            })
-            .collect();
+        let mut scores = vec![0f32; l.scores.len()];
+        for u in 0..units {
+            scores[first(u)] = gamma.map_or(f32::MAX, |g| g[u].abs());
+        }
         if gamma.is_none() {
             spec.layer_factor.insert(l.name.clone(), 0.0);
         }

@@ -305,10 +305,10 @@ fn initial_model(
             if masks_path.is_file() {
                 start_masks = Some(load_masks(&masks_path)?);
             }
-            if !model.is_mlp() {
+            let path = from.join("model.safetensors");
+            if !model.is_mlp() || crate::export::holds_layer_list(&path)? {
                 // A layer list: the earlier values into the network this config builds (its
                 // ids), every parameter checked by path and shape.
-                let path = from.join("model.safetensors");
                 return finish_initial(loaded, load_params(model, &path)?, start_masks);
             }
             let mut earlier = load_model(&from.join("model.safetensors"), ad)?;
@@ -602,7 +602,11 @@ fn prepare(
     let splits: Splits = data::load(&cfg.data, cfg.seed, base)?;
     let head = Head::for_data(&splits.train);
     // A layer list reads each sample as an image: the data must hold that many values.
-    if let Some(shape) = cfg.data.image_shape().filter(|_| cfg.model.is_layer_list())
+    let image = cfg
+        .data
+        .shape
+        .or(cfg.data.image_shape().filter(|_| cfg.model.is_layer_list()));
+    if let Some(shape) = image
         && shape.iter().product::<usize>() != splits.train.n_features
     {
         let key = match cfg.data.name {

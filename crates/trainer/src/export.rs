@@ -287,6 +287,20 @@ pub fn save_layers(
     write_safetensors(views, metadata, path).map_err(format_error(path))
 }
 
+/// Whether the model file at `path` holds a layer-list network (every parameter by path)
+/// rather than an MLP's `layers.N`.
+pub fn holds_layer_list(path: &Path) -> Result<bool, ExportError> {
+    let bytes = read_file(path)?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path)(e.to_string()))?;
+    Ok(meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format"))
+        .map(String::as_str)
+        == Some(NET_FORMAT))
+}
+
 /// The nonlinearity an MLP's file records; an error for a layer-list network's file.
 fn mlp_activation(bytes: &[u8]) -> Result<ActivationKind, String> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;

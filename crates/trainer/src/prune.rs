@@ -90,9 +90,12 @@ pub fn check_selection(
         .filter(|p| p.is_weight())
         .map(|p| vec![1.0; p.numel()])
         .collect();
-    let layers = pruning::prune_once::layer_inputs(params, &structure, scores, &masks)?;
+    let mut layers = pruning::prune_once::layer_inputs(params, &structure, scores, &masks)?;
     let mut spec = Spec::new(granularity, Rule::Sparsity(0.5));
     spec.scope = cfg.rule.scope;
+    if cfg.rule.criterion.importance(0).scores_units_by_norm() {
+        pruning::prune_once::norm_scores(model, &mut layers, &mut spec)?;
+    }
     pruning::select_masks(&layers, &spec).map(|_| ())
 }
 

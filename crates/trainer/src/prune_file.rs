@@ -41,6 +41,24 @@ pub enum PruneFileError {
     Prune(#[from] pruning::PruneError),
 }
 
+/// Whether `crit` can score weights from a file alone: not from data, not from batch norms.
+fn file_criterion(crit: &dyn pruning::importance::Importance) -> Result<(), String> {
+    if crit.scores_units_by_norm() {
+        return Err(
+            "criterion `slimming` ranks channels by their batch norms' |γ|, and a file has names, not a module's structure to find them by; prune the network inside a training config".into(),
+        );
+    }
+    if crit.needs_gradients() {
+        return Err(format!(
+            "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \
+             use l1, l2 or random here, or prune inside a training config (`[pruning]`) where \
+             calibration batches are available",
+            crit.name()
+        ));
+    }
+    Ok(())
+}
+
 /// Natural order: `fc2` before `fc10`, so that layers come in network order.
 fn natural_key(name: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
@@ -83,14 +101,7 @@ pub fn prune_file(
     // The random criterion draws what a static run with this seed draws at its pruning step.
     let stream = Seeds::new(seed).derived(Phase::Prune { round: 1 }, Purpose::Criterion);
     let crit = cfg.rule.criterion.importance(stream);
-    if crit.needs_gradients() {
-        return Err(bad(format!(
-            "criterion `{}` needs gradients from data, and `trainer prune` has only the weights; \
-             use l1, l2 or random here, or prune inside a training config (`[pruning]`) where \
-             calibration batches are available",
-            crit.name()
-        )));
-    }
+    file_criterion(crit.as_ref()).map_err(bad)?;
     let bytes = std::fs::read(input).map_err(|source| PruneFileError::Io {
         path: input.to_path_buf(),
         cause: source,

@@ -379,7 +379,7 @@ impl LoopState {
             if t.l1 > 0.0 {
                 loss = loss + model.weight_l1().mul_scalar(t.l1);
             }
-            if let Some(gamma) = model.gamma_l1().filter(|_| t.l1_gamma > 0.0) {
+            if let Some(gamma) = (t.l1_gamma > 0.0).then(|| model.gamma_l1()).flatten() {
                 loss = loss + gamma.mul_scalar(t.l1_gamma);
             }
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);

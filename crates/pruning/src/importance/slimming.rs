@@ -6,8 +6,8 @@ use super::Importance;
 use crate::error::PruneError;
 
 /// Scores a layer's units (channels) by their batch norm's |γ|; its weights carry no score of
-/// their own. Units without a batch norm are never chosen (the pruner gives them the largest
-/// score). Only for neuron (channel) granularity.
+/// their own. Layers without a batch norm keep their units (in layer scope, the only scope it
+/// takes). Only for neuron (channel) granularity; ties go by index.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Slimming;
 
@@ -16,7 +16,7 @@ impl Importance for Slimming {
         "slimming"
     }
 
-    /// |w|: what ties within a unit are broken by (the unit's score is its γ's alone).
+    /// |w|, which [`crate::prune_once::norm_scores`] replaces with the units' |γ|.
     fn score(&self, input: &super::ScoreInput<'_>) -> Result<Vec<f32>, PruneError> {
         Ok(input.weight.iter().map(|w| w.abs()).collect())
     }

@@ -1019,10 +1019,22 @@ impl Config {
         if p.rule.criterion != pruning::Criterion::Slimming {
             return Ok(());
         }
+        if !matches!(p.mode(), PruningMode::Static | PruningMode::Gradual) {
+            return Err(bad(
+                "pruning.criterion",
+                "\"slimming\" ranks trained batch norms' |γ|: use it with mode = \"static\" or \"gradual\"",
+            ));
+        }
         if p.granularity() != pruning::Granularity::Neuron(pruning::UnitSide::Incoming) {
             return Err(bad(
                 "pruning.criterion",
                 "\"slimming\" ranks channels by their batch norm's |γ|: set granularity = \"neuron\" (incoming side)",
+            ));
+        }
+        if p.rule.scope != pruning::ScopeKind::Layer {
+            return Err(bad(
+                "pruning.scope",
+                "\"slimming\" ranks each batch-normed layer's channels on their own: use scope = \"layer\"",
             ));
         }
         if !norms {

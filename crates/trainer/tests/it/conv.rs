@@ -390,6 +390,14 @@ fn network_slimming_prunes_batch_normed_channels_only() {
             "[pruning]\nmode = \"static\"\ncriterion = \"slimming\"\nsparsity = 0.5\n",
             "`pruning.criterion` \"slimming\" ranks channels",
         ),
+        (
+            "[pruning]\nmode = \"static\"\ncriterion = \"slimming\"\ngranularity = \"neuron\"\nscope = \"global\"\nsparsity = 0.5\n",
+            "`pruning.scope` \"slimming\" ranks each batch-normed layer's channels on their own",
+        ),
+        (
+            "[pruning]\nmode = \"at-init\"\ncriterion = \"slimming\"\ngranularity = \"neuron\"\nsparsity = 0.5\n",
+            "use it with mode = \"static\" or \"gradual\"",
+        ),
         ("l1_gamma = -1.0\n", "`train.l1_gamma` must be"),
     ];
     for (extra, expected) in cases {
