@@ -66,6 +66,54 @@ fn accuracy(net: &Net, x: Tensor<2>, y: Tensor<1, Int>) -> f64 {
     hits as f64 / n as f64
 }
 
+/// The layers in forward order, each with what prunes with its units (Burn's Linear holds
+/// [in, out]: units on axis 1). The output layer's units are the network's outputs.
+fn declared() -> Structure {
+    let node = |weight: &str, bias: &str| LayerNode {
+        weight: weight.into(),
+        unit_axis: 1,
+        unit_params: vec![bias.into()],
+        unit_state: vec![],
+    };
+    Structure::declared(vec![
+        node("hidden.weight", "hidden.bias"),
+        node("out.weight", "out.bias"),
+    ])
+}
+
+/// A pruner that removes half of `net`'s hidden units by the L1 norm of their incoming
+/// weights, gradually from step 200 to step 800, every 50 steps.
+fn half_the_hidden_units(net: &Net) -> Result<Pruner, pruning::PruneError> {
+    let structure = declared();
+    // What to prune: every Linear weight, plus the biases that go with hidden units.
+    let weights = Prunable::default().select(net)?;
+    let names: Vec<&str> = weights.iter().map(|p| p.path.as_str()).collect();
+    let coupled = structure.coupled_params(&names);
+    let params: Vec<_> = param_infos(net)
+        .into_iter()
+        .filter(|p| names.contains(&p.path.as_str()) || coupled.contains(&p.path))
+        .collect();
+    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let schedule = Polynomial {
+        initial: 0.0,
+        target: 0.5,
+        begin: 200,
+        end: 800,
+        power: 3.0,
+        frequency: 50,
+    };
+    let mut spec = Spec::new(Granularity::Neuron(UnitSide::Incoming), Rule::Sparsity(0.5));
+    spec.structure = Some(structure);
+    Pruner::new(
+        params,
+        masks,
+        Box::new(Magnitude),
+        spec,
+        Plan::Prune(Box::new(schedule)),
+        0,
+    )
+}
+
 fn main() -> Result<(), pruning::HookError> {
     #[allow(deprecated)]
     let device = Device::ndarray().autodiff();
@@ -79,51 +127,7 @@ fn main() -> Result<(), pruning::HookError> {
     let (batch, epochs) = (100, 60);
     let n_batches = 2000 / batch;
 
-    // The layers in forward order, each with what prunes with its units (Burn's Linear holds
-    // [in, out]: units on axis 1). The output layer's units are the network's outputs.
-    let structure = Structure::declared(vec![
-        LayerNode {
-            weight: "hidden.weight".into(),
-            unit_axis: 1,
-            unit_params: vec!["hidden.bias".into()],
-            unit_state: vec![],
-        },
-        LayerNode {
-            weight: "out.weight".into(),
-            unit_axis: 1,
-            unit_params: vec!["out.bias".into()],
-            unit_state: vec![],
-        },
-    ]);
-    // What to prune: every Linear weight, plus the biases that go with hidden units.
-    let weights = Prunable::default().select(&net)?;
-    let names: Vec<&str> = weights.iter().map(|p| p.path.as_str()).collect();
-    let coupled = structure.coupled_params(&names);
-    let params: Vec<_> = param_infos(&net)
-        .into_iter()
-        .filter(|p| names.contains(&p.path.as_str()) || coupled.contains(&p.path))
-        .collect();
-    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
-    // How: hidden units by the L1 norm of their incoming weights. When: gradually from step 200
-    // to step 800, every 50 steps, to half of the hidden units.
-    let schedule = Polynomial {
-        initial: 0.0,
-        target: 0.5,
-        begin: 200,
-        end: 800,
-        power: 3.0,
-        frequency: 50,
-    };
-    let mut spec = Spec::new(Granularity::Neuron(UnitSide::Incoming), Rule::Sparsity(0.5));
-    spec.structure = Some(structure);
-    let mut pruner = Pruner::new(
-        params,
-        masks,
-        Box::new(Magnitude),
-        spec,
-        Plan::Prune(Box::new(schedule)),
-        0,
-    )?;
+    let mut pruner = half_the_hidden_units(&net)?;
 
     let mut optim: ModuleOptimizer = AdamConfig::new().init();
     let start = RunStart {

@@ -60,6 +60,13 @@ impl LayerInput {
             input * self.shape[1] + unit
         }
     }
+    /// A mask of this weight's shape.
+    fn mask(&self, keep: Vec<bool>) -> Mask {
+        Mask {
+            shape: self.shape.clone(),
+            keep,
+        }
+    }
     /// Whether the shape, axis, scores and mask fit together.
     fn check(&self) -> Result<(), PruneError> {
         let axis_ok = match self.shape.len() {
@@ -262,13 +269,7 @@ pub fn select_masks(layers: &[LayerInput], spec: &Spec) -> Result<Selection, Pru
                 .collect();
             let keeps = select_items(layers, &items, spec, &mut warnings, "weight")?;
             for (l, keep) in layers.iter().zip(keeps) {
-                masks.masks.insert(
-                    l.name.clone(),
-                    Mask {
-                        shape: l.shape.clone(),
-                        keep,
-                    },
-                );
+                masks.masks.insert(l.name.clone(), l.mask(keep));
             }
         }
         Granularity::Rows => rows(layers, spec, &mut masks, &mut warnings)?,
@@ -297,13 +298,7 @@ fn rows(
                 keep[l.at(u, i)] = false;
             }
         }
-        masks.masks.insert(
-            l.name.clone(),
-            Mask {
-                shape: l.shape.clone(),
-                keep,
-            },
-        );
+        masks.masks.insert(l.name.clone(), l.mask(keep));
     }
     Ok(())
 }
@@ -337,13 +332,7 @@ fn n_of_m(
                 }
             }
         }
-        masks.masks.insert(
-            l.name.clone(),
-            Mask {
-                shape: l.shape.clone(),
-                keep,
-            },
-        );
+        masks.masks.insert(l.name.clone(), l.mask(keep));
     }
     Ok(())
 }
@@ -524,13 +513,7 @@ fn neurons(
         }
     }
     for (l, keep) in layers.iter().zip(weight_keep) {
-        masks.masks.insert(
-            l.name.clone(),
-            Mask {
-                shape: l.shape.clone(),
-                keep,
-            },
-        );
+        masks.masks.insert(l.name.clone(), l.mask(keep));
     }
     Ok(())
 }

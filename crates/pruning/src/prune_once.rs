@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use burn::module::{Module, ParamId};
 
 use crate::error::PruneError;
-use crate::granularity::{Granularity, LayerInput, Spec, select_masks};
+use crate::granularity::{Granularity, LayerInput, Selection, Spec, select_masks};
 use crate::importance::{GradStats, Importance, ScoreInput};
 use crate::mask::MaskSet;
 use crate::module::{apply_masks, read_params};
@@ -73,7 +73,7 @@ pub fn layer_inputs(
 /// Neuron pruning couples each pruned layer with the next pruned one: they must be neighbours
 /// in the network, or a unit's slice would be cut from the wrong layer. An error names the
 /// layer left out between two pruned ones.
-pub fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(), PruneError> {
+fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(), PruneError> {
     let order: Vec<usize> = structure
         .layers
         .iter()
@@ -95,7 +95,7 @@ pub fn check_neighbours(params: &[ParamInfo], structure: &Structure) -> Result<(
 /// that the unit's score — the sum over its incoming weights — is exactly its batch norm's
 /// |γ_u|. Layers without a batch norm are not pruned: their units score the largest value and
 /// the layer's factor is 0, which holds in layer scope only — so only layer scope is taken.
-pub fn norm_scores<M: Module>(
+fn norm_scores<M: Module>(
     module: &M,
     layers: &mut [LayerInput],
     spec: &mut Spec,
@@ -143,6 +143,53 @@ pub fn norm_scores<M: Module>(
     Ok(())
 }
 
+/// The selection from `scores` (one per weight of `params`): the module's structure, the layer
+/// inputs in its order, Network Slimming's unit scores when `criterion` asks, then `spec`.
+fn select_scored<M: Module>(
+    module: &M,
+    params: &[ParamInfo],
+    current: &MaskSet,
+    criterion: &dyn Importance,
+    spec: &Spec,
+    scores: Vec<Vec<f32>>,
+) -> Result<Selection, PruneError> {
+    // The declared structure, or the one the whole module shows (all its parameters in
+    // visiting order, not only the pruned ones).
+    let structure = match &spec.structure {
+        Some(s) => s.clone(),
+        None => Structure::discover(&param_infos(module)),
+    };
+    // Only units couple across layers; weights, rows and N:M select each layer alone.
+    if matches!(spec.granularity, Granularity::Neuron(_)) {
+        check_neighbours(params, &structure)?;
+    }
+    let mut layers = layer_inputs(params, &structure, scores, current)?;
+    let mut spec = spec.clone();
+    if criterion.scores_units_by_norm() {
+        norm_scores(module, &mut layers, &mut spec)?;
+    }
+    select_masks(&layers, &spec)
+}
+
+/// Whether `spec` and `criterion` fit `module`'s layers: the selection [`prune_once`] would
+/// make, from constant scores, without touching the module — so that an N:M group that does
+/// not divide a layer's input channels, or neuron pruning across a layer left out, fails
+/// before training rather than at the pruning step.
+pub fn check_fit<M: Module>(
+    module: &M,
+    params: &[ParamInfo],
+    criterion: &dyn Importance,
+    spec: &Spec,
+) -> Result<(), PruneError> {
+    let ones = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let scores = params
+        .iter()
+        .filter(|p| p.is_weight())
+        .map(|p| vec![1.0; p.numel()])
+        .collect();
+    select_scored(module, params, &ones, criterion, spec, scores).map(|_| ())
+}
+
 /// Scores the weights among `params` with `criterion`, selects by `spec`, and applies
 /// the combined masks to every parameter in `params` (biases masked with their units).
 pub fn prune_once<M: Module>(
@@ -170,23 +217,7 @@ pub fn prune_once<M: Module>(
         })
         .collect();
     let scores = criterion.score_all(&inputs)?;
-    // The declared structure, or the one the whole module shows (all its parameters in
-    // visiting order, not only the pruned ones).
-    let structure = match &spec.structure {
-        Some(s) => s.clone(),
-        None => Structure::discover(&param_infos(&module)),
-    };
-    // Only units couple across layers; weights, rows and N:M select each layer alone.
-    if matches!(spec.granularity, Granularity::Neuron(_)) {
-        check_neighbours(params, &structure)?;
-    }
-    let mut layers = layer_inputs(params, &structure, scores, current)?;
-    let mut spec = spec.clone();
-    if criterion.scores_units_by_norm() {
-        norm_scores(&module, &mut layers, &mut spec)?;
-    }
-    let spec = &spec;
-    let selection = select_masks(&layers, spec)?;
+    let selection = select_scored(&module, params, current, criterion, spec, scores)?;
     let mut masks = current.clone();
     for (name, m) in selection.masks.masks {
         let merged = masks.masks[&name].and(&m);

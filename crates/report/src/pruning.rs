@@ -164,6 +164,28 @@ pub struct Totals {
     pub theoretical_speedup: f64,
 }
 
+impl Totals {
+    /// The totals from the counts: the ratios derived, each guarded against a zero
+    /// denominator.
+    pub fn from_counts(
+        (weights, kept): (usize, usize),
+        (parameters, nonzero_parameters): (usize, usize),
+        (dense_macs, nonzero_macs): (usize, usize),
+    ) -> Self {
+        Self {
+            weights,
+            kept,
+            sparsity: 1.0 - kept as f64 / weights.max(1) as f64,
+            parameters,
+            nonzero_parameters,
+            compression_ratio: parameters as f64 / nonzero_parameters.max(1) as f64,
+            dense_macs_per_sample: dense_macs,
+            nonzero_macs_per_sample: nonzero_macs,
+            theoretical_speedup: dense_macs as f64 / nonzero_macs.max(1) as f64,
+        }
+    }
+}
+
 /// Bytes of the same network stored four ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sizes {

@@ -84,8 +84,8 @@ fn pruner(model: &Net, updates: bool, clear_every_update: bool) -> Pruner {
     })
 }
 
-fn bench(c: &mut Criterion) {
-    let _flush = trainer::denormals::FlushDenormals::enable();
+/// The backend `LOPPER_BENCH_BACKEND` names (ndarray by default) and the fixed batch on it.
+fn setup() -> (BackendKind, Setup) {
     let backend: BackendKind =
         std::env::var("LOPPER_BENCH_BACKEND").map_or(BackendKind::Ndarray, |b| {
             b.parse()
@@ -103,6 +103,22 @@ fn bench(c: &mut Criterion) {
         onehot,
         device,
     };
+    (backend, s)
+}
+
+/// The benchmark's name for a case: (with pruning, mask updates, optimizer state cleared).
+fn case_name(case: (bool, bool, bool)) -> &'static str {
+    match case {
+        (false, _, _) => "no_pruning",
+        (true, false, _) => "masks_held_no_updates",
+        (true, true, false) => "gradual_magnitude_update_every_100",
+        (true, true, true) => "gradual_update_every_100_optimizer_state_zeroed",
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let _flush = trainer::denormals::FlushDenormals::enable();
+    let (backend, s) = setup();
     let head = Head::Multiclass(10);
     let mut group = c.benchmark_group(format!("pruning_overhead_784-300-100-10_b128/{backend}"));
     for (with_pruning, updates, clear) in [
@@ -125,12 +141,7 @@ fn bench(c: &mut Criterion) {
             m
         });
         let mut step = 0usize;
-        let name = match (with_pruning, updates, clear) {
-            (false, _, _) => "no_pruning",
-            (true, false, _) => "masks_held_no_updates",
-            (true, true, false) => "gradual_magnitude_update_every_100",
-            (true, true, true) => "gradual_update_every_100_optimizer_state_zeroed",
-        };
+        let name = case_name((with_pruning, updates, clear));
         group.bench_function(name, |b| {
             b.iter(|| {
                 let xb =

@@ -12,15 +12,14 @@
 //! mode throughout (batch norms use their running statistics). The output layer's units are the
 //! network's outputs and stay.
 
+use crate::config::ActivationKind;
+use crate::host_net::{NetLayer, net_layers, transpose};
+use crate::model::{ConvStage, Net, Op};
+use crate::norm::{BatchNorm, Stat};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, TensorData};
-use pruning::{param_infos, read_params};
-
-use crate::config::ActivationKind;
-use crate::model::{ConvStage, LayerGeom, Net, Op};
-use crate::norm::{BatchNorm, Stat};
 
 /// The compacted network and what was kept.
 #[derive(Debug)]
@@ -33,43 +32,23 @@ pub struct CompactedNet {
     pub notes: Vec<String>,
 }
 
-/// One layer on the host: weights `[units, fan_in]` (PyTorch's layout), bias, and a batch
-/// norm's γ, β, mean and variance.
-struct Layer {
-    geom: LayerGeom,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    norm: Option<[Vec<f32>; 4]>,
-    /// What the forward pass applies to this layer's output before the next layer: its norm,
-    /// activations (pools and flatten keep a constant constant).
-    after: Vec<Op>,
-    /// The padding of this layer, when it is a convolution.
-    padding: usize,
-}
-
-impl Layer {
-    fn row(&self, u: usize) -> &[f32] {
-        &self.w[u * self.geom.fan_in..(u + 1) * self.geom.fan_in]
+/// The value unit `u` of `l` outputs everywhere when its filter is all zero: its bias through
+/// the ops after the layer (its norm, activations; pools and flatten keep a constant constant).
+fn constant(l: &NetLayer, u: usize) -> f32 {
+    let mut v = l.b[u];
+    for op in &l.after {
+        v = match *op {
+            Op::Norm(_) => match &l.norm {
+                Some([g, beta, mean, var]) => {
+                    g[u] * (v - mean[u]) / (var[u] + crate::norm::EPSILON as f32).sqrt() + beta[u]
+                }
+                None => v,
+            },
+            Op::Act(a) => act(a, v),
+            _ => v,
+        };
     }
-
-    /// The value unit `u` outputs everywhere when its filter is all zero.
-    fn constant(&self, u: usize) -> f32 {
-        let mut v = self.b[u];
-        for op in &self.after {
-            v = match *op {
-                Op::Norm(_) => match &self.norm {
-                    Some([g, beta, mean, var]) => {
-                        g[u] * (v - mean[u]) / (var[u] + crate::norm::EPSILON as f32).sqrt()
-                            + beta[u]
-                    }
-                    None => v,
-                },
-                Op::Act(a) => act(a, v),
-                _ => v,
-            };
-        }
-        v
-    }
+    v
 }
 
 fn act(a: ActivationKind, v: f32) -> f32 {
@@ -80,93 +59,9 @@ fn act(a: ActivationKind, v: f32) -> f32 {
     }
 }
 
-/// Each weighted layer's trailing ops, in plan order.
-fn ops_after(model: &Net) -> Vec<Vec<Op>> {
-    let mut out: Vec<Vec<Op>> = Vec::new();
-    for op in &model.plan {
-        match op {
-            Op::Conv(_) | Op::Dense(_) => out.push(Vec::new()),
-            other => {
-                if let Some(last) = out.last_mut() {
-                    last.push(*other);
-                }
-            }
-        }
-    }
-    out
-}
-
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
-fn host_layers(model: &Net) -> Vec<Layer> {
-    let infos = param_infos(model);
-    let ids: Vec<_> = infos.iter().map(|p| p.id).collect();
-    let values = read_params(model, &ids);
-    let at = |path: String| -> Option<Vec<f32>> {
-        infos
-            .iter()
-            .find(|p| p.path == path)
-            .map(|p| values[&p.id].clone())
-    };
-    let after = ops_after(model);
-    model
-        .geometry()
-        .into_iter()
-        .zip(after)
-        .map(|(geom, after)| {
-            let raw = at(geom.weight.clone()).expect("geometry names the model's weights");
-            let stem = geom.weight.trim_end_matches("weight").to_string();
-            let b = at(format!("{stem}bias")).unwrap_or_else(|| vec![0.0; geom.units]);
-            let (w, norm, padding) = match stem.strip_suffix("conv.") {
-                Some(module) => {
-                    let i: usize = module
-                        .trim_start_matches("features.")
-                        .trim_end_matches('.')
-                        .parse()
-                        .expect("features.N.");
-                    let norm = ["gamma", "beta", "running_mean", "running_var"]
-                        .map(|f| at(format!("{module}norm.{f}")));
-                    let norm = norm
-                        .iter()
-                        .all(Option::is_some)
-                        .then(|| norm.map(Option::unwrap_or_default));
-                    let padding = match model.features[i].conv.padding {
-                        burn::nn::PaddingConfig2d::Explicit(p, ..) => p,
-                        _ => 0,
-                    };
-                    (raw, norm, padding)
-                }
-                None => (transpose(&raw, geom.fan_in, geom.units), None, 0),
-            };
-            Layer {
-                geom,
-                w,
-                b,
-                norm,
-                after,
-                padding,
-            }
-        })
-        .collect()
-}
-
-/// `[rows, cols]` row-major to `[cols, rows]`.
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = v[r * cols + c];
-        }
-    }
-    t
-}
-
 /// Decides the units of layer `i` (all but the last layer), folding constants into layer
 /// `i + 1`'s bias; returns the kept indices.
-fn decide(layers: &mut [Layer], i: usize, notes: &mut Vec<String>) -> Vec<usize> {
+fn decide(layers: &mut [NetLayer], i: usize, notes: &mut Vec<String>) -> Vec<usize> {
     let (left, right) = layers.split_at_mut(i + 1);
     let (cur, next) = (&left[i], &mut right[0]);
     let units = cur.geom.units;
@@ -190,11 +85,11 @@ fn decide(layers: &mut [Layer], i: usize, notes: &mut Vec<String>) -> Vec<usize>
             kept.push(u);
             continue;
         }
-        let c = cur.constant(u);
+        let c = constant(cur, u);
         if c == 0.0 {
             continue;
         }
-        if next.padding > 0 {
+        if next.geom.padding > 0 {
             notes.push(format!(
                 "{} channel {u}: a constant channel ({c}) feeding a padded convolution ({}) cannot be folded into its bias (the border reads zeros); kept",
                 cur.geom.weight, next.geom.weight
@@ -219,7 +114,7 @@ fn decide(layers: &mut [Layer], i: usize, notes: &mut Vec<String>) -> Vec<usize>
 }
 
 /// `layer` restricted to units `keep` and, of its inputs, `inputs` (indices into fan_in).
-fn slice(layer: &Layer, keep: &[usize], inputs: &[usize]) -> (Vec<f32>, Vec<f32>) {
+fn slice(layer: &NetLayer, keep: &[usize], inputs: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let mut w = Vec::with_capacity(keep.len() * inputs.len());
     for &u in keep {
         let row = layer.row(u);
@@ -234,7 +129,7 @@ fn param<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Par
 
 /// `model` with its removable units removed (see the module's doc), on `device`.
 pub fn compact_net(model: &Net, device: &Device) -> CompactedNet {
-    let mut layers = host_layers(model);
+    let mut layers = net_layers(model);
     let n = layers.len();
     let mut notes = Vec::new();
     let mut kept: Vec<Vec<usize>> = Vec::new();

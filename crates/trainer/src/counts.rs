@@ -7,10 +7,11 @@
 //! or nothing reads it any more (the next layer's slice for it is all zero). The compaction's
 //! figures are those of the compacted network itself (`compact_net`).
 
-use pruning::{MaskSet, param_infos, read_params};
+use pruning::MaskSet;
 use report::{Compact, LayerCounts, Sizes, Totals};
 
-use crate::model::{LayerGeom, Net};
+use crate::host_net::{NetLayer, net_layers};
+use crate::model::Net;
 
 /// Every report figure of a layer-list network.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,90 +26,29 @@ pub struct NetCounts {
     pub compact: Compact,
 }
 
-/// One layer's weights as `[units, fan_in]` (PyTorch's layout; a kernel's own), and its other
-/// trained per-unit values (bias, γ, β).
-struct HostLayer {
-    geom: LayerGeom,
-    w: Vec<f32>,
-    per_unit: Vec<f32>,
+/// Floats stored per unit besides its weights: bias, and a batch norm's γ, β, mean, variance.
+fn unit_floats(l: &NetLayer) -> usize {
+    if l.norm.is_some() { 5 } else { 1 }
 }
 
-impl HostLayer {
-    fn row(&self, u: usize) -> &[f32] {
-        &self.w[u * self.geom.fan_in..(u + 1) * self.geom.fan_in]
-    }
-    fn nonzero(&self) -> usize {
-        self.w.iter().filter(|v| **v != 0.0).count()
-    }
-    /// Floats stored per unit besides its weights: bias, and γ, β, mean, variance.
-    fn unit_floats(&self) -> usize {
-        if self.geom.norm { 5 } else { 1 }
-    }
-}
-
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "each expect names the invariant, checked before, that makes it unreachable"
-)]
-fn host_layers(model: &Net) -> Vec<HostLayer> {
-    let infos = param_infos(model);
-    let ids: Vec<_> = infos.iter().map(|p| p.id).collect();
-    let values = read_params(model, &ids);
-    let at = |path: &str| -> Option<&Vec<f32>> {
-        infos
-            .iter()
-            .find(|p| p.path == path)
-            .map(|p| &values[&p.id])
-    };
-    model
-        .geometry()
-        .into_iter()
-        .map(|geom| {
-            let raw = at(&geom.weight).expect("geometry names the model's weights");
-            let w = if geom.positions == 1 && geom.weight.starts_with("layers.") {
-                // Burn's Linear is [in, out]: transpose to [out, in].
-                let (n_in, n_out) = (geom.fan_in, geom.units);
-                let mut t = vec![0f32; raw.len()];
-                for i in 0..n_in {
-                    for o in 0..n_out {
-                        t[o * n_in + i] = raw[i * n_out + o];
-                    }
-                }
-                t
-            } else {
-                raw.clone()
-            };
-            let stem = geom.weight.trim_end_matches("weight");
-            let module = stem.trim_end_matches("conv.");
-            let per_unit = [
-                format!("{stem}bias"),
-                format!("{module}norm.gamma"),
-                format!("{module}norm.beta"),
-            ]
-            .iter()
-            .filter_map(|p| at(p))
-            .flatten()
-            .copied()
-            .collect();
-            HostLayer { geom, w, per_unit }
-        })
-        .collect()
+/// The trained per-unit values: bias, γ and β.
+fn trained_per_unit(l: &NetLayer) -> impl Iterator<Item = &f32> {
+    let norm = l.norm.iter().flat_map(|[g, b, _, _]| g.iter().chain(b));
+    l.b.iter().chain(norm)
 }
 
 /// Every layer's weights by path in PyTorch's layout `[out, in·kh·kw]`, with its bias: what
 /// the filter heat maps draw.
 pub fn weight_tables(model: &Net) -> Vec<(String, crate::inference::HostLayer)> {
-    host_layers(model)
+    net_layers(model)
         .into_iter()
         .map(|l| {
             let g = l.geom;
-            let b = l.per_unit.iter().take(g.units).copied().collect();
             let layer = crate::inference::HostLayer {
                 w: l.w,
                 n_out: g.units,
                 n_in: g.fan_in,
-                b,
+                b: l.b,
             };
             (g.weight, layer)
         })
@@ -117,7 +57,7 @@ pub fn weight_tables(model: &Net) -> Vec<(String, crate::inference::HostLayer)> 
 
 /// Which units of each layer are alive: a filter with a nonzero weight that the next layer still
 /// reads. The output layer's units are all alive.
-fn alive(layers: &[HostLayer]) -> Vec<Vec<bool>> {
+fn alive(layers: &[NetLayer]) -> Vec<Vec<bool>> {
     layers
         .iter()
         .enumerate()
@@ -165,7 +105,7 @@ pub fn net_counts(model: &Net, masks: &MaskSet, compacted: &Net) -> NetCounts {
 
 /// Per-layer counts, totals and sizes (but the compacted size) of `model` under `masks`.
 fn measure(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals, Sizes) {
-    let layers = host_layers(model);
+    let layers = net_layers(model);
     let alive = alive(&layers);
     let mut out = Vec::new();
     let (mut weights, mut kept_w, mut params, mut nonzero_p) = (0, 0, 0, 0);
@@ -179,15 +119,15 @@ fn measure(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals, Sizes) {
     for (l, alive) in layers.iter().zip(&alive) {
         let g = &l.geom;
         let numel = l.w.len();
-        let nnz = l.nonzero();
+        let nnz = l.w.iter().filter(|v| **v != 0.0).count();
         let kept = masks.masks.get(&g.weight).map_or(nnz, |m| m.kept());
         weights += numel;
         kept_w += kept;
-        params += numel + l.per_unit.len();
-        nonzero_p += nnz + l.per_unit.iter().filter(|v| **v != 0.0).count();
+        params += numel + trained_per_unit(l).count();
+        nonzero_p += nnz + trained_per_unit(l).filter(|v| **v != 0.0).count();
         macs += numel * g.positions;
         nonzero_macs += nnz * g.positions;
-        let unit_floats = g.units * l.unit_floats();
+        let unit_floats = g.units * unit_floats(l);
         sizes.dense_bytes += 4 * (numel + unit_floats);
         sizes.csr_bytes += 4 * (2 * nnz + g.units + 1) + 4 * unit_floats;
         sizes.bitmask_bytes += numel.div_ceil(8) + 4 * nnz + 4 * unit_floats;
@@ -200,16 +140,6 @@ fn measure(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals, Sizes) {
             dead_units: alive.iter().filter(|a| !**a).count(),
         });
     }
-    let total = Totals {
-        weights,
-        kept: kept_w,
-        sparsity: 1.0 - kept_w as f64 / weights.max(1) as f64,
-        parameters: params,
-        nonzero_parameters: nonzero_p,
-        compression_ratio: params as f64 / nonzero_p.max(1) as f64,
-        dense_macs_per_sample: macs,
-        nonzero_macs_per_sample: nonzero_macs,
-        theoretical_speedup: macs as f64 / nonzero_macs.max(1) as f64,
-    };
+    let total = Totals::from_counts((weights, kept_w), (params, nonzero_p), (macs, nonzero_macs));
     (out, total, sizes)
 }

@@ -12,6 +12,7 @@ use burn::tensor::Device;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::ActivationKind;
+use crate::host_net::transpose;
 use crate::inference::{HostLayer, HostMlp};
 use crate::model::Net;
 
@@ -161,12 +162,7 @@ fn pytorch_params(model: &Net) -> Vec<(String, Vec<usize>, Vec<f32>)> {
             let v = values.remove(&p.id).unwrap_or_default();
             match (p.owner.as_str(), p.shape.as_slice()) {
                 ("Linear", [n_in, n_out]) => {
-                    let mut t = vec![0f32; v.len()];
-                    for i in 0..*n_in {
-                        for o in 0..*n_out {
-                            t[o * n_in + i] = v[i * n_out + o];
-                        }
-                    }
+                    let t = transpose(&v, *n_in, *n_out);
                     (p.path, vec![*n_out, *n_in], t)
                 }
                 _ => (p.path, p.shape, v),
@@ -232,15 +228,7 @@ pub fn load_params(model: Net, path: &Path) -> Result<Net, ExportError> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         let v = match (info.owner.as_str(), info.shape.as_slice()) {
-            ("Linear", [n_in, n_out]) => {
-                let mut back = vec![0f32; v.len()];
-                for i in 0..*n_in {
-                    for o in 0..*n_out {
-                        back[i * n_out + o] = v[o * n_in + i];
-                    }
-                }
-                back
-            }
+            ("Linear", [n_in, n_out]) => transpose(&v, *n_out, *n_in),
             _ => v,
         };
         by_id.insert(info.id, v);

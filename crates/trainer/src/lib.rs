@@ -24,6 +24,7 @@ pub mod export;
 pub mod folder;
 pub mod head;
 pub mod hooks;
+pub mod host_net;
 pub mod inference;
 pub mod interrupt;
 pub mod lottery;

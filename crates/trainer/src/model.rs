@@ -267,6 +267,7 @@ impl Net {
                         in_channels: ci,
                         fan_in: ci * kh * kw,
                         positions: self.conv_positions(i),
+                        padding: pad(&c.padding),
                         norm: self.features[i].norm.is_some(),
                     });
                 }
@@ -278,6 +279,7 @@ impl Net {
                         in_channels: n_in,
                         fan_in: n_in,
                         positions: 1,
+                        padding: 0,
                         norm: false,
                     });
                 }
@@ -358,6 +360,8 @@ pub struct LayerGeom {
     pub fan_in: usize,
     /// Positions each weight is applied at per sample: the output's H·W (1 for dense).
     pub positions: usize,
+    /// Zeros added on every side (convolutions).
+    pub padding: usize,
     /// Whether a batch norm follows (γ, β trained; mean and variance kept per unit too). Every
     /// layer has a bias.
     pub norm: bool,

@@ -79,24 +79,11 @@ pub fn check_selection(
     params: &[ParamInfo],
     cfg: &PruningConfig,
 ) -> Result<(), PruneError> {
-    let structure = Structure::discover(&param_infos(model));
-    let granularity = cfg.granularity();
-    if matches!(granularity, pruning::Granularity::Neuron(_)) {
-        pruning::prune_once::check_neighbours(params, &structure)?;
-    }
-    let masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
-    let scores = params
-        .iter()
-        .filter(|p| p.is_weight())
-        .map(|p| vec![1.0; p.numel()])
-        .collect();
-    let mut layers = pruning::prune_once::layer_inputs(params, &structure, scores, &masks)?;
-    let mut spec = Spec::new(granularity, Rule::Sparsity(0.5));
+    // Any rule: what could not fit is the granularity, scope and criterion.
+    let mut spec = Spec::new(cfg.granularity(), Rule::Sparsity(0.5));
     spec.scope = cfg.rule.scope;
-    if cfg.rule.criterion.importance(0).scores_units_by_norm() {
-        pruning::prune_once::norm_scores(model, &mut layers, &mut spec)?;
-    }
-    pruning::select_masks(&layers, &spec).map(|_| ())
+    let criterion = cfg.rule.criterion.importance(0);
+    pruning::prune_once::check_fit(model, params, criterion.as_ref(), &spec)
 }
 
 /// Gradient statistics over the first `n_batches` training batches (in data order), without
@@ -195,17 +182,12 @@ pub fn layer_report(model: &Net, masks: &MaskSet) -> (Vec<LayerCounts>, Totals) 
             dead_units: dead,
         });
     }
-    let total = Totals {
-        weights: total_w,
-        kept: kept_w,
-        sparsity: 1.0 - kept_w as f64 / total_w.max(1) as f64,
-        parameters: total_p,
-        nonzero_parameters: nonzero_p,
-        compression_ratio: total_p as f64 / nonzero_p.max(1) as f64,
-        dense_macs_per_sample: total_w,
-        nonzero_macs_per_sample: nonzero_w,
-        theoretical_speedup: total_w as f64 / nonzero_w.max(1) as f64,
-    };
+    // One multiply-add per weight per sample: MACs are weight counts.
+    let total = Totals::from_counts(
+        (total_w, kept_w),
+        (total_p, nonzero_p),
+        (total_w, nonzero_w),
+    );
     (layers, total)
 }
 

@@ -16,7 +16,7 @@ impl Importance for Slimming {
         "slimming"
     }
 
-    /// |w|, which [`crate::prune_once::norm_scores`] replaces with the units' |γ|.
+    /// |w|, which `prune_once` replaces with the units' |γ|.
     fn score(&self, input: &super::ScoreInput<'_>) -> Result<Vec<f32>, PruneError> {
         Ok(input.weight.iter().map(|w| w.abs()).collect())
     }

@@ -91,6 +91,13 @@ fn step_of(device: Device, cfg: &ModelConfig, input: Shape, train_toml: &str) ->
     }
 }
 
+/// The largest difference over every parameter.
+fn worst(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f32 {
+    a.iter()
+        .map(|(k, v)| max_diff(v, &b[k]))
+        .fold(0.0, f32::max)
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -115,11 +122,6 @@ fn one_step_on_wgpu_agrees_with_ndarray_from_the_same_initial_weights() {
         let c = one_step(cpu(), activation, train);
         let g = one_step(gpu(), activation, train);
         let what = format!("{activation:?} / {}", train.replace('\n', ", "));
-        let worst = |a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>| {
-            a.iter()
-                .map(|(k, v)| max_diff(v, &b[k]))
-                .fold(0.0, f32::max)
-        };
         eprintln!(
             "{what}: largest difference: forward {:.1e}, loss {:.1e}, gradients {:.1e}, after the step {:.1e}",
             max_diff(&c.out, &g.out),
@@ -158,11 +160,6 @@ fn one_conv_step_on_wgpu_agrees_with_ndarray_from_the_same_initial_weights() {
         let input = Shape::Image([1, 8, 8]);
         let c = step_of(cpu(), &cfg, input, train);
         let g = step_of(gpu(), &cfg, input, train);
-        let worst = |a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>| {
-            a.iter()
-                .map(|(k, v)| max_diff(v, &b[k]))
-                .fold(0.0, f32::max)
-        };
         eprintln!(
             "conv {train:?}: largest difference: forward {:.1e}, loss {:.1e}, gradients {:.1e}, after the step {:.1e}",
             max_diff(&c.out, &g.out),
