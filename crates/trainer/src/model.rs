@@ -15,7 +15,7 @@ use crate::norm::BatchNorm;
 use crate::seeds::{Phase, Purpose, Seeds};
 
 /// One step of the forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Op {
     /// The input rows as images `[c, h, w]`.
     Image([usize; 3]),
@@ -43,6 +43,8 @@ pub enum Op {
     Dense(usize),
     /// A nonlinearity.
     Act(ActivationKind),
+    /// Dropout with this probability of zeroing a value (training steps only).
+    Dropout(f32),
 }
 
 /// A convolution and the batch norm after it, if any: the parameters one channel couples.
@@ -191,15 +193,33 @@ impl Net {
     }
 
     /// Logits (or regression outputs) for a batch `[n, n_inputs]` (images row-major, channel
-    /// first).
+    /// first). Dropout layers pass values through: this is evaluation's forward pass.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.run(x, None)
+    }
+
+    /// [`Net::forward`] as a training step runs it: dropout layers zero values, each layer from
+    /// its own stream of `key` (the loop derives one key per step from the run's seed, so a
+    /// resumed run draws the same masks). Without dropout layers it is `forward`.
+    pub fn forward_train(&self, x: Tensor<2>, key: u64) -> Tensor<2> {
+        self.run(x, Some(key))
+    }
+
+    /// Whether a training step draws dropout masks.
+    pub fn has_dropout(&self) -> bool {
+        self.plan
+            .iter()
+            .any(|op| matches!(op, Op::Dropout(p) if *p > 0.0))
+    }
+
     #[allow(
         clippy::expect_used,
         clippy::unwrap_used,
         reason = "the plan is built with the shapes checked: images reach image ops, vectors dense ones"
     )]
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    fn run(&self, x: Tensor<2>, key: Option<u64>) -> Tensor<2> {
         let mut h = Flow::Flat(x);
-        for op in &self.plan {
+        for (at, op) in self.plan.iter().enumerate() {
             h = match (op, h) {
                 (Op::Image([c, hh, w]), Flow::Flat(x)) => {
                     let n = x.dims()[0];
@@ -229,6 +249,16 @@ impl Net {
                 (Op::Dense(i), Flow::Flat(x)) => Flow::Flat(self.layers[*i].forward(x)),
                 (Op::Act(a), Flow::Flat(x)) => Flow::Flat(apply(*a, x)),
                 (Op::Act(a), Flow::Image(x)) => Flow::Image(apply(*a, x)),
+                (Op::Dropout(p), h) => match key {
+                    Some(key) if *p > 0.0 => {
+                        let stream = Rng::derive(key, &format!("dropout {at}"));
+                        match h {
+                            Flow::Flat(x) => Flow::Flat(dropout(x, *p, stream)),
+                            Flow::Image(x) => Flow::Image(dropout(x, *p, stream)),
+                        }
+                    }
+                    _ => h,
+                },
                 (op, _) => unreachable!("{op:?} got the wrong kind of input"),
             };
         }
@@ -387,6 +417,21 @@ impl Net {
     }
 }
 
+/// `x` with each value zeroed with probability `prob` and the rest scaled by 1/(1 − prob), as
+/// PyTorch's and Burn's dropout. The mask is drawn on the host from `rng` (Burn's dropout draws
+/// from the backend's process-wide generator, which no checkpoint can restore and parallel
+/// tests share), so a seed gives the same mask on every backend.
+fn dropout<const D: usize>(x: Tensor<D>, prob: f32, mut rng: Rng) -> Tensor<D> {
+    let dims = x.dims();
+    let keep = 1.0 - f64::from(prob);
+    let scale = 1.0 / (1.0 - prob);
+    let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
+        .collect();
+    let mask = Tensor::<D>::from_data(TensorData::new(mask, dims), &x.device());
+    x * mask
+}
+
 fn apply<const D: usize>(a: ActivationKind, x: Tensor<D>) -> Tensor<D> {
     match a {
         ActivationKind::Sigmoid => activation::sigmoid(x),
@@ -487,6 +532,7 @@ impl Builder<'_> {
             LayerKind::Relu => Op::Act(ActivationKind::Relu),
             LayerKind::Sigmoid => Op::Act(ActivationKind::Sigmoid),
             LayerKind::Tanh => Op::Act(ActivationKind::Tanh),
+            LayerKind::Dropout => Op::Dropout(e.prob.unwrap_or(0.0) as f32),
         };
         self.net.plan.push(op);
     }
@@ -603,5 +649,25 @@ fn init_linear(
     Linear {
         weight: param(w, [n_in, n_out], ids, device),
         bias: Some(param(b, [n_out], ids, device)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropout_zeroes_its_share_and_scales_the_rest() {
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let x = Tensor::<2>::ones([100, 100], &device);
+        let y = dropout(x, 0.3, Rng::new(7))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let zeros = y.iter().filter(|v| **v == 0.0).count();
+        assert!((2800..3200).contains(&zeros), "{zeros} of 10000 zeroed");
+        let scale = 1.0 / 0.7f32;
+        assert!(y.iter().all(|v| *v == 0.0 || *v == scale));
     }
 }

@@ -185,6 +185,7 @@ pub fn train_checkpointed(
     let mut st = LoopState {
         model,
         optim: build_optimizer(t),
+        dropout: Rng::derive(shuffle.clone().next_u64(), "dropout").next_u64(),
         shuffle,
         order: (0..n).collect(),
         step: 0,
@@ -243,6 +244,10 @@ pub fn train_checkpointed(
 struct LoopState {
     model: Net,
     optim: ModuleOptimizer,
+    /// The base of each step's dropout key: derived from the phase's shuffle stream as it
+    /// starts, so every phase draws its own masks and a resumed run, which rebuilds that stream
+    /// and restores `step`, draws the same ones.
+    dropout: u64,
     shuffle: Rng,
     order: Vec<usize>,
     step: usize,
@@ -373,7 +378,12 @@ impl LoopState {
             let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
             let targets = head.targets(train, idx, device);
             let model = self.model;
-            let out = model.forward(x);
+            let out = if model.has_dropout() {
+                let key = Rng::derive(self.dropout, &format!("step {}", self.step)).next_u64();
+                model.forward_train(x, key)
+            } else {
+                model.forward(x)
+            };
             let data_loss = head.loss(out, targets);
             let mut loss = data_loss.clone();
             if t.l1 > 0.0 {

@@ -24,6 +24,9 @@ pub enum LayerKind {
     BatchNorm,
     /// Images `[c, h, w]` to vectors of c·h·w (channel-major, as PyTorch's `flatten`).
     Flatten,
+    /// Zeroes each value with probability `prob` during training (and scales the rest by
+    /// 1/(1 − prob)); the identity in evaluation.
+    Dropout,
     /// A dense layer of `units` outputs.
     Dense,
     /// max(0, x).
@@ -42,10 +45,20 @@ impl LayerKind {
             Self::AvgPool => "avg-pool",
             Self::BatchNorm => "batch-norm",
             Self::Flatten => "flatten",
+            Self::Dropout => "dropout",
             Self::Dense => "dense",
             Self::Relu => "relu",
             Self::Sigmoid => "sigmoid",
             Self::Tanh => "tanh",
+        }
+    }
+
+    /// Its keys for an error message: `channels, kernel, stride, padding`, or `none`.
+    fn keys_text(self) -> String {
+        if self.keys().is_empty() {
+            "none".to_string()
+        } else {
+            self.keys().join(", ")
         }
     }
 
@@ -55,6 +68,7 @@ impl LayerKind {
             Self::Conv2d => &["channels", "kernel", "stride", "padding"],
             Self::MaxPool | Self::AvgPool => &["kernel", "stride"],
             Self::Dense => &["units"],
+            Self::Dropout => &["prob"],
             _ => &[],
         }
     }
@@ -62,7 +76,7 @@ impl LayerKind {
 
 /// One entry of `model.layers`. One struct with every key rather than a tagged enum, so that a
 /// key of another type is reported by name (serde's tagged enums weaken unknown-key checks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerEntry {
     /// What it is.
@@ -83,6 +97,9 @@ pub struct LayerEntry {
     /// `dense`: outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<usize>,
+    /// `dropout`: the probability of zeroing a value, in [0, 1) (PyTorch's `p`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prob: Option<f64>,
 }
 
 impl LayerEntry {
@@ -95,6 +112,7 @@ impl LayerEntry {
             stride: None,
             padding: None,
             units: None,
+            prob: None,
         }
     }
     fn conv(channels: usize, kernel: usize, padding: usize) -> Self {
@@ -223,7 +241,9 @@ pub fn shapes(layers: &[LayerEntry], input: Shape) -> Result<Vec<Shape>, Invalid
         cur = step(&key, l, cur, after_conv)?;
         match l.kind {
             LayerKind::Conv2d => after_conv = true,
-            LayerKind::Flatten | LayerKind::Dense | LayerKind::BatchNorm => after_conv = false,
+            LayerKind::Flatten | LayerKind::Dense | LayerKind::BatchNorm | LayerKind::Dropout => {
+                after_conv = false;
+            }
             _ => {}
         }
         out.push(cur);
@@ -298,11 +318,7 @@ fn check_keys(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
                 format!(
                     "`{name}` does not apply to type = \"{}\" (its keys: {})",
                     l.kind.name(),
-                    if own.is_empty() {
-                        "none".to_string()
-                    } else {
-                        own.join(", ")
-                    }
+                    l.kind.keys_text()
                 ),
             ));
         }
@@ -310,6 +326,7 @@ fn check_keys(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
             return Err(bad(key, format!("`{name}` must be ≥ 1")));
         }
     }
+    check_prob(key, l)?;
     let required: &[(&str, Option<usize>)] = match l.kind {
         LayerKind::Conv2d => &[("channels", l.channels), ("kernel", l.kernel)],
         LayerKind::MaxPool | LayerKind::AvgPool => &[("kernel", l.kernel)],
@@ -325,6 +342,28 @@ fn check_keys(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+/// `prob` belongs to `dropout`, which needs it in [0, 1).
+fn check_prob(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
+    match (l.kind, l.prob) {
+        (LayerKind::Dropout, None) => Err(bad(key, "type = \"dropout\" needs `prob`")),
+        (LayerKind::Dropout, Some(p)) if !(0.0..1.0).contains(&p) => Err(bad(
+            key,
+            format!(
+                "`prob` is {p}, but it is the probability of zeroing a value: give one in [0, 1)"
+            ),
+        )),
+        (LayerKind::Dropout, Some(_)) | (_, None) => Ok(()),
+        (kind, Some(_)) => Err(bad(
+            key,
+            format!(
+                "`prob` does not apply to type = \"{}\" (its keys: {})",
+                kind.name(),
+                kind.keys_text()
+            ),
+        )),
+    }
 }
 
 /// The shape after one layer.
@@ -393,7 +432,7 @@ fn step(key: &str, l: &LayerEntry, cur: Shape, after_conv: bool) -> Result<Shape
                 ),
             )),
         },
-        LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => Ok(cur),
+        LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh | LayerKind::Dropout => Ok(cur),
     }
 }
 
@@ -474,6 +513,44 @@ mod tests {
                 vec![LayerEntry::of(LayerKind::BatchNorm)],
                 Shape::Image([1, 8, 8]),
                 "model.layers[0]",
+                "put one after a conv2d",
+            ),
+            (
+                vec![LayerEntry::of(LayerKind::Dropout)],
+                Shape::Flat(64),
+                "model.layers[0]",
+                "type = \"dropout\" needs `prob`",
+            ),
+            (
+                vec![LayerEntry {
+                    prob: Some(1.0),
+                    ..LayerEntry::of(LayerKind::Dropout)
+                }],
+                Shape::Flat(64),
+                "model.layers[0]",
+                "`prob` is 1, but it is the probability of zeroing a value: give one in [0, 1)",
+            ),
+            (
+                vec![LayerEntry {
+                    prob: Some(0.5),
+                    ..LayerEntry::dense(3)
+                }],
+                Shape::Flat(64),
+                "model.layers[0]",
+                "`prob` does not apply to type = \"dense\" (its keys: units)",
+            ),
+            (
+                // A dropout between a convolution and its batch norm separates them.
+                vec![
+                    conv,
+                    LayerEntry {
+                        prob: Some(0.5),
+                        ..LayerEntry::of(LayerKind::Dropout)
+                    },
+                    LayerEntry::of(LayerKind::BatchNorm),
+                ],
+                Shape::Image([1, 8, 8]),
+                "model.layers[2]",
                 "put one after a conv2d",
             ),
         ];

@@ -375,11 +375,17 @@ fn a_from_run_resumes_from_the_same_earlier_run() {
 #[test]
 fn a_conv_run_with_batch_norm_killed_in_training_resumes_exactly() {
     // The batch norm's running statistics cross the kill with the weights; gradual pruning
-    // of kernels and channels' dense slices by Taylor scores, updates every 13 steps.
+    // of kernels and channels' dense slices by Taylor scores, updates every 13 steps; a
+    // dropout layer draws the same masks after the resume.
     let tmp = tempfile::tempdir().unwrap();
+    let dense = "{ type = \"dense\", units = 32 },";
+    let layers = crate::conv::LAYERS.replace(
+        dense,
+        &format!("{dense}\n  {{ type = \"dropout\", prob = 0.2 }},"),
+    );
     let cfg = &format!(
         "seed = 5\n[data]\nname = \"digits\"\ntest_fraction = 0.2\nvalidation_fraction = 0.1\nscale = \"global-minmax\"\n[model]\n{}\n[train]\nepochs = 14\nbatch_size = 64\nlr = 0.01\n[pruning]\nmode = \"gradual\"\ncriterion = \"taylor\"\nsparsity = 0.7\nbegin_epoch = 2\nend_epoch = 10\nevery_steps = 13\n",
-        crate::conv::LAYERS
+        layers
     );
     killed_and_resumed_match(tmp.path(), cfg, &[], Kill::AfterEpochs(6), false);
 }
