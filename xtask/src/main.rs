@@ -4,6 +4,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
 mod results;
 mod slurm;
 
@@ -179,8 +180,10 @@ const USAGE: &str =
     "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]|slurm-up|slurm-down>
   ci         lint, a one-node Slurm up, all tests, the wgpu tests, Slurm down: what .ci/run does
   lint       fmt check, and clippy (with and without wgpu) with warnings denied
-  bench      the benchmarks: training step (ndarray against flex), dynamic-pruning overhead,
-             sparse inference (dense / CSR / compacted)
+  bench      every benchmark with PyTorch's twins in the same sitting (python3 or $LOPPER_PYTHON
+             must import torch): training steps (784-300-100-10 and LeNet-5, ndarray and flex),
+             the marginal epoch of fashion-mnist.toml at batch 128, into runs/bench/table.md;
+             then dynamic-pruning overhead and sparse inference (dense / CSR / compacted)
   results   the Fashion-MNIST table of docs/results.md: one sweep per configs/results/*.toml (dense,
              one-shot, gradual, lottery + reinit control, RigL, random at 50–98 %, seeds 0–2),
              merged into runs/results/table.md; resumable (about an hour on 2 cores)
@@ -210,12 +213,7 @@ fn main() -> Result<()> {
         Some("slurm-up") => slurm::up(),
         Some("slurm-down") => slurm::down(),
         Some("gpu-bench") => gpu_bench(std::env::args().nth(2).as_deref() == Some("--quick")),
-        Some("bench") => {
-            for bench in ["train_step", "pruning_overhead", "sparse_inference"] {
-                cargo(&["bench", "-p", "trainer", "--bench", bench])?;
-            }
-            Ok(())
-        }
+        Some("bench") => bench::run(),
         _ => bail!("{USAGE}"),
     }
 }

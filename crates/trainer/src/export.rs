@@ -295,7 +295,7 @@ fn mlp_activation(bytes: &[u8]) -> Result<ActivationKind, String> {
     let meta = meta.metadata().as_ref();
     if meta.and_then(|m| m.get("format")).map(String::as_str) == Some(NET_FORMAT) {
         return Err(
-            "holds a layer-list network (convolutions, batch norms, or mixed activations); `trainer infer`, `compact` and `sensitivity` take MLPs for now (a training config's --from reads it)".into(),
+            "holds a layer-list network (convolutions, batch norms, dropout or mixed activations), which only the network its run's config builds can read: give the run folder to `trainer infer`, `compact` or `sensitivity`, or the folder to a training config's --from".into(),
         );
     }
     meta.and_then(|m| m.get("activation"))

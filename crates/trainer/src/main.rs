@@ -65,8 +65,9 @@ enum Command {
     /// training; writes the pruned weights and `<name>_mask` tensors.
     Prune(PruneArgs),
     /// Remove the dead hidden units of a finished run's model (no incoming or no outgoing weight
-    /// left), folding constant units into the next bias; writes RUN_DIR/compact.safetensors and
-    /// checks it against the original on the run's test data.
+    /// left; a layer list's pruned channels, with their batch norm entries), folding constant
+    /// units into the next bias; writes RUN_DIR/compact.safetensors and checks it against the
+    /// original on the run's test data.
     Compact {
         /// The run folder.
         run_dir: PathBuf,
@@ -100,13 +101,15 @@ enum Command {
     /// List the GPU adapters wgpu reaches (Vulkan, Metal, DX12, OpenGL), numbered as `--device`
     /// takes them. Needs a build with `--features wgpu`.
     Devices,
-    /// Evaluate a finished run's model without Burn, dense, in CSR or compacted, and time it.
+    /// Evaluate a finished run's model, dense, in CSR or compacted, and time it: an MLP on the
+    /// host without Burn, a layer list (convolutions, batch norms, dropout) through Burn on the
+    /// run's backend (dense or compacted).
     Infer {
         /// The run folder.
         run_dir: PathBuf,
-        /// dense, csr or compact.
-        #[arg(long, value_enum, default_value = "csr")]
-        format: trainer::inference::run_folder::Format,
+        /// dense, csr or compact [default: csr for an MLP, dense for a layer list].
+        #[arg(long, value_enum)]
+        format: Option<trainer::inference::run_folder::Format>,
         /// Samples per forward pass (≥ 1).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         batch: u64,
@@ -286,6 +289,9 @@ fn compact_command(run_dir: &Path) -> anyhow::Result<()> {
         pct(r.accuracy_after),
         r.max_abs_diff
     );
+    for note in &r.notes {
+        println!("kept: {note}");
+    }
     println!("wrote {}", run_dir.join("compact.safetensors").display());
     Ok(())
 }
@@ -293,7 +299,7 @@ fn compact_command(run_dir: &Path) -> anyhow::Result<()> {
 /// `trainer infer RUN_DIR`.
 fn infer_command(
     run_dir: &Path,
-    format: trainer::inference::run_folder::Format,
+    format: Option<trainer::inference::run_folder::Format>,
     batch: u64,
     repeats: u64,
 ) -> anyhow::Result<()> {
@@ -304,8 +310,9 @@ fn infer_command(
         repeats as usize,
     )?;
     println!(
-        "{:?}: {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
+        "{:?} ({}): {} {} samples at batch {}: accuracy {}, {:.2} µs per sample (median of {repeats})",
         r.format,
+        r.engine,
         r.samples,
         r.split,
         r.batch,

@@ -9,7 +9,7 @@ use std::path::Path;
 use pruning::select::{prune_count, smallest};
 use serde::Serialize;
 
-use crate::inference::run_folder::{RunFolderError, accuracy, open_run_on};
+use crate::inference::run_folder::{RunFolderError, RunNet, accuracy, open_run_on};
 
 /// One probe: `layer` alone pruned to `sparsity`.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,7 @@ pub fn sensitivity(
     // resume, say) holds it.
     let _lock = crate::folder::FolderLock::acquire(dir)?;
     let n = run.eval.len();
-    let score = |m: &crate::inference::HostMlp| -> f64 {
+    let score = |m: &RunNet| -> f64 {
         let out = m.forward(&run.eval.x, n);
         match accuracy(run.head, &out, &run.eval) {
             Some(a) => a,
@@ -71,17 +71,13 @@ pub fn sensitivity(
     let baseline = score(&run.model);
     let mut probes = Vec::new();
     let mut suggested = BTreeMap::new();
-    for (li, layer) in run.model.layers.iter().enumerate() {
-        let name = format!("layers.{li}.weight");
-        let magnitude: Vec<f32> = layer.w.iter().map(|v| v.abs()).collect();
-        let all: Vec<usize> = (0..layer.w.len()).collect();
+    for (li, (name, w)) in weights(&run.model).into_iter().enumerate() {
+        let magnitude: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+        let all: Vec<usize> = (0..w.len()).collect();
         let mut best = 0.0;
         for &s in sparsities {
-            let mut m = run.model.clone();
-            for i in smallest(&magnitude, &all, prune_count(s, layer.w.len())) {
-                m.layers[li].w[i] = 0.0;
-            }
-            let metric = score(&m);
+            let pruned = smallest(&magnitude, &all, prune_count(s, w.len()));
+            let metric = score(&zeroed(&run.model, li, &pruned));
             let ok = if higher_is_better {
                 metric >= baseline - tolerance
             } else {
@@ -108,6 +104,62 @@ pub fn sensitivity(
     };
     write_files(dir, &result, sparsities)?;
     Ok(result)
+}
+
+/// Every weight matrix and kernel of `model`, in forward order: its parameter path (as
+/// `pruning.json` and `layer_factor` name it) and its values.
+fn weights(model: &RunNet) -> Vec<(String, Vec<f32>)> {
+    match model {
+        RunNet::Mlp(m) => m
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("layers.{i}.weight"), l.w.clone()))
+            .collect(),
+        RunNet::Layers { net, .. } => {
+            let infos: Vec<_> = pruning::param_infos(net)
+                .into_iter()
+                .filter(pruning::ParamInfo::is_weight)
+                .collect();
+            let ids: Vec<_> = infos.iter().map(|p| p.id).collect();
+            let mut values = pruning::read_params(net, &ids);
+            infos
+                .into_iter()
+                .map(|p| (p.path, values.remove(&p.id).unwrap_or_default()))
+                .collect()
+        }
+    }
+}
+
+/// `model` with the weights at `idx` (flat indices into [`weights`]' values) of its `layer`-th
+/// weight set to zero.
+fn zeroed(model: &RunNet, layer: usize, idx: &[usize]) -> RunNet {
+    let mut m = model.clone();
+    match &mut m {
+        RunNet::Mlp(h) => {
+            for &i in idx {
+                h.layers[layer].w[i] = 0.0;
+            }
+        }
+        RunNet::Layers { net, .. } => {
+            let Some(info) = pruning::param_infos(net)
+                .into_iter()
+                .filter(pruning::ParamInfo::is_weight)
+                .nth(layer)
+            else {
+                return m;
+            };
+            let mut v = pruning::read_params(net, &[info.id])
+                .remove(&info.id)
+                .unwrap_or_default();
+            for &i in idx {
+                v[i] = 0.0;
+            }
+            let values = std::collections::BTreeMap::from([(info.id, v)]);
+            *net = pruning::Snapshot::from_values(0, values).restore(net.clone());
+        }
+    }
+    m
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunFolderError + '_ {

@@ -1,18 +1,23 @@
 //! `trainer compact RUN_DIR` and `trainer infer RUN_DIR`: a finished run's model, compacted or
-//! run without Burn, on the run's own test data.
+//! run without Burn, on the run's own test data. An MLP runs on the host (dense, CSR and
+//! compacted kernels); a layer-list network (convolutions, batch norms, dropout) is rebuilt
+//! from the run's config and runs through Burn on the run's backend, in evaluation mode.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
+use burn::tensor::{Device, Tensor, TensorData};
+
 use super::compact::compact;
 use super::csr::CsrMlp;
 use super::host::HostMlp;
-use crate::config::load_config;
+use crate::config::{BackendKind, Config, load_config};
 use crate::data::{self, Dataset, Targets};
-use crate::export::load_model;
+use crate::export::{holds_layer_list, load_model, load_params};
 use crate::head::Head;
+use crate::model::Net;
 
 /// Why a run folder cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +42,77 @@ pub enum RunFolderError {
     /// The folder is in use by another process.
     #[error(transparent)]
     Busy(#[from] crate::folder::FolderError),
+    /// The run's backend is not available in this build or on this machine.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    /// What was asked does not apply to this run's network.
+    #[error("{}: {message}", dir.display())]
+    Unsupported {
+        /// The run folder.
+        dir: PathBuf,
+        /// Why, and what to use instead.
+        message: String,
+    },
+}
+
+/// A finished run's network, as the commands run it.
+#[derive(Debug, Clone)]
+pub enum RunNet {
+    /// An MLP, on the host: no Burn, every storage format.
+    Mlp(HostMlp),
+    /// A layer-list network, through Burn in evaluation mode (batch norms use their running
+    /// statistics, dropout passes values through).
+    Layers {
+        /// The network, rebuilt from the run's config and loaded from its model file.
+        net: Net,
+        /// The run's backend.
+        device: Device,
+        /// Which backend that is.
+        backend: BackendKind,
+    },
+}
+
+impl RunNet {
+    /// Outputs for `batch` samples in `x` (row-major).
+    #[allow(
+        clippy::expect_used,
+        reason = "every backend here computes in f32, which the tensor is read back as"
+    )]
+    pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        match self {
+            Self::Mlp(m) => m.forward(x, batch),
+            Self::Layers { net, device, .. } => {
+                let d = x.len() / batch.max(1);
+                let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [batch, d]), device);
+                net.forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 outputs")
+            }
+        }
+    }
+
+    /// Widths, input first (a layer list's: input channels, then each layer's units).
+    pub fn widths(&self) -> Vec<usize> {
+        match self {
+            Self::Mlp(m) => m.widths(),
+            Self::Layers { net, .. } => net.widths(),
+        }
+    }
+
+    /// What runs it: `host` or `burn-<backend>`.
+    pub fn engine(&self) -> String {
+        match self {
+            Self::Mlp(_) => "host".into(),
+            Self::Layers { backend, .. } => format!("burn-{backend}"),
+        }
+    }
 }
 
 /// A finished run: its network on the host and its evaluation split.
 pub struct RunFolder {
     /// The network.
-    pub model: HostMlp,
+    pub model: RunNet,
     /// The test split (or validation, or train when the config has neither).
     pub eval: Dataset,
     /// Which split `eval` is.
@@ -74,17 +144,23 @@ pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, Run
             });
         }
     }
-    #[allow(deprecated)]
-    let device = burn::tensor::Device::ndarray();
-    let model = HostMlp::from_mlp(&load_model(&model_path, &device)?);
     let loaded = load_config(&config_path, &[])?;
     let splits = data::load(&loaded.config.data, loaded.config.seed, dir)?;
     let head = Head::for_data(&splits.train);
-    // load_model checked the chain; the ends must fit the run's data.
-    let (n_in, n_out) = (
-        model.layers.first().map_or(0, |l| l.n_in),
-        model.layers.last().map_or(0, |l| l.n_out),
-    );
+    let model = if holds_layer_list(&model_path)? {
+        layer_list(&loaded.config, &splits.train, head, &model_path)?
+    } else {
+        #[allow(deprecated)]
+        let device = burn::tensor::Device::ndarray();
+        RunNet::Mlp(HostMlp::from_mlp(&load_model(&model_path, &device)?))
+    };
+    // load_model checked the chain (load_params every shape); the ends must fit the run's data.
+    let widths = model.widths();
+    let n_in = match &model {
+        RunNet::Mlp(m) => m.layers.first().map_or(0, |l| l.n_in),
+        RunNet::Layers { .. } => splits.train.n_features,
+    };
+    let n_out = widths.last().copied().unwrap_or(0);
     if n_in != splits.train.n_features || n_out != head.n_outputs() {
         return Err(RunFolderError::Folder {
             path: model_path,
@@ -117,6 +193,25 @@ pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, Run
     })
 }
 
+/// The layer-list network of the run's config, on its backend, with the values of `path` (every
+/// parameter checked by path and shape).
+fn layer_list(
+    cfg: &Config,
+    train: &Dataset,
+    head: Head,
+    path: &Path,
+) -> Result<RunNet, RunFolderError> {
+    let backend = cfg.backend;
+    let device = crate::device::make_device(backend)?;
+    let input = cfg.model.input(cfg.data.image_shape(), train.n_features);
+    let net = Net::new(&cfg.model, input, head.n_outputs(), cfg.seed, &device);
+    Ok(RunNet::Layers {
+        net: load_params(net, path)?,
+        device,
+        backend,
+    })
+}
+
 /// Accuracy of outputs `out` on `set` (None for regression).
 pub fn accuracy(head: Head, out: &[f32], set: &Dataset) -> Option<f64> {
     let Targets::Classes { labels, .. } = &set.y else {
@@ -142,6 +237,9 @@ pub struct CompactReport {
     pub max_abs_diff: f32,
     /// The split.
     pub split: &'static str,
+    /// Units that could not be removed, and why (a layer list's constant channels before a
+    /// padded convolution).
+    pub notes: Vec<String>,
 }
 
 /// Compacts the run's model into `dir/compact.safetensors` and checks it on the run's data.
@@ -150,24 +248,49 @@ pub fn compact_run(dir: &Path) -> Result<CompactReport, RunFolderError> {
     // It writes into the folder (checked to be a run's above): not while another process (a
     // resume, say) holds it.
     let _lock = crate::folder::FolderLock::acquire(dir)?;
-    let small = compact(&run.model);
+    let path = dir.join("compact.safetensors");
+    let (small, notes) = compacted(&run.model);
     let n = run.eval.len();
     let a = run.model.forward(&run.eval.x, n);
-    let b = small.model.forward(&run.eval.x, n);
+    let b = small.forward(&run.eval.x, n);
     let max_abs_diff = a
         .iter()
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max);
-    small.model.save(&dir.join("compact.safetensors"))?;
+    match &small {
+        RunNet::Mlp(m) => m.save(&path)?,
+        RunNet::Layers { net, .. } => crate::export::save_model(net, &path)?,
+    }
     Ok(CompactReport {
         widths_before: run.model.widths(),
-        widths_after: small.model.widths(),
+        widths_after: small.widths(),
         accuracy_before: accuracy(run.head, &a, &run.eval),
         accuracy_after: accuracy(run.head, &b, &run.eval),
         max_abs_diff,
         split: run.split,
+        notes,
     })
+}
+
+/// `model` with its removable units removed, and why any that could not be were kept.
+fn compacted(model: &RunNet) -> (RunNet, Vec<String>) {
+    match model {
+        RunNet::Mlp(m) => (RunNet::Mlp(compact(m).model), Vec::new()),
+        RunNet::Layers {
+            net,
+            device,
+            backend,
+        } => {
+            let small = crate::compact_net::compact_net(net, device);
+            let net = RunNet::Layers {
+                net: small.model,
+                device: device.clone(),
+                backend: *backend,
+            };
+            (net, small.notes)
+        }
+    }
 }
 
 /// How `trainer infer` runs the network.
@@ -186,6 +309,8 @@ pub enum Format {
 pub struct InferReport {
     /// The format.
     pub format: Format,
+    /// What ran it: `host` (an MLP's own kernels) or `burn-<backend>` (a layer list).
+    pub engine: String,
     /// Samples evaluated.
     pub samples: usize,
     /// Batch size.
@@ -198,10 +323,11 @@ pub struct InferReport {
     pub split: &'static str,
 }
 
-/// Runs the whole evaluation split through the run's network in `format`, `repeats` times.
+/// Runs the whole evaluation split through the run's network in `format` (by default CSR for
+/// an MLP, dense for a layer list), `repeats` times.
 pub fn infer_run(
     dir: &Path,
-    format: Format,
+    format: Option<Format>,
     batch: usize,
     repeats: usize,
 ) -> Result<InferReport, RunFolderError> {
@@ -209,12 +335,28 @@ pub fn infer_run(
     let n = run.eval.len();
     let d = run.eval.n_features;
     let batch = batch.clamp(1, n.max(1));
-    let csr = CsrMlp::from_host(&run.model);
-    let small = compact(&run.model).model;
-    let forward = |x: &[f32], b: usize| match format {
-        Format::Dense => run.model.forward(x, b),
-        Format::Csr => csr.forward(x, b),
-        Format::Compact => small.forward(x, b),
+    let format = format.unwrap_or(match run.model {
+        RunNet::Mlp(_) => Format::Csr,
+        RunNet::Layers { .. } => Format::Dense,
+    });
+    let net = match (format, &run.model) {
+        (Format::Dense, m) => m.clone(),
+        (Format::Compact, m) => compacted(m).0,
+        (Format::Csr, RunNet::Mlp(_)) => run.model.clone(),
+        (Format::Csr, RunNet::Layers { .. }) => {
+            return Err(RunFolderError::Unsupported {
+                dir: dir.to_path_buf(),
+                message: "--format csr runs MLPs (dense layers with one nonlinearity), and this run's network has convolutions, batch norms, dropout or mixed activations; use --format dense or compact".into(),
+            });
+        }
+    };
+    let csr = match (format, &net) {
+        (Format::Csr, RunNet::Mlp(m)) => Some(CsrMlp::from_host(m)),
+        _ => None,
+    };
+    let forward = |x: &[f32], b: usize| match &csr {
+        Some(c) => c.forward(x, b),
+        None => net.forward(x, b),
     };
     let mut times = Vec::new();
     let mut out = Vec::new();
@@ -229,6 +371,7 @@ pub fn infer_run(
     times.sort_by(f64::total_cmp);
     Ok(InferReport {
         format,
+        engine: net.engine(),
         samples: n,
         batch,
         accuracy: accuracy(run.head, &out, &run.eval),

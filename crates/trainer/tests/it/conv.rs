@@ -164,6 +164,113 @@ fn channel_pruning_removes_whole_channels_with_their_norm_and_next_slice() {
         "{echo}"
     );
     load_config(&r.dir.join("config.toml"), &[]).unwrap();
+    run_folder_commands_take_it(&r.dir, test.accuracy().unwrap());
+}
+
+/// Every tensor of a safetensors file by name.
+fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let (shape, v) = tensor(&st, &n);
+            (n, shape, v)
+        })
+        .collect()
+}
+
+/// `trainer compact`, `infer` and `sensitivity` on the folder of a channel-pruned conv run
+/// (1-8-16-32-10, half of each layer's units pruned).
+fn run_folder_commands_take_it(dir: &Path, test_accuracy: f64) {
+    use trainer::inference::run_folder::{Format, compact_run, infer_run};
+    let saved = tensors(&dir.join("compact.safetensors"));
+    let c = compact_run(dir).unwrap();
+    assert_eq!(c.widths_before, [1, 8, 16, 32, 10]);
+    assert_eq!(c.widths_after, [1, 4, 8, 16, 10]);
+    assert_eq!(c.accuracy_before, Some(test_accuracy));
+    assert_eq!(c.accuracy_after, Some(test_accuracy));
+    assert!(c.max_abs_diff <= 1e-5, "{}", c.max_abs_diff);
+    // The network the training run compacted and saved.
+    assert_eq!(tensors(&dir.join("compact.safetensors")), saved);
+    // Dense by default for a layer list.
+    for (format, ran) in [
+        (None, Format::Dense),
+        (Some(Format::Compact), Format::Compact),
+    ] {
+        // One batch of the whole split, as the run's evaluation.
+        let r = infer_run(dir, format, 100_000, 1).unwrap();
+        assert_eq!(r.format, ran);
+        assert_eq!(r.accuracy, Some(test_accuracy), "{format:?}");
+        assert_eq!(r.engine, "burn-ndarray");
+    }
+    let e = infer_run(dir, Some(Format::Csr), 32, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("use --format dense or compact"), "{e}");
+    let s = trainer::sensitivity::sensitivity(dir, &[0.0, 0.95], 0.01).unwrap();
+    let layers: Vec<&String> = s.suggested.keys().collect();
+    assert_eq!(
+        layers,
+        [
+            "features.0.conv.weight",
+            "features.1.conv.weight",
+            "layers.0.weight",
+            "layers.1.weight"
+        ]
+    );
+    for p in &s.probes {
+        if p.sparsity == 0.0 {
+            assert_eq!(p.metric, s.baseline, "{}", p.layer);
+        }
+    }
+    // 95 % of the first convolution's (already halved) filters is more than digits tolerate.
+    let first = s
+        .probes
+        .iter()
+        .find(|p| p.layer == "features.0.conv.weight" && p.sparsity == 0.95)
+        .unwrap();
+    assert!(
+        first.metric < s.baseline - 0.05,
+        "{first:?} vs {}",
+        s.baseline
+    );
+    assert!(dir.join("sensitivity_targets.toml").is_file());
+}
+
+#[test]
+fn dropout_drops_in_training_steps_only_and_repeats_by_key() {
+    use burn::tensor::{Tensor, TensorData};
+    use trainer::config::{ModelConfig, Shape};
+    use trainer::model::Net;
+    #[allow(deprecated)]
+    let device = burn::tensor::Device::ndarray();
+    let dense = "{ type = \"dense\", units = 32 },";
+    let with: ModelConfig = toml::from_str(&LAYERS.replace(
+        dense,
+        &format!("{dense}\n  {{ type = \"dropout\", prob = 0.5 }},"),
+    ))
+    .unwrap();
+    let without: ModelConfig = toml::from_str(LAYERS).unwrap();
+    let net = Net::new(&with, Shape::Image([1, 8, 8]), 4, 3, &device);
+    let plain = Net::new(&without, Shape::Image([1, 8, 8]), 4, 3, &device);
+    let x = || {
+        let v: Vec<f32> = (0..16 * 64).map(|k| (k % 13) as f32 / 13.0).collect();
+        Tensor::<2>::from_data(TensorData::new(v, [16, 64]), &device)
+    };
+    let out = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    // Evaluation passes values through: the same network as without the entry (which draws
+    // no initial weights).
+    let eval = out(net.forward(x()));
+    assert_eq!(eval, out(plain.forward(x())));
+    let a = out(net.forward_train(x(), 1));
+    assert_eq!(a, out(net.forward_train(x(), 1)), "a key gives one mask");
+    assert_ne!(a, eval);
+    assert_ne!(a, out(net.forward_train(x(), 2)));
+    assert!(net.has_dropout() && !plain.has_dropout());
+    assert_eq!(out(plain.forward_train(x(), 1)), eval);
 }
 
 #[test]

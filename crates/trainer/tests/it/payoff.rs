@@ -170,11 +170,11 @@ fn a_neuron_pruned_run_is_compacted_with_the_same_accuracy_and_the_commands_agre
     assert!(c.max_abs_diff <= 1e-5);
     use trainer::inference::run_folder::{Format, infer_run};
     for format in [Format::Dense, Format::Csr, Format::Compact] {
-        let i = infer_run(&r.dir, format, 32, 1).unwrap();
+        let i = infer_run(&r.dir, Some(format), 32, 1).unwrap();
         assert_eq!(i.accuracy, test.accuracy(), "{format:?}");
         assert_eq!(i.samples, 359);
     }
-    let e = match infer_run(&tmp.path().join("nope"), Format::Csr, 1, 1) {
+    let e = match infer_run(&tmp.path().join("nope"), Some(Format::Csr), 1, 1) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a missing run folder must be an error"),
     };

@@ -1,0 +1,206 @@
+//! `cargo xtask bench`: every benchmark, and PyTorch's twins in the same sitting, into one table
+//! of ratios (`runs/bench/table.md`). Machines differ by tens of percent, so a figure is only
+//! ever quoted as a ratio against PyTorch measured minutes apart on the same machine.
+//!
+//! PyTorch is whatever `python3` (or `$LOPPER_PYTHON`) imports; the table says which version.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cargo;
+
+/// The Python that imports torch, and torch's version.
+fn python() -> Result<(String, String)> {
+    let python = std::env::var("LOPPER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .with_context(|| format!("cannot start {python}"))?;
+    if !out.status.success() {
+        bail!(
+            "{python} cannot import torch, and the table compares against it: install it (`python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch`) and run `LOPPER_PYTHON=/tmp/torch/bin/python cargo xtask bench`"
+        );
+    }
+    Ok((
+        python,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
+}
+
+/// Runs a PyTorch script and returns its stdout.
+fn torch_script(python: &str, script: &str, args: &[&str]) -> Result<String> {
+    eprintln!("$ {python} {script} {}", args.join(" "));
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot start {python} {script}"))?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprint!("{text}");
+    Ok(text)
+}
+
+/// The number after `key` in `text` (`median 3.129 ms/step` → 3.129 for key `median`).
+fn number_after(text: &str, key: &str) -> Result<f64> {
+    let rest = text
+        .split(key)
+        .nth(1)
+        .with_context(|| format!("no `{key}` in {text:?}"))?;
+    let rest = rest.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+')))
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .ok()
+        .with_context(|| format!("no number after `{key}` in {text:?}"))
+}
+
+/// Criterion's median of benchmark `id` (the folder it writes under target/criterion), in ms.
+fn criterion_ms(id: &str) -> Result<f64> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    let path = PathBuf::from(target)
+        .join("criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: did the benchmark run?", path.display()))?;
+    let median = text
+        .split("\"median\"")
+        .nth(1)
+        .with_context(|| format!("{}: no median", path.display()))?;
+    Ok(number_after(median, "\"point_estimate\":")? / 1e6)
+}
+
+/// Wall seconds of the release trainer on `configs/fashion-mnist.toml` at batch 128 for
+/// `epochs` epochs (data loading and start-up included; they cancel in a difference).
+fn trainer_seconds(exe: &Path, out: &Path, epochs: usize) -> Result<f64> {
+    if out.exists() {
+        if !out.join(".lopper").is_file() {
+            bail!(
+                "{} exists and was not made by Lopper; move it away",
+                out.display()
+            );
+        }
+        std::fs::remove_dir_all(out)?;
+    }
+    let mut cmd = Command::new(exe);
+    cmd.args(["--config", "configs/fashion-mnist.toml", "--quiet"])
+        .args(["--set", "train.batch_size=128"])
+        .args(["--set", &format!("train.epochs={epochs}")])
+        .arg("--out")
+        .arg(out);
+    eprintln!("$ {cmd:?}");
+    let t = Instant::now();
+    if !cmd.status()?.success() {
+        bail!(
+            "the Fashion-MNIST run failed; its folder is {}",
+            out.display()
+        );
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// One row: what, Lopper's figure, PyTorch's, the ratio.
+struct Row {
+    what: String,
+    ours: f64,
+    torch: f64,
+    unit: &'static str,
+}
+
+/// Everything, in one sitting.
+pub fn run() -> Result<()> {
+    let (python, version) = python()?;
+    let step = "crates/trainer/benches/pytorch_train_step.py";
+    let lenet = "crates/trainer/benches/pytorch_lenet5_step.py";
+    let epoch = "crates/trainer/benches/pytorch_fashion_epoch.py";
+    // PyTorch before and after ours: the better of the two is its figure (noise only slows).
+    let mut torch_step = vec![number_after(&torch_script(&python, step, &[])?, "median")?];
+    let mut torch_lenet = vec![number_after(&torch_script(&python, lenet, &[])?, "median")?];
+    cargo(&["bench", "-p", "trainer", "--bench", "train_step"])?;
+    torch_step.push(number_after(&torch_script(&python, step, &[])?, "median")?);
+    torch_lenet.push(number_after(&torch_script(&python, lenet, &[])?, "median")?);
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut rows = Vec::new();
+    for (net, torch) in [
+        ("784-300-100-10", best(&torch_step)),
+        ("lenet5", best(&torch_lenet)),
+    ] {
+        for backend in ["ndarray", "flex"] {
+            rows.push(Row {
+                what: format!("training step, {net}, batch 128, {backend}"),
+                ours: criterion_ms(&format!("train_step_{net}_b128_{backend}"))?,
+                torch,
+                unit: "ms",
+            });
+        }
+    }
+    // Whole epochs as a user lives them: the marginal cost of one.
+    cargo(&["build", "-p", "trainer", "--release"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    let exe = PathBuf::from(target).join("release/trainer");
+    let root = Path::new("runs/bench");
+    std::fs::create_dir_all(root)?;
+    let t1 = trainer_seconds(&exe, &root.join("fashion-mnist-1"), 1)?;
+    let t3 = trainer_seconds(&exe, &root.join("fashion-mnist-3"), 3)?;
+    let torch_epoch = torch_script(&python, epoch, &["--batch", "128", "--epochs", "1", "3"])?;
+    rows.push(Row {
+        what: "fashion-mnist.toml, batch 128: one more epoch (train + full evaluation)".into(),
+        ours: (t3 - t1) / 2.0,
+        torch: number_after(&torch_epoch, "marginal epoch:")?,
+        unit: "s",
+    });
+    let mut table = format!(
+        "| benchmark | Lopper | PyTorch {version} (2 threads) | Lopper / PyTorch |\n|---|---:|---:|---:|\n"
+    );
+    for r in &rows {
+        table += &format!(
+            "| {} | {:.3} {u} | {:.3} {u} | {:.2}× |\n",
+            r.what,
+            r.ours,
+            r.torch,
+            r.ours / r.torch,
+            u = r.unit
+        );
+    }
+    std::fs::write(root.join("table.md"), &table)?;
+    print!("{table}");
+    // The benchmarks without a PyTorch twin: their own ratios are inside them.
+    for bench in ["pruning_overhead", "sparse_inference"] {
+        cargo(&["bench", "-p", "trainer", "--bench", bench])?;
+    }
+    eprintln!("wrote {}", root.join("table.md").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_after_their_key() {
+        let line = "pytorch 2.15.0 threads=2: median 3.129 ms/step (min 2.594, max 3.986)";
+        assert_eq!(number_after(line, "median").unwrap(), 3.129);
+        assert_eq!(
+            number_after("marginal epoch: 1.530 s", "marginal epoch:").unwrap(),
+            1.53
+        );
+        let json = r#"{"mean":{"point_estimate":1.0},"median":{"confidence_interval":{},"point_estimate":3803600.5,"standard_error":1.0}}"#;
+        let median = json.split("\"median\"").nth(1).unwrap();
+        assert_eq!(
+            number_after(median, "\"point_estimate\":").unwrap(),
+            3803600.5
+        );
+        assert!(number_after(line, "mean").is_err());
+    }
+}
