@@ -11,7 +11,7 @@ use trainer::head::Head;
 use trainer::model::Net;
 use trainer::optim::build_optimizer;
 
-fn step_bench(c: &mut Criterion, backend: BackendKind, lenet: bool) {
+fn step_bench(c: &mut Criterion, backend: BackendKind, lenet: bool, burn_adam: bool) {
     let Ok(device) = make_device(backend) else {
         eprintln!("skipping {backend}: not in this build (cargo xtask bench enables it)");
         return;
@@ -38,14 +38,23 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, lenet: bool) {
     // In an Option so each iteration can move the model into the optimizer, as the training
     // loop does: a second live reference to the parameters would defeat in-place updates.
     let mut model = Some(Net::new(&cfg, input, 10, 0, &device));
-    let mut optim = build_optimizer(&train);
+    // The trainer's optimizer (Adam fused into one pass per parameter on the CPU), or Burn's
+    // own Adam: the fused update's gain.
+    let (mut optim, variant) = if burn_adam {
+        (
+            burn::optim::AdamConfig::new().with_epsilon(1e-8).init(),
+            "-burn-adam",
+        )
+    } else {
+        (build_optimizer(&train), "")
+    };
     let head = Head::Multiclass(10);
     let x: Vec<f32> = (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect();
     let mut onehot = vec![0f32; 128 * 10];
     for r in 0..128 {
         onehot[r * 10 + r % 10] = 1.0;
     }
-    c.bench_function(&format!("train_step_{name}_b128/{backend}"), |b| {
+    c.bench_function(&format!("train_step_{name}_b128/{backend}{variant}"), |b| {
         b.iter(|| {
             // Batch construction is part of a real step, so it is timed too.
             let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
@@ -64,9 +73,11 @@ fn benches(c: &mut Criterion) {
     // As `train()` does: without it, subnormal Adam moments slow steps ~3× after ~1000 steps.
     let _flush = trainer::denormals::FlushDenormals::enable();
     for lenet in [false, true] {
-        step_bench(c, BackendKind::Ndarray, lenet);
-        step_bench(c, BackendKind::Flex, lenet);
+        step_bench(c, BackendKind::Ndarray, lenet, false);
+        step_bench(c, BackendKind::Flex, lenet, false);
     }
+    step_bench(c, BackendKind::Ndarray, false, true);
+    step_bench(c, BackendKind::Flex, false, true);
 }
 
 criterion_group!(benches_group, benches);

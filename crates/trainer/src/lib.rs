@@ -22,6 +22,7 @@ pub mod eval;
 pub mod experiment;
 pub mod export;
 pub mod folder;
+pub mod fused_adam;
 pub mod head;
 pub mod hooks;
 pub mod host_net;

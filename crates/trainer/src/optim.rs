@@ -2,21 +2,24 @@
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{ModuleOptimizer, SgdConfig};
 
 use crate::config::{LrScheduleKind, OptimizerKind, TrainConfig};
+use crate::fused_adam::FusedAdam;
 
-/// Builds Burn's optimizer for `[train]`. Weight decay is coupled (added to the gradient), as
-/// PyTorch's `Adam(weight_decay=…)` and `SGD(weight_decay=…)` do.
+/// Builds the optimizer for `[train]`: Adam fused into one pass per parameter on the CPU
+/// backends (`fused_adam.rs`: Burn's numbers, a third of the time), Burn's SGD. Weight decay is
+/// coupled (added to the gradient), as PyTorch's `Adam(weight_decay=…)` and
+/// `SGD(weight_decay=…)` do.
 pub fn build_optimizer(t: &TrainConfig) -> ModuleOptimizer {
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_beta_1(t.beta1 as f32)
-            .with_beta_2(t.beta2 as f32)
-            .with_epsilon(t.epsilon as f32)
-            .with_weight_decay(decay)
-            .init(),
+        OptimizerKind::Adam => ModuleOptimizer::from(FusedAdam::new(
+            t.beta1 as f32,
+            t.beta2 as f32,
+            t.epsilon as f32,
+            t.weight_decay as f32,
+        )),
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum((t.momentum > 0.0).then_some(MomentumConfig {
                 momentum: t.momentum,
