@@ -3,10 +3,16 @@
 //! ever quoted as a ratio against PyTorch measured minutes apart on the same machine.
 //!
 //! PyTorch is whatever `python3` (or `$LOPPER_PYTHON`) imports; the table says which version.
+//! Both sides get the same two threads: PyTorch's scripts set them, and Burn's thread pool is
+//! held to them with `RAYON_NUM_THREADS` and ndarray's GEMM with `MATMUL_NUM_THREADS` (this
+//! process's, which its children inherit).
+
+/// Threads on both sides.
+const THREADS: &str = "2";
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
@@ -65,8 +71,9 @@ fn number_after(text: &str, key: &str) -> Result<f64> {
         .with_context(|| format!("no number after `{key}` in {text:?}"))
 }
 
-/// Criterion's median of benchmark `id` (the folder it writes under target/criterion), in ms.
-fn criterion_ms(id: &str) -> Result<f64> {
+/// Criterion's median of benchmark `id` (the folder it writes under target/criterion), in ms,
+/// written after `since` (an older file is a benchmark that did not run this time).
+fn criterion_ms(id: &str, since: SystemTime) -> Result<f64> {
     let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
     let path = PathBuf::from(target)
         .join("criterion")
@@ -74,6 +81,12 @@ fn criterion_ms(id: &str) -> Result<f64> {
         .join("new/estimates.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: did the benchmark run?", path.display()))?;
+    if std::fs::metadata(&path)?.modified()? < since {
+        bail!(
+            "{}: left by an earlier sitting; the benchmark did not run now (is its backend in this build?)",
+            path.display()
+        );
+    }
     let median = text
         .split("\"median\"")
         .nth(1)
@@ -82,23 +95,19 @@ fn criterion_ms(id: &str) -> Result<f64> {
 }
 
 /// Wall seconds of the release trainer on `configs/fashion-mnist.toml` at batch 128 for
-/// `epochs` epochs (data loading and start-up included; they cancel in a difference).
-fn trainer_seconds(exe: &Path, out: &Path, epochs: usize) -> Result<f64> {
+/// `epochs` epochs (data loading and start-up included; they cancel in a difference), in a
+/// run folder of its own that it removes afterwards.
+fn trainer_seconds(exe: &Path, root: &Path, epochs: usize) -> Result<f64> {
+    let out = root.join(format!("fashion-mnist-{epochs}-{}", std::process::id()));
     if out.exists() {
-        if !out.join(".lopper").is_file() {
-            bail!(
-                "{} exists and was not made by Lopper; move it away",
-                out.display()
-            );
-        }
-        std::fs::remove_dir_all(out)?;
+        bail!("{} exists; move it away", out.display());
     }
     let mut cmd = Command::new(exe);
     cmd.args(["--config", "configs/fashion-mnist.toml", "--quiet"])
         .args(["--set", "train.batch_size=128"])
         .args(["--set", &format!("train.epochs={epochs}")])
         .arg("--out")
-        .arg(out);
+        .arg(&out);
     eprintln!("$ {cmd:?}");
     let t = Instant::now();
     if !cmd.status()?.success() {
@@ -107,7 +116,10 @@ fn trainer_seconds(exe: &Path, out: &Path, epochs: usize) -> Result<f64> {
             out.display()
         );
     }
-    Ok(t.elapsed().as_secs_f64())
+    let seconds = t.elapsed().as_secs_f64();
+    // This process made it (it did not exist above).
+    std::fs::remove_dir_all(&out)?;
+    Ok(seconds)
 }
 
 /// One row: what, Lopper's figure, PyTorch's, the ratio.
@@ -120,6 +132,14 @@ struct Row {
 
 /// Everything, in one sitting.
 pub fn run() -> Result<()> {
+    // Paths below are the workspace's, wherever cargo was called from.
+    std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))?;
+    // SAFETY: set before this process starts any thread.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", THREADS);
+        std::env::set_var("MATMUL_NUM_THREADS", THREADS);
+    }
+    let started = SystemTime::now();
     let (python, version) = python()?;
     let step = "crates/trainer/benches/pytorch_train_step.py";
     let lenet = "crates/trainer/benches/pytorch_lenet5_step.py";
@@ -139,7 +159,7 @@ pub fn run() -> Result<()> {
         for backend in ["ndarray", "flex"] {
             rows.push(Row {
                 what: format!("training step, {net}, batch 128, {backend}"),
-                ours: criterion_ms(&format!("train_step_{net}_b128_{backend}"))?,
+                ours: criterion_ms(&format!("train_step_{net}_b128_{backend}"), started)?,
                 torch,
                 unit: "ms",
             });
@@ -151,8 +171,8 @@ pub fn run() -> Result<()> {
     let exe = PathBuf::from(target).join("release/trainer");
     let root = Path::new("runs/bench");
     std::fs::create_dir_all(root)?;
-    let t1 = trainer_seconds(&exe, &root.join("fashion-mnist-1"), 1)?;
-    let t3 = trainer_seconds(&exe, &root.join("fashion-mnist-3"), 3)?;
+    let t1 = trainer_seconds(&exe, root, 1)?;
+    let t3 = trainer_seconds(&exe, root, 3)?;
     let torch_epoch = torch_script(&python, epoch, &["--batch", "128", "--epochs", "1", "3"])?;
     rows.push(Row {
         what: "fashion-mnist.toml, batch 128: one more epoch (train + full evaluation)".into(),
@@ -161,7 +181,7 @@ pub fn run() -> Result<()> {
         unit: "s",
     });
     let mut table = format!(
-        "| benchmark | Lopper | PyTorch {version} (2 threads) | Lopper / PyTorch |\n|---|---:|---:|---:|\n"
+        "| benchmark | Lopper ({THREADS} threads) | PyTorch {version} ({THREADS} threads) | Lopper / PyTorch |\n|---|---:|---:|---:|\n"
     );
     for r in &rows {
         table += &format!(

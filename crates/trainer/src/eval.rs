@@ -8,7 +8,7 @@ use crate::head::Head;
 use crate::model::Net;
 
 /// Rows per forward pass during evaluation; bounds memory on large test sets.
-const EVAL_CHUNK: usize = 2048;
+pub const EVAL_CHUNK: usize = 2048;
 
 /// Loss and accuracy on one split.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -348,7 +348,8 @@ fn check_keys(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
 fn check_prob(key: &str, l: &LayerEntry) -> Result<(), Invalid> {
     match (l.kind, l.prob) {
         (LayerKind::Dropout, None) => Err(bad(key, "type = \"dropout\" needs `prob`")),
-        (LayerKind::Dropout, Some(p)) if !(0.0..1.0).contains(&p) => Err(bad(
+        // Kept as f32: a probability that rounds to 1 there would zero everything.
+        (LayerKind::Dropout, Some(p)) if !(0.0..1.0).contains(&p) || p as f32 >= 1.0 => Err(bad(
             key,
             format!(
                 "`prob` is {p}, but it is the probability of zeroing a value: give one in [0, 1)"
@@ -529,6 +530,15 @@ mod tests {
                 Shape::Flat(64),
                 "model.layers[0]",
                 "`prob` is 1, but it is the probability of zeroing a value: give one in [0, 1)",
+            ),
+            (
+                vec![LayerEntry {
+                    prob: Some(0.999_999_999),
+                    ..LayerEntry::of(LayerKind::Dropout)
+                }],
+                Shape::Flat(64),
+                "model.layers[0]",
+                "give one in [0, 1)",
             ),
             (
                 vec![LayerEntry {

@@ -82,12 +82,22 @@ impl RunNet {
         match self {
             Self::Mlp(m) => m.forward(x, batch),
             Self::Layers { net, device, .. } => {
+                // In the evaluation's chunks: a whole split in one pass would hold every
+                // activation of every sample at once.
                 let d = x.len() / batch.max(1);
-                let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [batch, d]), device);
-                net.forward(x)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .expect("f32 outputs")
+                let mut out = Vec::new();
+                for chunk in x.chunks(crate::eval::EVAL_CHUNK * d.max(1)) {
+                    let rows = chunk.len() / d.max(1);
+                    let x =
+                        Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [rows, d]), device);
+                    out.extend(
+                        net.forward(x)
+                            .into_data()
+                            .try_to_vec::<f32>()
+                            .expect("f32 outputs"),
+                    );
+                }
+                out
             }
         }
     }
