@@ -240,6 +240,17 @@ pub fn train_checkpointed(
     Ok(Trained { model, end })
 }
 
+/// A training step's forward pass: dropout layers draw from the key of step `step` of the
+/// phase's base `dropout`.
+fn forward_step(model: &Net, x: Tensor<2>, dropout: u64, step: usize) -> Tensor<2> {
+    if model.has_dropout() {
+        let key = Rng::derive(dropout, &format!("step {step}")).next_u64();
+        model.forward_train(x, key)
+    } else {
+        model.forward(x)
+    }
+}
+
 /// Everything the loop carries from epoch to epoch, and what a checkpoint restores.
 struct LoopState {
     model: Net,
@@ -378,12 +389,7 @@ impl LoopState {
             let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
             let targets = head.targets(train, idx, device);
             let model = self.model;
-            let out = if model.has_dropout() {
-                let key = Rng::derive(self.dropout, &format!("step {}", self.step)).next_u64();
-                model.forward_train(x, key)
-            } else {
-                model.forward(x)
-            };
+            let out = forward_step(&model, x, self.dropout, self.step);
             let data_loss = head.loss(out, targets);
             let mut loss = data_loss.clone();
             if t.l1 > 0.0 {
