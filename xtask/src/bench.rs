@@ -10,7 +10,7 @@
 /// Threads on both sides.
 const THREADS: &str = "2";
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
@@ -39,18 +39,7 @@ fn python() -> Result<(String, String)> {
 /// Runs a PyTorch script and returns its stdout.
 fn torch_script(python: &str, script: &str, args: &[&str]) -> Result<String> {
     eprintln!("$ {python} {script} {}", args.join(" "));
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot start {python} {script}"))?;
-    if !out.status.success() {
-        bail!(
-            "{script} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = crate::output(python, &[&[script], args].concat())?;
     eprint!("{text}");
     Ok(text)
 }
@@ -74,8 +63,7 @@ fn number_after(text: &str, key: &str) -> Result<f64> {
 /// Criterion's median of benchmark `id` (the folder it writes under target/criterion), in ms,
 /// written after `since` (an older file is a benchmark that did not run this time).
 fn criterion_ms(id: &str, since: SystemTime) -> Result<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let path = PathBuf::from(target)
+    let path = crate::target_dir()
         .join("criterion")
         .join(id)
         .join("new/estimates.json");
@@ -167,8 +155,7 @@ pub fn run() -> Result<()> {
     }
     // Whole epochs as a user lives them: the marginal cost of one.
     cargo(&["build", "-p", "trainer", "--release"])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let exe = PathBuf::from(target).join("release/trainer");
+    let exe = crate::target_dir().join("release/trainer");
     let root = Path::new("runs/bench");
     std::fs::create_dir_all(root)?;
     let t1 = trainer_seconds(&exe, root, 1)?;

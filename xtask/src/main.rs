@@ -20,6 +20,30 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` and returns its stdout; a failure carries its stderr.
+fn output(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot start {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Cargo's target folder.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .unwrap_or_else(|| "target".into())
+        .into()
+}
+
 fn lint() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
@@ -68,10 +92,72 @@ struct BenchRun {
     test_accuracy: f64,
 }
 
+/// One training run of the GPU benchmark: `configs/{config}.toml` on `backend`, in
+/// `root/{config}-{backend}` (replacing only a folder Lopper made).
+fn gpu_bench_run(
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    config: &'static str,
+    backend: &'static str,
+    quick: bool,
+) -> Result<BenchRun> {
+    let out = root.join(format!("{config}-{backend}"));
+    if out.exists() {
+        // Only a run folder the trainer made (its marker file) is replaced.
+        if !out.join(".lopper").is_file() {
+            bail!(
+                "{} exists and was not made by Lopper; move it away",
+                out.display()
+            );
+        }
+        std::fs::remove_dir_all(&out)?;
+    }
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--config",
+        &format!("configs/{config}.toml"),
+        "--backend",
+        backend,
+    ])
+    .arg("--out")
+    .arg(&out)
+    .arg("--quiet");
+    if quick {
+        cmd.args(["--set", "train.epochs=2"]);
+        if config.ends_with("gmp") {
+            cmd.args([
+                "--set",
+                "pruning.begin_epoch=0",
+                "--set",
+                "pruning.end_epoch=1",
+            ]);
+        }
+    }
+    eprintln!("$ {cmd:?}");
+    if !cmd.status()?.success() {
+        bail!(
+            "{config} on {backend} failed; its run folder is {}",
+            out.display()
+        );
+    }
+    let path = out.join("summary.json");
+    let s: report::Summary = report::load(&path)?;
+    let f = s
+        .finished()
+        .with_context(|| format!("{}: status {}", path.display(), s.status()))?;
+    Ok(BenchRun {
+        config,
+        backend,
+        device: s.device.name.clone(),
+        epochs: f.epochs as f64,
+        wall_s: f.wall_time_s,
+        test_accuracy: f.final_evals.accuracy("test").unwrap_or(f64::NAN),
+    })
+}
+
 fn gpu_bench(quick: bool) -> Result<()> {
     cargo(&["build", "-p", "trainer", "--release", "--features", "wgpu"])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let exe = std::path::Path::new(&target).join("release/trainer");
+    let exe = target_dir().join("release/trainer");
     let exe = exe.as_path();
     let status = Command::new(exe).arg("devices").status()?;
     if !status.success() {
@@ -81,58 +167,7 @@ fn gpu_bench(quick: bool) -> Result<()> {
     let mut runs = Vec::new();
     for config in ["fashion-mnist", "fashion-mnist-gmp"] {
         for backend in ["wgpu", "ndarray"] {
-            let out = root.join(format!("{config}-{backend}"));
-            if out.exists() {
-                // Only a run folder the trainer made (its marker file) is replaced.
-                if !out.join(".lopper").is_file() {
-                    bail!(
-                        "{} exists and was not made by Lopper; move it away",
-                        out.display()
-                    );
-                }
-                std::fs::remove_dir_all(&out)?;
-            }
-            let mut cmd = Command::new(exe);
-            cmd.args([
-                "--config",
-                &format!("configs/{config}.toml"),
-                "--backend",
-                backend,
-            ])
-            .arg("--out")
-            .arg(&out)
-            .arg("--quiet");
-            if quick {
-                cmd.args(["--set", "train.epochs=2"]);
-                if config.ends_with("gmp") {
-                    cmd.args([
-                        "--set",
-                        "pruning.begin_epoch=0",
-                        "--set",
-                        "pruning.end_epoch=1",
-                    ]);
-                }
-            }
-            eprintln!("$ {cmd:?}");
-            if !cmd.status()?.success() {
-                bail!(
-                    "{config} on {backend} failed; its run folder is {}",
-                    out.display()
-                );
-            }
-            let path = out.join("summary.json");
-            let s: report::Summary = report::load(&path)?;
-            let f = s
-                .finished()
-                .with_context(|| format!("{}: status {}", path.display(), s.status()))?;
-            runs.push(BenchRun {
-                config,
-                backend,
-                device: s.device.name.clone(),
-                epochs: f.epochs as f64,
-                wall_s: f.wall_time_s,
-                test_accuracy: f.final_evals.accuracy("test").unwrap_or(f64::NAN),
-            });
+            runs.push(gpu_bench_run(exe, root, config, backend, quick)?);
         }
     }
     let mut table = String::from(

@@ -115,8 +115,7 @@ pub fn table(cells: &[Cell]) -> String {
 /// Builds the trainer, runs every method's sweep, writes `runs/results/table.md`.
 pub fn run() -> Result<()> {
     crate::cargo(&["build", "-p", "trainer", "--release", "--locked"])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let exe = Path::new(&target).join("release/trainer");
+    let exe = crate::target_dir().join("release/trainer");
     let root = Path::new("runs/results");
     let started = Instant::now();
     let mut cells = Vec::new();

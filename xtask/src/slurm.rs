@@ -13,26 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::output as run;
+
 const CONF: &str = "/etc/slurm/slurm.conf";
 /// Written into the config we generate: a slurm.conf without it is someone else's, never
 /// overwritten.
 const MARK: &str = "# written by cargo xtask slurm-up";
-
-fn run(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot start {cmd}"))?;
-    if !out.status.success() {
-        bail!(
-            "`{cmd} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn installed(cmd: &str) -> bool {
     ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]

@@ -516,6 +516,14 @@ mod tests {
                 "model.layers[0]",
                 "put one after a conv2d",
             ),
+        ];
+        assert_named(cases);
+    }
+
+    #[test]
+    fn dropout_needs_a_probability_below_one() {
+        let conv = LayerEntry::conv(4, 3, 0);
+        let cases: Vec<(Vec<LayerEntry>, Shape, &str, &str)> = vec![
             (
                 vec![LayerEntry::of(LayerKind::Dropout)],
                 Shape::Flat(64),
@@ -564,6 +572,11 @@ mod tests {
                 "put one after a conv2d",
             ),
         ];
+        assert_named(cases);
+    }
+
+    /// Each list fails on its input with an error naming `key` and containing `message`.
+    fn assert_named(cases: Vec<(Vec<LayerEntry>, Shape, &str, &str)>) {
         for (layers, input, key, message) in cases {
             let (k, m) = shapes(&layers, input).unwrap_err();
             assert_eq!(k, key, "{m}");

@@ -164,22 +164,22 @@ pub fn open_run_on(dir: &Path, prefer: &[&'static str]) -> Result<RunFolder, Run
         let device = burn::tensor::Device::ndarray();
         RunNet::Mlp(HostMlp::from_mlp(&load_model(&model_path, &device)?))
     };
-    // load_model checked the chain (load_params every shape); the ends must fit the run's data.
-    let widths = model.widths();
-    let n_in = match &model {
-        RunNet::Mlp(m) => m.layers.first().map_or(0, |l| l.n_in),
-        RunNet::Layers { .. } => splits.train.n_features,
-    };
-    let n_out = widths.last().copied().unwrap_or(0);
-    if n_in != splits.train.n_features || n_out != head.n_outputs() {
-        return Err(RunFolderError::Folder {
-            path: model_path,
-            message: format!(
-                "the model maps {n_in} inputs to {n_out} outputs, but the run's data has {} features and needs {} outputs; was it copied from another run?",
-                splits.train.n_features,
-                head.n_outputs()
-            ),
-        });
+    // A layer list was built from the run's config and data, and load_params checked every
+    // shape against it; an MLP file stands alone: load_model checked its chain, and its ends
+    // must fit the run's data.
+    if let RunNet::Mlp(m) = &model {
+        let n_in = m.layers.first().map_or(0, |l| l.n_in);
+        let n_out = m.layers.last().map_or(0, |l| l.n_out);
+        if n_in != splits.train.n_features || n_out != head.n_outputs() {
+            return Err(RunFolderError::Folder {
+                path: model_path,
+                message: format!(
+                    "the model maps {n_in} inputs to {n_out} outputs, but the run's data has {} features and needs {} outputs; was it copied from another run?",
+                    splits.train.n_features,
+                    head.n_outputs()
+                ),
+            });
+        }
     }
     let mut by_name = [
         ("train", Some(splits.train)),
