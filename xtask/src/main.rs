@@ -54,33 +54,8 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ])?;
-    // The wgpu code is behind a feature: linted on its own so the default lint stays fast.
-    cargo(&[
-        "clippy",
-        "-p",
-        "trainer",
-        "--all-targets",
-        "--features",
-        "wgpu",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
     ])
 }
-
-/// The wgpu tests (parity with ndarray, every pruning mode); lavapipe is enough.
-const WGPU_TESTS: [&str; 8] = [
-    "test",
-    "-p",
-    "trainer",
-    "--features",
-    "wgpu",
-    "--test",
-    "it",
-    "wgpu::",
-];
 
 /// One training run of the GPU benchmark, as summary.json records it.
 struct BenchRun {
@@ -213,8 +188,9 @@ fn gpu_bench(quick: bool) -> Result<()> {
 
 const USAGE: &str =
     "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]|slurm-up|slurm-down>
-  ci         lint, a one-node Slurm up, all tests, the wgpu tests, Slurm down: what .ci/run does
-  lint       fmt check, and clippy (with and without wgpu) with warnings denied
+  ci         lint, a one-node Slurm up, all tests (the wgpu ones included), Slurm down: what
+             .ci/run does
+  lint       fmt check, and clippy on the workspace (wgpu included) with warnings denied
   bench      every benchmark with PyTorch's twins in the same sitting (python3 or $LOPPER_PYTHON
              must import torch): training steps (784-300-100-10 and LeNet-5, ndarray and flex),
              the marginal epoch of fashion-mnist.toml at batch 128, into runs/bench/table.md;
@@ -237,10 +213,14 @@ fn main() -> Result<()> {
             // The Slurm executor's test runs against a real one-node Slurm (and fails, not
             // skips, without it).
             slurm::up()?;
-            // SAFETY: set before any thread of this process is started.
-            unsafe { std::env::set_var("LOPPER_SLURM", "1") };
+            // SAFETY: set before any thread of this process is started. LOPPER_WGPU: the wgpu
+            // tests (in the workspace build through crates/wgpu-tests) fail without an adapter.
+            unsafe {
+                std::env::set_var("LOPPER_SLURM", "1");
+                std::env::set_var("LOPPER_WGPU", "1");
+            }
             // The README's test command, word for word.
-            let tested = cargo(&["test", "--workspace"]).and_then(|()| cargo(&WGPU_TESTS));
+            let tested = cargo(&["test", "--workspace"]);
             slurm::down()?;
             tested
         }

@@ -10,6 +10,26 @@ use serde::Serialize;
 
 use crate::config::BackendKind;
 
+/// The variable Burn reads for `Device::default()`.
+const BURN_DEVICE: &str = "BURN_DEVICE";
+
+/// Points Burn's `Device::default()` at the host (ndarray) unless the user set `BURN_DEVICE`.
+///
+/// We never ask for the default device, but Burn does: loading an optimizer's state
+/// (`ModuleOptimizer::from_bytes`, used by resume and by `pruning::zero_masked_state` at every
+/// RigL/SET update) puts the state on `Device::default()` and migrates it to the parameter's
+/// device at the next step. In a build with wgpu the default is the GPU, so a CPU run would
+/// bring up a GPU to hold state for a moment, and a run on adapter N would also bring up the
+/// default adapter (a process may register each wgpu device only once, which is how the
+/// wgpu tests caught it). On the host the round trip is a copy. Call first thing in `main`,
+/// before any thread exists; `.cargo/config.toml` sets the same for `cargo test`.
+pub fn host_default_device() {
+    if std::env::var_os(BURN_DEVICE).is_none() {
+        // SAFETY: called at the top of `main`, while the process has one thread.
+        unsafe { std::env::set_var(BURN_DEVICE, "ndarray") };
+    }
+}
+
 /// A backend or adapter that this build or machine cannot provide.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
