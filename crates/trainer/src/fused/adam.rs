@@ -7,12 +7,13 @@
 //! updates them, and the results go back: the same arithmetic, operation for operation in the
 //! same order and precision as Burn's `Adam` (so the numbers are identical, not merely close),
 //! with the state in Burn's own `AdamState`, so checkpoints, `zero_masked_state` and mask
-//! re-zeroing see what they saw before. On wgpu the round trip would cost more than it saves,
-//! and Burn's optimizer stays (`optim::build_optimizer`).
+//! re-zeroing see what they saw before.
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+
+use super::{host, on_host};
 
 /// Adam with coupled weight decay (PyTorch's `Adam(weight_decay=…)`), as Burn's `AdamConfig`
 /// without AMSGrad or gradient clipping (which `[train]` does not offer).
@@ -44,30 +45,6 @@ impl FusedAdam {
             burn,
         }
     }
-}
-
-/// Whether `device` keeps tensors in host memory (ndarray, Flex): there a pass over the host
-/// copy beats a chain of tensor operations.
-fn on_host(device: &Device) -> bool {
-    let d = device.clone().without_autodiff();
-    #[allow(deprecated)]
-    let ndarray = Device::ndarray();
-    #[cfg(feature = "flex")]
-    if d == Device::flex() {
-        return true;
-    }
-    d == ndarray
-}
-
-/// A tensor's values on the host.
-#[allow(
-    clippy::expect_used,
-    reason = "parameters, gradients and moments are f32 on every backend Lopper builds"
-)]
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 parameters and moments")
 }
 
 impl Optimizer for FusedAdam {
@@ -128,68 +105,5 @@ impl Optimizer for FusedAdam {
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
         state.momentum = state.momentum.to_device(device);
         state
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::optim::{GradientsParams, ModuleOptimizer};
-    use burn::tensor::{Tensor, TensorData};
-    use pruning::{Rng, param_infos, read_params};
-
-    use super::*;
-    use crate::config::{ActivationKind, ModelConfig};
-    use crate::head::Head;
-    use crate::model::Net;
-
-    /// `steps` steps of 24-32-16-4 on random batches with `optim`, from the same network.
-    fn train(mut optim: ModuleOptimizer, steps: usize) -> Vec<Vec<f32>> {
-        #[allow(deprecated)]
-        let device = Device::ndarray().autodiff();
-        let cfg = ModelConfig {
-            hidden: Some(vec![32, 16]),
-            activation: Some(ActivationKind::Relu),
-            ..ModelConfig::default()
-        };
-        let mut net = Net::new(&cfg, 24, 4, 7, &device);
-        let head = Head::Multiclass(4);
-        let mut rng = Rng::new(3);
-        for step in 0..steps {
-            let x: Vec<f32> = (0..16 * 24).map(|_| rng.normal() as f32).collect();
-            let mut t = vec![0f32; 16 * 4];
-            for r in 0..16 {
-                t[r * 4 + rng.below(4)] = 1.0;
-            }
-            let x = Tensor::<2>::from_data(TensorData::new(x, [16, 24]), &device);
-            let t = Tensor::<2>::from_data(TensorData::new(t, [16, 4]), &device);
-            let loss = head.loss(net.forward(x), t);
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            // A decaying rate, as schedules give.
-            net = optim.step(1e-2 / (1.0 + step as f64 / 50.0), net, grads);
-        }
-        let ids: Vec<_> = param_infos(&net).iter().map(|p| p.id).collect();
-        read_params(&net, &ids).into_values().collect()
-    }
-
-    #[test]
-    fn fused_adam_gives_burns_numbers_over_many_steps() {
-        for decay in [0.0, 1e-2] {
-            let burn = AdamConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.999)
-                .with_epsilon(1e-8)
-                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay)))
-                .init();
-            let fused = ModuleOptimizer::from(FusedAdam::new(0.9, 0.999, 1e-8, decay));
-            let (a, b) = (train(burn, 300), train(fused, 300));
-            let worst = a
-                .iter()
-                .zip(&b)
-                .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
-                .fold(0f32, f32::max);
-            // The same operations in the same order and precision: identical, not merely within
-            // the 1e-6 a reordering would allow (which is what keeps earlier runs' numbers).
-            assert_eq!(worst, 0.0, "decay {decay}");
-        }
     }
 }

@@ -1,0 +1,145 @@
+//! Optimizer updates in one pass per parameter on the CPU backends.
+//!
+//! Burn's optimizers are chains of element-wise tensor operations, each reading and writing the
+//! whole tensor (about ten for Adam, up to five for SGD with momentum and weight decay). Here the
+//! parameter, its gradient and its state come to the host once, one loop updates them, and the
+//! results go back. Each loop does Burn's arithmetic operation for operation, in the same order
+//! and precision, so the numbers are identical, not merely close (the tests below compare bit
+//! for bit over hundreds of steps), and the state is Burn's own state type, so checkpoints,
+//! `pruning::zero_masked_state` and mask re-zeroing see what they saw before. On wgpu the round
+//! trip would cost more than it saves, and Burn's optimizer runs instead (`optim.rs`).
+
+mod adam;
+mod sgd;
+
+pub use adam::FusedAdam;
+pub use sgd::FusedSgd;
+
+use burn::tensor::{Device, Tensor};
+
+/// Whether `device` keeps tensors in host memory (ndarray, Flex): there a pass over the host
+/// copy beats a chain of tensor operations.
+fn on_host(device: &Device) -> bool {
+    let d = device.clone().without_autodiff();
+    #[allow(deprecated)]
+    let ndarray = Device::ndarray();
+    #[cfg(feature = "flex")]
+    if d == Device::flex() {
+        return true;
+    }
+    d == ndarray
+}
+
+/// A tensor's values on the host.
+#[allow(
+    clippy::expect_used,
+    reason = "parameters, gradients and optimizer state are f32 on every backend Lopper builds"
+)]
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 parameters and optimizer state")
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::optim::decay::WeightDecayConfig;
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+    use burn::tensor::{Tensor, TensorData};
+    use pruning::{Rng, param_infos, read_params};
+
+    use super::*;
+    use crate::config::{ActivationKind, ModelConfig};
+    use crate::head::Head;
+    use crate::model::Net;
+
+    /// `steps` steps of 24-32-16-4 on random batches with `optim`, from the same network; the
+    /// parameters after each of the last two steps (so a state that is not carried shows).
+    fn train(mut optim: ModuleOptimizer, steps: usize) -> Vec<Vec<f32>> {
+        #[allow(deprecated)]
+        let device = Device::ndarray().autodiff();
+        let cfg = ModelConfig {
+            hidden: Some(vec![32, 16]),
+            activation: Some(ActivationKind::Relu),
+            ..ModelConfig::default()
+        };
+        let mut net = Net::new(&cfg, 24, 4, 7, &device);
+        let head = Head::Multiclass(4);
+        let mut rng = Rng::new(3);
+        for step in 0..steps {
+            let x: Vec<f32> = (0..16 * 24).map(|_| rng.normal() as f32).collect();
+            let mut t = vec![0f32; 16 * 4];
+            for r in 0..16 {
+                t[r * 4 + rng.below(4)] = 1.0;
+            }
+            let x = Tensor::<2>::from_data(TensorData::new(x, [16, 24]), &device);
+            let t = Tensor::<2>::from_data(TensorData::new(t, [16, 4]), &device);
+            let loss = head.loss(net.forward(x), t);
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            // A decaying rate, as schedules give.
+            net = optim.step(1e-2 / (1.0 + step as f64 / 50.0), net, grads);
+        }
+        let ids: Vec<_> = param_infos(&net).iter().map(|p| p.id).collect();
+        read_params(&net, &ids).into_values().collect()
+    }
+
+    /// The largest difference between two trainings' parameters.
+    fn worst(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+            .fold(0f32, f32::max)
+    }
+
+    #[test]
+    fn fused_adam_gives_burns_numbers_over_many_steps() {
+        for decay in [0.0, 1e-2] {
+            let burn = AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-8)
+                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay)))
+                .init();
+            let fused = ModuleOptimizer::from(FusedAdam::new(0.9, 0.999, 1e-8, decay));
+            // The same operations in the same order and precision: identical, not merely within
+            // the 1e-6 a reordering would allow (which is what keeps earlier runs' numbers).
+            assert_eq!(
+                worst(&train(burn, 300), &train(fused, 300)),
+                0.0,
+                "decay {decay}"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_sgd_gives_burns_numbers_over_many_steps() {
+        for (momentum, nesterov, decay) in [
+            (0.0, false, 0.0),
+            (0.0, false, 1e-2),
+            (0.9, false, 0.0),
+            (0.9, false, 5e-4),
+            (0.9, true, 1e-3),
+        ] {
+            let burn = SgdConfig::new()
+                .with_momentum((momentum > 0.0).then_some(MomentumConfig {
+                    momentum,
+                    dampening: 0.0,
+                    nesterov,
+                }))
+                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay)))
+                .init();
+            let fused = ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay)));
+            let (a, b) = (train(burn, 300), train(fused, 300));
+            let what = format!("momentum {momentum}, nesterov {nesterov}, decay {decay}");
+            assert_eq!(worst(&a, &b), 0.0, "{what}");
+            // And training moved the weights (a no-op on both sides would also agree).
+            let start = train(
+                ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay))),
+                0,
+            );
+            assert!(worst(&start, &b) > 1e-3, "{what}: the weights did not move");
+        }
+    }
+}
