@@ -1,6 +1,7 @@
 //! Where the time of one training step goes: 784-300-100-10, batch 128, ReLU, Adam, on the
-//! ndarray backend. Times each phase separately (ndarray runs synchronously, so wall time per
-//! phase is that phase's cost) and prints medians over 200 steps.
+//! ndarray backend (`BACKEND=flex`: Flex). Times each phase separately (both CPU backends run
+//! synchronously, so wall time per phase is that phase's cost) and prints medians over 200
+//! steps.
 //!
 //!     cargo run -p trainer --release --example step_breakdown
 
@@ -24,9 +25,13 @@ fn main() {
     let _flush = std::env::var("NO_FTZ")
         .is_err()
         .then(trainer::denormals::FlushDenormals::enable);
-    let device = make_device(BackendKind::Ndarray)
-        .expect("ndarray")
-        .autodiff();
+    // BACKEND=flex for Burn's Flex backend.
+    trainer::heap::keep_freed_memory();
+    let kind = match std::env::var("BACKEND").as_deref() {
+        Ok("flex") => BackendKind::Flex,
+        _ => BackendKind::Ndarray,
+    };
+    let device = make_device(kind).expect("a CPU backend").autodiff();
     let cfg = ModelConfig {
         hidden: Some(vec![300, 100]),
         activation: Some(ActivationKind::Relu),

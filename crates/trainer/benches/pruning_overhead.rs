@@ -118,6 +118,7 @@ fn case_name(case: (bool, bool, bool)) -> &'static str {
 
 fn bench(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
+    trainer::heap::keep_freed_memory();
     let (backend, s) = setup();
     let head = Head::Multiclass(10);
     let mut group = c.benchmark_group(format!("pruning_overhead_784-300-100-10_b128/{backend}"));

@@ -72,6 +72,8 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, lenet: bool, burn_adam: b
 fn benches(c: &mut Criterion) {
     // As `train()` does: without it, subnormal Adam moments slow steps ~3× after ~1000 steps.
     let _flush = trainer::denormals::FlushDenormals::enable();
+    // As the trainer's `main` does: the step's buffers stay in the heap between steps.
+    trainer::heap::keep_freed_memory();
     for lenet in [false, true] {
         step_bench(c, BackendKind::Ndarray, lenet, false);
         step_bench(c, BackendKind::Flex, lenet, false);

@@ -35,7 +35,7 @@ struct TrainArgs {
     /// Override the seed (same as `--set seed=N`).
     #[arg(long)]
     seed: Option<u64>,
-    /// Override the backend: ndarray (default), flex or wgpu (GPU; a build with `--features wgpu`).
+    /// Override the backend: flex (default), ndarray or wgpu (GPU; a build with `--features wgpu`).
     #[arg(long)]
     backend: Option<BackendKind>,
     /// The wgpu adapter, by its number in `trainer devices` (same as `--set device=N`).
@@ -217,6 +217,8 @@ struct PruneArgs {
 }
 
 fn main() -> ExitCode {
+    trainer::device::host_default_device();
+    trainer::heap::keep_freed_memory();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
