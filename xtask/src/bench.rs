@@ -180,14 +180,61 @@ pub fn run() -> Result<()> {
             u = r.unit
         );
     }
+    // Inference has no PyTorch twin: its ratios are against our own fastest dense kernel.
+    cargo(&["bench", "-p", "trainer", "--bench", "sparse_inference"])?;
+    table += &inference_table(started)?;
     std::fs::write(root.join("table.md"), &table)?;
     print!("{table}");
-    // The benchmarks without a PyTorch twin: their own ratios are inside them.
-    for bench in ["pruning_overhead", "sparse_inference"] {
-        cargo(&["bench", "-p", "trainer", "--bench", bench])?;
-    }
+    cargo(&["bench", "-p", "trainer", "--bench", "pruning_overhead"])?;
     eprintln!("wrote {}", root.join("table.md").display());
     Ok(())
+}
+
+/// The networks `benches/sparse_inference.rs` prunes (784-300-100-10, per-layer magnitude
+/// sparsity, or 75 % of each hidden layer's units).
+const INFERENCE_CASES: [&str; 7] = [
+    "unstructured_00",
+    "unstructured_50",
+    "unstructured_80",
+    "unstructured_90",
+    "unstructured_95",
+    "unstructured_98",
+    "neurons_75",
+];
+
+/// Sparsity × format × batch from the inference benchmark, in µs per batch, each format's
+/// speed-up over the fastest dense kernel (ours on the host, or Burn's on ndarray or Flex) at
+/// that batch.
+fn inference_table(started: SystemTime) -> Result<String> {
+    let mut table = String::from(
+        "\n| inference, 784-300-100-10 | batch | dense (host) | CSR | compacted | fastest dense | CSR speed-up | compacted speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for batch in [1, 256] {
+        let us = |format: &str, case: &str| {
+            criterion_ms(
+                &format!("inference_784-300-100-10_b{batch}/{format}/{case}"),
+                started,
+            )
+            .map(|ms| ms * 1e3)
+        };
+        let mut dense = Vec::new();
+        for format in ["dense", "burn_ndarray", "burn_flex"] {
+            dense.push((us(format, "unstructured_00")?, format));
+        }
+        let (fastest, which) = dense
+            .into_iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .context("no dense figure")?;
+        for case in INFERENCE_CASES {
+            let (d, c, k) = (us("dense", case)?, us("csr", case)?, us("compact", case)?);
+            table += &format!(
+                "| {case} | {batch} | {d:.1} µs | {c:.1} µs | {k:.1} µs | {fastest:.1} µs ({which}) | {:.2}× | {:.2}× |\n",
+                fastest / c,
+                fastest / k
+            );
+        }
+    }
+    Ok(table)
 }
 
 #[cfg(test)]

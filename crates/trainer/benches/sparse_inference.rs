@@ -1,7 +1,8 @@
 //! Inference of 784-300-100-10 (ReLU) after pruning: dense rows, CSR and the compacted network,
 //! at batch 1 and 256, for unstructured magnitude sparsity of 0/50/80/90/95/98% (per layer) and
 //! for a neuron-pruned network (75% of each hidden layer's units removed). Burn's own dense
-//! forward pass (ndarray, a blocked GEMM) is measured alongside as the library baseline.
+//! forward passes (ndarray and Flex) are measured alongside as the library baselines;
+//! `cargo xtask bench` tabulates every format against the fastest dense kernel.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -13,6 +14,11 @@ use trainer::model::Net;
 fn device() -> Device {
     #[allow(deprecated)]
     Device::ndarray()
+}
+
+/// Burn's CPU backends, by the name the benchmark ids use.
+fn burn_devices() -> Vec<(&'static str, Device)> {
+    vec![("burn_ndarray", device()), ("burn_flex", Device::flex())]
 }
 
 fn dense_model() -> HostMlp {
@@ -58,7 +64,6 @@ fn neuron_pruned() -> HostMlp {
 fn bench(c: &mut Criterion) {
     let mut rng = Rng::new(0);
     let x: Vec<f32> = (0..256 * 784).map(|_| rng.next_f64() as f32).collect();
-    let dev = device();
     let mut cases: Vec<(String, HostMlp)> = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98]
         .iter()
         .map(|&s| {
@@ -92,16 +97,18 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| small.forward(xb, batch))
             });
             if name == "unstructured_00" || name == "neurons_75" {
-                let burn = m.to_mlp(&dev);
-                group.bench_with_input(BenchmarkId::new("burn_dense", name), xb, |b, xb| {
-                    b.iter(|| {
-                        let t = Tensor::<2>::from_data(
-                            TensorData::new(xb.to_vec(), [batch, 784]),
-                            &dev,
-                        );
-                        burn.forward(t).into_data()
-                    })
-                });
+                for (id, dev) in burn_devices() {
+                    let burn = m.to_mlp(&dev);
+                    group.bench_with_input(BenchmarkId::new(id, name), xb, |b, xb| {
+                        b.iter(|| {
+                            let t = Tensor::<2>::from_data(
+                                TensorData::new(xb.to_vec(), [batch, 784]),
+                                &dev,
+                            );
+                            burn.forward(t).into_data()
+                        })
+                    });
+                }
             }
         }
         group.finish();

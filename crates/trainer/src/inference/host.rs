@@ -63,6 +63,49 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+impl HostLayer {
+    /// `x·Wᵀ + b` for `x` `[batch, n_in]`, as `[batch, n_out]`, through `gemm` on this thread
+    /// (inference serves one request per core; a batch this size gains little from a second).
+    pub fn gemm(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        assert_eq!(x.len(), batch * self.n_in, "input width");
+        assert_eq!(self.w.len(), self.n_out * self.n_in, "weight shape");
+        let mut y = Vec::with_capacity(batch * self.n_out);
+        for _ in 0..batch {
+            y.extend_from_slice(&self.b);
+        }
+        let (n_in, n_out) = (self.n_in as isize, self.n_out as isize);
+        // SAFETY: the three buffers are exactly `[batch, n_in]`, `[n_out, n_in]` and
+        // `[batch, n_out]` (asserted above, built here), and the strides below stay inside
+        // them: x row-major (column stride 1, row stride n_in); W read as Wᵀ `[n_in, n_out]`
+        // (column stride n_in, row stride 1); y row-major. `dst := 1·dst + 1·x·Wᵀ` keeps the
+        // bias y starts with.
+        unsafe {
+            gemm::gemm(
+                batch,
+                self.n_out,
+                self.n_in,
+                y.as_mut_ptr(),
+                1,
+                n_out,
+                true,
+                x.as_ptr(),
+                1,
+                n_in,
+                self.w.as_ptr(),
+                n_in,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        y
+    }
+}
+
 impl HostMlp {
     /// Copies a trained model to the host.
     pub fn from_mlp(model: &Net) -> Self {
@@ -106,29 +149,21 @@ impl HostMlp {
     }
 
     /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense. Batches of 8 or more
-    /// run transposed, the same loop as the CSR kernel over every weight (so the two differ only
-    /// in which weights they visit).
+    /// go through a GEMM (`gemm`'s blocked, packed kernels, AVX-512 where the CPU has it), which
+    /// reuses each weight across the batch from cache; a single sample is a dot product per
+    /// unit, where there is nothing to reuse.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
         if batch >= 8 {
-            let mut h = super::csr::transpose(x, batch, self.layers[0].n_in);
+            let mut h = x.to_vec();
             for (li, l) in self.layers.iter().enumerate() {
-                let mut out = vec![0f32; l.n_out * batch];
-                for o in 0..l.n_out {
-                    let y = &mut out[o * batch..(o + 1) * batch];
-                    y.fill(l.b[o]);
-                    for (i, &v) in l.w[o * l.n_in..(o + 1) * l.n_in].iter().enumerate() {
-                        for (yi, xi) in y.iter_mut().zip(&h[i * batch..(i + 1) * batch]) {
-                            *yi += v * xi;
-                        }
-                    }
-                }
+                let mut out = l.gemm(&h, batch);
                 if li < last {
                     activate(self.activation, &mut out);
                 }
                 h = out;
             }
-            return super::csr::transpose(&h, self.layers[last].n_out, batch);
+            return h;
         }
         let mut h = x.to_vec();
         for (li, l) in self.layers.iter().enumerate() {
