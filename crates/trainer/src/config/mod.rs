@@ -138,16 +138,28 @@ impl Default for SweepConfig {
 }
 
 /// Tensor backends Lopper can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
-    /// `burn-ndarray` on the CPU: the default (fastest CPU backend on our benchmark).
-    #[default]
+    /// `burn-ndarray` on the CPU, as the design names it.
     Ndarray,
-    /// Burn's Flex CPU backend (the `flex` cargo feature, on by default).
+    /// Burn's Flex CPU backend (the `flex` cargo feature, on by default): the default, as the
+    /// faster CPU backend (docs/performance.md, "CPU backends").
     Flex,
     /// Burn's wgpu backend: Vulkan, Metal or DX12 GPUs (the `wgpu` cargo feature).
     Wgpu,
+}
+
+impl Default for BackendKind {
+    /// Flex where it is built in (faster than ndarray on our training step and epoch:
+    /// docs/performance.md), ndarray in a build without it.
+    fn default() -> Self {
+        if cfg!(feature = "flex") {
+            Self::Flex
+        } else {
+            Self::Ndarray
+        }
+    }
 }
 
 impl fmt::Display for BackendKind {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
-use trainer::config::load_config;
+use trainer::config::{BackendKind, load_config};
 use trainer::experiment::{RunOptions, run_experiment};
 
 use super::dynamic_pruning::assert_saved_model_exactly_sparse;
@@ -204,7 +204,8 @@ fn run_folder_commands_take_it(dir: &Path, test_accuracy: f64) {
         let r = infer_run(dir, format, 100_000, 1).unwrap();
         assert_eq!(r.format, ran);
         assert_eq!(r.accuracy, Some(test_accuracy), "{format:?}");
-        assert_eq!(r.engine, "burn-ndarray");
+        // The run's own backend (the config names none: the default).
+        assert_eq!(r.engine, format!("burn-{}", BackendKind::default()));
     }
     let e = infer_run(dir, Some(Format::Csr), 32, 1)
         .unwrap_err()
