@@ -162,7 +162,7 @@ pub fn run() -> Result<()> {
     let t3 = trainer_seconds(&exe, root, 3)?;
     let torch_epoch = torch_script(&python, epoch, &["--batch", "128", "--epochs", "1", "3"])?;
     rows.push(Row {
-        what: "fashion-mnist.toml, batch 128: one more epoch (train + full evaluation)".into(),
+        what: "fashion-mnist.toml (default backend), batch 128: one more epoch (train + full evaluation)".into(),
         ours: (t3 - t1) / 2.0,
         torch: number_after(&torch_epoch, "marginal epoch:")?,
         unit: "s",
@@ -180,6 +180,8 @@ pub fn run() -> Result<()> {
             u = r.unit
         );
     }
+    // Written now, so a failure below keeps the sitting's training figures.
+    std::fs::write(root.join("table.md"), &table)?;
     // Inference has no PyTorch twin: its ratios are against our own fastest dense kernel.
     cargo(&["bench", "-p", "trainer", "--bench", "sparse_inference"])?;
     table += &inference_table(started)?;

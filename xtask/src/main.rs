@@ -54,6 +54,18 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The workspace build has wgpu (crates/wgpu-tests); the trainer as `cargo run -p trainer`
+    // builds it, without wgpu, is linted on its own so code only that build compiles is too.
+    cargo(&[
+        "clippy",
+        "-p",
+        "trainer",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
     ])
 }
 
@@ -190,7 +202,8 @@ const USAGE: &str =
     "usage: cargo xtask <ci|lint|bench|results|gpu-bench [--quick]|slurm-up|slurm-down>
   ci         lint, a one-node Slurm up, all tests (the wgpu ones included), Slurm down: what
              .ci/run does
-  lint       fmt check, and clippy on the workspace (wgpu included) with warnings denied
+  lint       fmt check, and clippy with warnings denied: the workspace (wgpu included), and
+             the trainer as the README's first command builds it (without wgpu)
   bench      every benchmark with PyTorch's twins in the same sitting (python3 or $LOPPER_PYTHON
              must import torch): training steps (784-300-100-10 and LeNet-5, ndarray and flex),
              the marginal epoch of fashion-mnist.toml at batch 128, into runs/bench/table.md;

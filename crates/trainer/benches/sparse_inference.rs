@@ -16,9 +16,13 @@ fn device() -> Device {
     Device::ndarray()
 }
 
-/// Burn's CPU backends, by the name the benchmark ids use.
+/// Burn's CPU backends in this build, by the name the benchmark ids use.
 fn burn_devices() -> Vec<(&'static str, Device)> {
-    vec![("burn_ndarray", device()), ("burn_flex", Device::flex())]
+    #[allow(unused_mut)]
+    let mut d = vec![("burn_ndarray", device())];
+    #[cfg(feature = "flex")]
+    d.push(("burn_flex", Device::flex()));
+    d
 }
 
 fn dense_model() -> HostMlp {
@@ -62,6 +66,8 @@ fn neuron_pruned() -> HostMlp {
 }
 
 fn bench(c: &mut Criterion) {
+    // As the trainer's `main` does.
+    trainer::heap::keep_freed_memory();
     let mut rng = Rng::new(0);
     let x: Vec<f32> = (0..256 * 784).map(|_| rng.next_f64() as f32).collect();
     let mut cases: Vec<(String, HostMlp)> = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98]

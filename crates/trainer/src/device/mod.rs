@@ -98,8 +98,8 @@ pub fn select_device(
         });
     }
     match kind {
-        // Burn 0.22 deprecates ndarray in favour of Flex, but ndarray is faster on our training
-        // step (docs/performance.md, "CPU backends"), so it stays the default while it is.
+        // Burn 0.22 deprecates ndarray in favour of Flex (our default, the faster of the two:
+        // docs/performance.md); the design names ndarray, so it stays available.
         #[allow(deprecated)]
         BackendKind::Ndarray => Ok((Device::ndarray(), cpu_info(kind))),
         BackendKind::Flex => flex().map(|d| (d, cpu_info(kind))),

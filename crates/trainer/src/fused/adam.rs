@@ -1,13 +1,6 @@
-//! Adam in one pass per parameter on the CPU backends.
-//!
-//! Burn's Adam is a chain of about ten element-wise tensor operations per parameter (weight
-//! decay, two moment updates, a square, a square root, bias corrections, the step), each
-//! reading and writing the whole tensor; on 784-300-100-10 they took a third of a training
-//! step. Here the parameter, its gradient and both moments come to the host once, one loop
-//! updates them, and the results go back: the same arithmetic, operation for operation in the
-//! same order and precision as Burn's `Adam` (so the numbers are identical, not merely close),
-//! with the state in Burn's own `AdamState`, so checkpoints, `zero_masked_state` and mask
-//! re-zeroing see what they saw before.
+//! Adam in one pass per parameter (see the module's doc): about ten of Burn's element-wise
+//! tensor operations per parameter (weight decay, two moment updates, a square, a square root,
+//! bias corrections, the step) in one loop, with Burn's `AdamState`.
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};

@@ -54,11 +54,19 @@ mod tests {
     use crate::head::Head;
     use crate::model::Net;
 
-    /// `steps` steps of 24-32-16-4 on random batches with `optim`, from the same network; the
-    /// parameters after each of the last two steps (so a state that is not carried shows).
-    fn train(mut optim: ModuleOptimizer, steps: usize) -> Vec<Vec<f32>> {
+    /// Both CPU backends: the fused loops run on each.
+    fn devices() -> Vec<Device> {
         #[allow(deprecated)]
-        let device = Device::ndarray().autodiff();
+        let mut d = vec![Device::ndarray()];
+        #[cfg(feature = "flex")]
+        d.push(Device::flex());
+        d
+    }
+
+    /// `steps` steps of 24-32-16-4 on random batches with `optim` on `device`, from the same
+    /// network; the parameters at the end.
+    fn train(device: &Device, mut optim: ModuleOptimizer, steps: usize) -> Vec<Vec<f32>> {
+        let device = device.clone().autodiff();
         let cfg = ModelConfig {
             hidden: Some(vec![32, 16]),
             activation: Some(ActivationKind::Relu),
@@ -95,7 +103,7 @@ mod tests {
 
     #[test]
     fn fused_adam_gives_burns_numbers_over_many_steps() {
-        for decay in [0.0, 1e-2] {
+        for (device, decay) in devices().iter().flat_map(|d| [(d, 0.0), (d, 1e-2)]) {
             let burn = AdamConfig::new()
                 .with_beta_1(0.9)
                 .with_beta_2(0.999)
@@ -105,11 +113,8 @@ mod tests {
             let fused = ModuleOptimizer::from(FusedAdam::new(0.9, 0.999, 1e-8, decay));
             // The same operations in the same order and precision: identical, not merely within
             // the 1e-6 a reordering would allow (which is what keeps earlier runs' numbers).
-            assert_eq!(
-                worst(&train(burn, 300), &train(fused, 300)),
-                0.0,
-                "decay {decay}"
-            );
+            let (a, b) = (train(device, burn, 300), train(device, fused, 300));
+            assert_eq!(worst(&a, &b), 0.0, "{device:?}, decay {decay}");
         }
     }
 
@@ -122,24 +127,29 @@ mod tests {
             (0.9, false, 5e-4),
             (0.9, true, 1e-3),
         ] {
-            let burn = SgdConfig::new()
-                .with_momentum((momentum > 0.0).then_some(MomentumConfig {
-                    momentum,
-                    dampening: 0.0,
-                    nesterov,
-                }))
-                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay)))
-                .init();
-            let fused = ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay)));
-            let (a, b) = (train(burn, 300), train(fused, 300));
-            let what = format!("momentum {momentum}, nesterov {nesterov}, decay {decay}");
-            assert_eq!(worst(&a, &b), 0.0, "{what}");
-            // And training moved the weights (a no-op on both sides would also agree).
-            let start = train(
-                ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay))),
-                0,
-            );
-            assert!(worst(&start, &b) > 1e-3, "{what}: the weights did not move");
+            for device in devices() {
+                let burn = SgdConfig::new()
+                    .with_momentum((momentum > 0.0).then_some(MomentumConfig {
+                        momentum,
+                        dampening: 0.0,
+                        nesterov,
+                    }))
+                    .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay)))
+                    .init();
+                let fused =
+                    ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay)));
+                let (a, b) = (train(&device, burn, 300), train(&device, fused, 300));
+                let what =
+                    format!("{device:?}: momentum {momentum}, nesterov {nesterov}, decay {decay}");
+                assert_eq!(worst(&a, &b), 0.0, "{what}");
+                // And training moved the weights (a no-op on both sides would also agree).
+                let fresh =
+                    ModuleOptimizer::from(FusedSgd::new(momentum, nesterov, f64::from(decay)));
+                assert!(
+                    worst(&train(&device, fresh, 0), &b) > 1e-3,
+                    "{what}: the weights did not move"
+                );
+            }
         }
     }
 }

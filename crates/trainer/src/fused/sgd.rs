@@ -74,11 +74,12 @@ impl Optimizer for FusedSgd {
         let mut w = host(tensor);
         let g = host(grad);
         let lr = lr as f32;
-        let previous = state.and_then(|s| s.momentum).map(|m| velocity(&m));
-        let mut v = match (self.momentum, previous) {
-            (Some(_), Some(v)) => Some((v, true)),
+        let previous = state.and_then(|s| s.momentum);
+        let mut v = match (self.momentum, &previous) {
+            (Some(_), Some(m)) => Some((velocity(m), true)),
             // Burn's first velocity is the gradient itself.
             (Some(_), None) => Some((vec![0.0; w.len()], false)),
+            // Without momentum Burn passes a velocity it was given through untouched.
             (None, _) => None,
         };
         let m = self.momentum.unwrap_or(0.0);
@@ -98,7 +99,10 @@ impl Optimizer for FusedSgd {
             *w -= step * lr;
         }
         let back = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
-        let momentum = v.map(|(v, _)| MomentumState::new(back(v)));
+        let momentum = match v {
+            Some((v, _)) => Some(MomentumState::new(back(v))),
+            None => previous,
+        };
         (back(w), Some(SgdState::new(momentum)))
     }
 

@@ -129,7 +129,7 @@ pub fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Batches at least this large use the transposed kernel.
-const BATCHED: usize = 8;
+pub(crate) const BATCHED: usize = 8;
 
 /// An MLP whose layers are CSR.
 #[derive(Debug, Clone, PartialEq)]

@@ -69,13 +69,14 @@ impl HostLayer {
     pub fn gemm(&self, x: &[f32], batch: usize) -> Vec<f32> {
         assert_eq!(x.len(), batch * self.n_in, "input width");
         assert_eq!(self.w.len(), self.n_out * self.n_in, "weight shape");
+        assert_eq!(self.b.len(), self.n_out, "bias length");
         let mut y = Vec::with_capacity(batch * self.n_out);
         for _ in 0..batch {
             y.extend_from_slice(&self.b);
         }
         let (n_in, n_out) = (self.n_in as isize, self.n_out as isize);
-        // SAFETY: the three buffers are exactly `[batch, n_in]`, `[n_out, n_in]` and
-        // `[batch, n_out]` (asserted above, built here), and the strides below stay inside
+        // SAFETY: the three buffers are exactly `[batch, n_in]`, `[n_out, n_in]` (asserted
+        // above) and `[batch, n_out]` (built here from a bias asserted to be n_out long), and the strides below stay inside
         // them: x row-major (column stride 1, row stride n_in); W read as Wᵀ `[n_in, n_out]`
         // (column stride n_in, row stride 1); y row-major. `dst := 1·dst + 1·x·Wᵀ` keeps the
         // bias y starts with.
@@ -154,7 +155,7 @@ impl HostMlp {
     /// unit, where there is nothing to reuse.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
-        if batch >= 8 {
+        if batch >= super::csr::BATCHED {
             let mut h = x.to_vec();
             for (li, l) in self.layers.iter().enumerate() {
                 let mut out = l.gemm(&h, batch);
