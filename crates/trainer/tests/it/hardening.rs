@@ -33,7 +33,10 @@ fn err(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The digits set as a CSV named relative to the config (`data.csv` beside it).
+/// A digits project of `epochs` epochs, the set as a CSV named relative to the config
+/// (`data.csv` beside it). The tests that signal a running process need runs long enough that
+/// the signal lands mid-run: on Flex an epoch takes about 5 ms, and a sweep point of 200 epochs
+/// (0.9 s) once ended before its sweep's Ctrl-C in a cold CI run.
 fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(
@@ -77,7 +80,8 @@ fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
 #[test]
 fn a_second_process_on_a_running_folder_is_refused_and_the_first_finishes_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = project(&tmp.path().join("p"), 400, "checkpoint_every = 1");
+    let epochs = 1200;
+    let config = project(&tmp.path().join("p"), epochs, "checkpoint_every = 1");
     let run = tmp.path().join("run");
     let mut first = trainer(tmp.path())
         .arg("--config")
@@ -104,7 +108,7 @@ fn a_second_process_on_a_running_folder_is_refused_and_the_first_finishes_intact
     assert!(first.wait().unwrap().success());
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(!metrics.contains('\0'), "NUL bytes in metrics.csv");
-    assert_eq!(epochs_logged(&run), 400, "every epoch logged once");
+    assert_eq!(epochs_logged(&run), epochs, "every epoch logged once");
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     assert!(summary.contains("\"status\": \"ok\""), "{summary}");
 }
@@ -253,7 +257,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_sweep_stopped_with_ctrl_c_leaves_no_orphan_and_a_rerun_gives_the_same_results() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = project(&tmp.path().join("p"), 200, "");
+    let config = project(&tmp.path().join("p"), 1000, "");
     let args = ["--seeds", "0,1", "--jobs", "2"];
     let reference = tmp.path().join("reference");
     ok(&sweep(tmp.path(), &config, &reference, &args)
@@ -317,7 +321,7 @@ fn a_sweep_stopped_with_ctrl_c_leaves_no_orphan_and_a_rerun_gives_the_same_resul
 #[test]
 fn ctrl_c_ends_a_run_interrupted_with_a_checkpoint_it_resumes_from_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = project(&tmp.path().join("p"), 120, "checkpoint_every = 1000");
+    let config = project(&tmp.path().join("p"), 600, "checkpoint_every = 1000");
     let whole = tmp.path().join("whole");
     ok(&trainer(tmp.path())
         .arg("--config")

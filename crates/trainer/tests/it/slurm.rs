@@ -47,7 +47,8 @@ fn slurm_up() -> bool {
     up
 }
 
-/// Long enough (150 epochs) that a task can be cancelled mid-run; checkpoints every epoch.
+/// Long enough (450 epochs, about 3 s on Flex) that a task can be cancelled mid-run;
+/// checkpoints every epoch.
 const DIGITS: &str = r#"seed = 1
 [data]
 name = "digits"
@@ -58,7 +59,7 @@ scale = "global-minmax"
 hidden = [32]
 activation = "sigmoid"
 [train]
-epochs = 150
+epochs = 450
 batch_size = 64
 optimizer = "adam"
 lr = 0.01
@@ -152,10 +153,10 @@ fn a_slurm_sweep_equals_the_local_one_and_completes_a_cancelled_task_when_rerun(
         ];
         let mid_run = running.iter().find(|t| {
             let i: usize = t.rsplit('_').next().unwrap().parse().unwrap();
-            // Well inside its 150 epochs of training: the cancel cannot miss it.
+            // Well inside its 450 epochs of training: the cancel cannot miss it.
             let ckpt = on_slurm.join(dirs[i]).join("checkpoint.safetensors");
             let c = trainer::checkpoint::Checkpoint::load(&ckpt).ok();
-            c.is_some_and(|c| c.phase == 0 && c.training.is_some_and(|t| t.epoch < 100))
+            c.is_some_and(|c| c.phase == 0 && c.training.is_some_and(|t| t.epoch < 300))
         });
         if let Some(task) = mid_run
             && Command::new("scancel")
@@ -245,7 +246,7 @@ fn without_slurm_or_a_shared_folder_the_errors_say_so() {
     );
     // Points run and collected later read the config the sweep was planned from: an edit
     // in between is refused, not silently swept.
-    let two_epochs = DIGITS.replace("epochs = 150", "epochs = 2");
+    let two_epochs = DIGITS.replace("epochs = 450", "epochs = 2");
     let quick = crate::write(tmp.path(), "quick.toml", &two_epochs);
     let dir = tmp.path().join("quick");
     let mut local = trainer();
@@ -270,7 +271,7 @@ fn without_slurm_or_a_shared_folder_the_errors_say_so() {
         c.output().unwrap()
     };
     ok(collect());
-    std::fs::write(&quick, DIGITS.replace("epochs = 150", "epochs = 3")).unwrap();
+    std::fs::write(&quick, DIGITS.replace("epochs = 450", "epochs = 3")).unwrap();
     let e = err(collect());
     assert!(e.contains("quick.toml changed since the sweep in"), "{e}");
     let e = err(trainer()
