@@ -34,9 +34,10 @@ fn err(out: &Output) -> String {
 }
 
 /// A digits project of `epochs` epochs, the set as a CSV named relative to the config
-/// (`data.csv` beside it). The tests that signal a running process need runs long enough that
-/// the signal lands mid-run: on Flex an epoch takes about 5 ms, and a sweep point of 200 epochs
-/// (0.9 s) once ended before its sweep's Ctrl-C in a cold CI run.
+/// (`data.csv` beside it), on ndarray. The tests that signal a running process need runs long
+/// enough that the signal lands mid-run. On Flex, in two clean-clone `.ci/run`s (never in a
+/// local run), a sweep point ran to its end (200 epochs, then 1,000) before its sweep's Ctrl-C
+/// reached it; not yet explained, so these tests stay on ndarray, where CI passed them.
 fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(
@@ -48,7 +49,7 @@ fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
         dir,
         "digits.toml",
         &format!(
-            "seed = 0\n[data]\nname = \"csv\"\npath = \"data.csv\"\ntarget = \"digit\"\n\
+            "seed = 0\nbackend = \"ndarray\"\n[data]\nname = \"csv\"\npath = \"data.csv\"\ntarget = \"digit\"\n\
              test_fraction = 0.2\nscale = \"global-minmax\"\n[model]\nhidden = [32]\n\
              [train]\nepochs = {epochs}\nbatch_size = 64\nlr = 0.01\n{train_extra}\n"
         ),
