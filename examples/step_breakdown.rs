@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
@@ -18,6 +18,14 @@ use trainer::optim::build_optimizer;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// One batch of inputs and one-hot targets on `device`, built as a training step builds it.
+fn batch(x: &[f32], onehot: &[f32], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    (
+        Tensor::from_data(TensorData::new(x.to_vec(), [128, 784]), device),
+        Tensor::from_data(TensorData::new(onehot.to_vec(), [128, 10]), device),
+    )
 }
 
 fn main() {
@@ -57,8 +65,7 @@ fn main() {
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for it in 0..250 {
         let t0 = Instant::now();
-        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
-        let tb = Tensor::<2>::from_data(TensorData::new(onehot.clone(), [128, 10]), &device);
+        let (xb, tb) = batch(&x, &onehot, &device);
         let t1 = Instant::now();
         let loss = head.loss(model.forward(xb), tb);
         let t2 = Instant::now();
@@ -87,8 +94,7 @@ fn main() {
     for b in 0..blocks {
         let t0 = Instant::now();
         for _ in 0..1000 {
-            let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [128, 784]), &device);
-            let tb = Tensor::<2>::from_data(TensorData::new(onehot.clone(), [128, 10]), &device);
+            let (xb, tb) = batch(&x, &onehot, &device);
             let loss = head.loss(model.forward(xb), tb);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(1e-3, model, grads);

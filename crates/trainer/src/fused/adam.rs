@@ -4,9 +4,9 @@
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
-use super::{host, on_host};
+use super::{HostStep, host};
 
 /// Adam with coupled weight decay (PyTorch's `Adam(weight_decay=…)`), as Burn's `AdamConfig`
 /// without AMSGrad or gradient clipping (which `[train]` does not offer).
@@ -50,13 +50,11 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let device = tensor.device();
-        if !on_host(&device) {
-            return self.burn.step(lr, tensor, grad, state);
-        }
-        let shape = tensor.shape();
-        let mut w = host(tensor);
-        let g = host(grad);
+        let mut p = match HostStep::take(tensor, grad) {
+            Ok(p) => p,
+            Err((tensor, grad)) => return self.burn.step(lr, tensor, grad, state),
+        };
+        let (w, g) = (&mut p.w, &p.g);
         let (b1, b2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - b1, 1.0 - b2);
         let (time, mut m, mut v) = match state {
@@ -74,7 +72,7 @@ impl Optimizer for FusedAdam {
         // Burn multiplies by the rate as the tensor's element type.
         let lr = lr as f32;
         let decay = self.weight_decay;
-        for (((w, &g), m), v) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = match decay {
                 Some(p) => *w * p + g,
                 None => g,
@@ -90,9 +88,8 @@ impl Optimizer for FusedAdam {
             let update = *m * combined / (v.sqrt() + eps);
             *w -= update * lr;
         }
-        let back = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
-        let momentum = AdaptiveMomentumState::new(time, back(m), back(v));
-        (back(w), Some(AdamState::new(momentum)))
+        let momentum = AdaptiveMomentumState::new(time, p.tensor(m), p.tensor(v));
+        (p.into_parameter(), Some(AdamState::new(momentum)))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -15,7 +15,7 @@ mod sgd;
 pub use adam::FusedAdam;
 pub use sgd::FusedSgd;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Shape, Tensor, TensorData};
 
 /// Whether `device` keeps tensors in host memory (ndarray, Flex): there a pass over the host
 /// copy beats a chain of tensor operations.
@@ -39,6 +39,44 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .try_into_vec::<f32>()
         .expect("f32 parameters and optimizer state")
+}
+
+/// A parameter and its gradient on the host for one fused update, and the way back to the
+/// parameter's device.
+struct HostStep<const D: usize> {
+    shape: Shape,
+    device: Device,
+    /// The parameter's values, updated in place by the optimizer's loop.
+    w: Vec<f32>,
+    /// Its gradient.
+    g: Vec<f32>,
+}
+
+impl<const D: usize> HostStep<D> {
+    /// The host copies, or both tensors back untouched where the device is not host memory
+    /// (the optimizer then hands them to Burn's own).
+    fn take(tensor: Tensor<D>, grad: Tensor<D>) -> Result<Self, (Tensor<D>, Tensor<D>)> {
+        let device = tensor.device();
+        if !on_host(&device) {
+            return Err((tensor, grad));
+        }
+        Ok(Self {
+            shape: tensor.shape(),
+            device,
+            w: host(tensor),
+            g: host(grad),
+        })
+    }
+
+    /// The updated parameter, back on its device.
+    fn into_parameter(self) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(self.w, self.shape), &self.device)
+    }
+
+    /// `values` (optimizer state) as a tensor of the parameter's shape on its device.
+    fn tensor(&self, values: Vec<f32>) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(values, self.shape.clone()), &self.device)
+    }
 }
 
 #[cfg(test)]

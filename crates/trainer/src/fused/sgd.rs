@@ -5,9 +5,9 @@
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::{MomentumConfig, MomentumState};
 use burn::optim::{LearningRate, Optimizer, RecordState, Sgd, SgdConfig, SgdState, StateSink};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
-use super::{host, on_host};
+use super::HostStep;
 
 /// SGD as PyTorch's `SGD(momentum, nesterov, weight_decay)` with no dampening, Burn's `Sgd` on
 /// a GPU.
@@ -66,13 +66,11 @@ impl Optimizer for FusedSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let device = tensor.device();
-        if !on_host(&device) {
-            return self.burn.step(lr, tensor, grad, state);
-        }
-        let shape = tensor.shape();
-        let mut w = host(tensor);
-        let g = host(grad);
+        let mut p = match HostStep::take(tensor, grad) {
+            Ok(p) => p,
+            Err((tensor, grad)) => return self.burn.step(lr, tensor, grad, state),
+        };
+        let (w, g) = (&mut p.w, &p.g);
         let lr = lr as f32;
         let previous = state.and_then(|s| s.momentum);
         let mut v = match (self.momentum, &previous) {
@@ -83,7 +81,7 @@ impl Optimizer for FusedSgd {
             (None, _) => None,
         };
         let m = self.momentum.unwrap_or(0.0);
-        for (i, (w, &g)) in w.iter_mut().zip(&g).enumerate() {
+        for (i, (w, &g)) in w.iter_mut().zip(g).enumerate() {
             let g = match self.weight_decay {
                 Some(p) => *w * p + g,
                 None => g,
@@ -98,12 +96,11 @@ impl Optimizer for FusedSgd {
             };
             *w -= step * lr;
         }
-        let back = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
         let momentum = match v {
-            Some((v, _)) => Some(MomentumState::new(back(v))),
+            Some((v, _)) => Some(MomentumState::new(p.tensor(v))),
             None => previous,
         };
-        (back(w), Some(SgdState::new(momentum)))
+        (p.into_parameter(), Some(SgdState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
