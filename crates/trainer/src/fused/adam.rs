@@ -50,10 +50,10 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let mut p = match HostStep::take(tensor, grad) {
-            Ok(p) => p,
-            Err((tensor, grad)) => return self.burn.step(lr, tensor, grad, state),
-        };
+        if !HostStep::applies(&tensor) {
+            return self.burn.step(lr, tensor, grad, state);
+        }
+        let mut p = HostStep::take(tensor, grad);
         let (w, g) = (&mut p.w, &p.g);
         let (b1, b2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - b1, 1.0 - b2);

@@ -53,19 +53,20 @@ struct HostStep<const D: usize> {
 }
 
 impl<const D: usize> HostStep<D> {
-    /// The host copies, or both tensors back untouched where the device is not host memory
-    /// (the optimizer then hands them to Burn's own).
-    fn take(tensor: Tensor<D>, grad: Tensor<D>) -> Result<Self, (Tensor<D>, Tensor<D>)> {
-        let device = tensor.device();
-        if !on_host(&device) {
-            return Err((tensor, grad));
-        }
-        Ok(Self {
+    /// Whether `tensor` lives in host memory, so a fused update pays; where it does not, the
+    /// optimizer hands the step to Burn's own.
+    fn applies(tensor: &Tensor<D>) -> bool {
+        on_host(&tensor.device())
+    }
+
+    /// The host copies of a parameter and its gradient.
+    fn take(tensor: Tensor<D>, grad: Tensor<D>) -> Self {
+        Self {
             shape: tensor.shape(),
-            device,
+            device: tensor.device(),
             w: host(tensor),
             g: host(grad),
-        })
+        }
     }
 
     /// The updated parameter, back on its device.

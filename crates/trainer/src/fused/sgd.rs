@@ -66,10 +66,10 @@ impl Optimizer for FusedSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let mut p = match HostStep::take(tensor, grad) {
-            Ok(p) => p,
-            Err((tensor, grad)) => return self.burn.step(lr, tensor, grad, state),
-        };
+        if !HostStep::applies(&tensor) {
+            return self.burn.step(lr, tensor, grad, state);
+        }
+        let mut p = HostStep::take(tensor, grad);
         let (w, g) = (&mut p.w, &p.g);
         let lr = lr as f32;
         let previous = state.and_then(|s| s.momentum);
