@@ -34,10 +34,8 @@ fn err(out: &Output) -> String {
 }
 
 /// A digits project of `epochs` epochs, the set as a CSV named relative to the config
-/// (`data.csv` beside it), on ndarray. The tests that signal a running process need runs long
-/// enough that the signal lands mid-run. On Flex, in two clean-clone `.ci/run`s (never in a
-/// local run), a sweep point ran to its end (200 epochs, then 1,000) before its sweep's Ctrl-C
-/// reached it; not yet explained, so these tests stay on ndarray, where CI passed them.
+/// (`data.csv` beside it). The tests that signal a running process need runs long enough that
+/// the signal lands mid-run.
 fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(
@@ -49,7 +47,7 @@ fn project(dir: &Path, epochs: usize, train_extra: &str) -> PathBuf {
         dir,
         "digits.toml",
         &format!(
-            "seed = 0\nbackend = \"ndarray\"\n[data]\nname = \"csv\"\npath = \"data.csv\"\ntarget = \"digit\"\n\
+            "seed = 0\n[data]\nname = \"csv\"\npath = \"data.csv\"\ntarget = \"digit\"\n\
              test_fraction = 0.2\nscale = \"global-minmax\"\n[model]\nhidden = [32]\n\
              [train]\nepochs = {epochs}\nbatch_size = 64\nlr = 0.01\n{train_extra}\n"
         ),
@@ -267,8 +265,19 @@ fn a_sweep_stopped_with_ctrl_c_leaves_no_orphan_and_a_rerun_gives_the_same_resul
 
     let out = tmp.path().join("stopped");
     // In a process group of its own, as a shell's foreground job is: Ctrl-C there is SIGINT
-    // to the whole group.
-    let mut parent = sweep(tmp.path(), &config, &out, &args)
+    // to the whole group. A shell also starts a foreground job with SIGINT's default action,
+    // whereas this test may inherit it ignored (a job started with `&` by a script does, and
+    // the ignored disposition survives exec): that is restored here, or the sweep would not
+    // hear the signal and its points would run to their end.
+    let mut cmd = sweep(tmp.path(), &config, &out, &args);
+    // SAFETY: between fork and exec the closure calls only `signal`, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut parent = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
