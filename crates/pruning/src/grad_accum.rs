@@ -112,6 +112,12 @@ impl GradAccumulator {
         self.ids.iter().map(|(id, _)| *id).collect()
     }
 
+    /// Whether it accumulates anything (the criterion reads gradient statistics): then every
+    /// step's gradients must be dense.
+    pub fn collects(&self) -> bool {
+        self.needs.any()
+    }
+
     /// Steps accumulated since the last `take`.
     pub fn len(&self) -> usize {
         self.n

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 
 use crate::hook_state::HookState;
+use crate::sparse::Patterns;
 
 /// An error raised by a hook; it stops the run and is reported with the hook's name.
 pub type HookError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -100,6 +101,10 @@ pub struct RunEnd {
     pub steps_done: usize,
     /// Whether early stopping ended the run before its last epoch.
     pub stopped_early: bool,
+    /// Steps each weight ran as a sparse product ([`crate::sparse`]), by path; weights that
+    /// never did are left out.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub sparse_steps: Vec<(String, usize)>,
 }
 
 /// A participant in the training loop. Every method has a do-nothing default, so a hook names
@@ -112,6 +117,20 @@ pub trait TrainHook<M: Module> {
     /// applies its initial masks here, so the very first forward pass is already sparse).
     fn on_run_start(&mut self, model: M, _info: &RunStart) -> Result<M, HookError> {
         Ok(model)
+    }
+
+    /// The masked 2-D weights the hook holds whose masks are sparse enough for a sparse product
+    /// to pay, with their patterns ([`crate::sparse`]). Asked before every step; a model that
+    /// multiplies these weights as sparse products trains faster and gets the gradients that
+    /// holding the masks leaves anyway.
+    fn sparse_patterns(&self) -> Option<&Patterns> {
+        None
+    }
+
+    /// Whether step `step` needs the gradients of pruned weights too (RigL's growth reads them,
+    /// gradient criteria accumulate them): then it runs dense. Asked before every step.
+    fn needs_dense_gradients(&self, _step: &StepInfo) -> bool {
+        false
     }
 
     /// Called with the step's gradients in hand, before the optimizer step. A hook may change

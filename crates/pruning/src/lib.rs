@@ -26,6 +26,7 @@ pub mod rewind;
 pub mod rng;
 pub mod schedule;
 pub mod select;
+pub mod sparse;
 pub mod structure;
 pub mod transfers;
 

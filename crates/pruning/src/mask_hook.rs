@@ -6,6 +6,7 @@
 //! weights by their masks after every step. Masks go to the device once and stay there.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
@@ -15,10 +16,13 @@ use crate::error::PruneError;
 use crate::hook::{HookError, RunStart, StepInfo, TrainHook};
 use crate::mask::MaskSet;
 use crate::params::ParamInfo;
+use crate::sparse::{self, Pattern, Patterns};
 
 /// Keeps masked weights at zero through training.
 pub struct MaskHook {
     masks: BTreeMap<ParamId, (Vec<f32>, usize)>,
+    /// The held 2-D weights sparse enough for a sparse product.
+    patterns: Patterns,
     weight_masks: BTreeMap<ParamId, Tensor<1>>,
     grad_masks: BTreeMap<ParamId, Tensor<1>>,
 }
@@ -31,7 +35,18 @@ impl MaskHook {
                 .iter()
                 .map(|p| (p.path.as_str(), p.shape.as_slice())),
         )?;
+        let mut patterns = Patterns::new();
+        for p in prunable
+            .iter()
+            .filter(|p| p.is_weight() && p.shape.len() == 2)
+        {
+            let mask = &masks.masks[&p.path];
+            if (mask.kept() as f64) <= sparse::MAX_DENSITY * mask.len() as f64 {
+                patterns.insert(p.id, Arc::new(Pattern::from_mask(&p.path, mask)?));
+            }
+        }
         Ok(Self {
+            patterns,
             // A mask that keeps everything changes nothing: it is not held (no per-step work).
             masks: prunable
                 .iter()
@@ -127,6 +142,10 @@ impl<M: Module> TrainHook<M> for MaskHook {
 
     fn on_run_start(&mut self, model: M, _info: &RunStart) -> Result<M, HookError> {
         Ok(self.apply(model))
+    }
+
+    fn sparse_patterns(&self) -> Option<&Patterns> {
+        Some(&self.patterns)
     }
 
     fn after_backward(

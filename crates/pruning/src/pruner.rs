@@ -31,6 +31,7 @@ use crate::regrowth::{Growth, Rewiring, random_keep, rewire};
 use crate::rng::Rng;
 use crate::schedule::Schedule;
 use crate::select::{CountOver, Rule, erk_sparsities};
+use crate::sparse::Patterns;
 
 /// What the pruner does over training.
 pub enum Plan {
@@ -367,6 +368,14 @@ impl Pruner {
     }
 }
 
+impl Pruner {
+    /// Whether RigL grows by gradient after `step`: it reads the dense gradient of that step.
+    fn grows_at(&self, step: &StepInfo) -> bool {
+        matches!(&self.plan, Plan::Rewire { rewiring, .. }
+            if rewiring.growth == Growth::Gradient && rewiring.should_update(step.step + 1))
+    }
+}
+
 impl<M: Module> TrainHook<M> for Pruner {
     fn name(&self) -> &str {
         "pruner"
@@ -381,6 +390,14 @@ impl<M: Module> TrainHook<M> for Pruner {
         Ok(model)
     }
 
+    fn sparse_patterns(&self) -> Option<&Patterns> {
+        TrainHook::<M>::sparse_patterns(&self.hold)
+    }
+
+    fn needs_dense_gradients(&self, step: &StepInfo) -> bool {
+        self.accum.collects() || self.grows_at(step)
+    }
+
     fn after_backward(
         &mut self,
         model: &M,
@@ -389,11 +406,7 @@ impl<M: Module> TrainHook<M> for Pruner {
     ) -> Result<(), HookError> {
         // Statistics and RigL's growth read the dense gradient, before it is masked.
         self.accum.add(model, grads);
-        let next = step.step + 1;
-        if let Plan::Rewire { rewiring, .. } = &self.plan
-            && rewiring.growth == Growth::Gradient
-            && rewiring.should_update(next)
-        {
+        if self.grows_at(step) {
             let mut dense = BTreeMap::new();
             for p in self.params.iter().filter(|p| p.is_weight()) {
                 if let Some(g) = flat_grad(grads, p.id, p.shape.len()) {

@@ -24,6 +24,30 @@ pub struct PruningReport {
     pub compact: Compact,
     /// Everything a step warned about (empty layers, a schedule that never fired).
     pub warnings: Vec<String>,
+    /// The layers the last training phase multiplied as sparse products, and for how many of
+    /// its steps (none on wgpu, with `train.sparse_products = false`, or where no mask was
+    /// sparse enough).
+    #[serde(default)]
+    pub sparse_training: SparseTraining,
+}
+
+/// Which layers trained as sparse products (`pruning::sparse`), in the run's last training
+/// phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseTraining {
+    /// Optimizer steps of the phase.
+    pub steps: usize,
+    /// Each layer that ran sparse at least once, with the steps it did.
+    pub layers: Vec<SparseLayer>,
+}
+
+/// One layer's sparse steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseLayer {
+    /// The weight's path (`layers.0.weight`).
+    pub name: String,
+    /// Steps whose forward and backward multiplied it as a sparse product.
+    pub sparse_steps: usize,
 }
 
 /// The phases' records of each mode.
@@ -294,6 +318,8 @@ struct Wire {
     sizes: Sizes,
     compact: Compact,
     warnings: Vec<String>,
+    #[serde(default)]
+    sparse_training: SparseTraining,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -354,6 +380,7 @@ impl TryFrom<Wire> for PruningReport {
             sizes: w.sizes,
             compact: w.compact,
             warnings: w.warnings,
+            sparse_training: w.sparse_training,
         })
     }
 }

@@ -9,6 +9,7 @@ use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use pruning::Rng;
+use pruning::sparse::Patterns;
 
 use crate::config::{ActivationKind, InitKind, LayerEntry, LayerKind, ModelConfig, Shape};
 use crate::norm::BatchNorm;
@@ -195,14 +196,46 @@ impl Net {
     /// Logits (or regression outputs) for a batch `[n, n_inputs]` (images row-major, channel
     /// first). Dropout layers pass values through: this is evaluation's forward pass.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.run(x, None)
+        self.run(x, None, &Patterns::new())
     }
 
     /// [`Net::forward`] as a training step runs it: dropout layers zero values, each layer from
     /// its own stream of `key` (the loop derives one key per step from the run's seed, so a
     /// resumed run draws the same masks). Without dropout layers it is `forward`.
     pub fn forward_train(&self, x: Tensor<2>, key: u64) -> Tensor<2> {
-        self.run(x, Some(key))
+        self.run(x, Some(key), &Patterns::new())
+    }
+
+    /// A training step's forward pass: dropout from `key` where there is one, and the dense
+    /// layers whose weights have a pattern in `sparse` multiplied as sparse products
+    /// (`pruning::sparse`; the loop passes the patterns its hooks hold).
+    pub fn forward_step(&self, x: Tensor<2>, key: Option<u64>, sparse: &Patterns) -> Tensor<2> {
+        self.run(x, key, sparse)
+    }
+
+    /// The dense layers `forward_train` runs as sparse products with `sparse`, by weight path.
+    pub fn sparse_layers(&self, sparse: &Patterns) -> Vec<String> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| sparse.contains_key(&l.weight.id))
+            .map(|(i, _)| format!("layers.{i}.weight"))
+            .collect()
+    }
+
+    /// `layers[i]` on `x`, as a sparse product where `sparse` has its weight's pattern.
+    fn dense(&self, i: usize, x: Tensor<2>, sparse: &Patterns) -> Tensor<2> {
+        let l = &self.layers[i];
+        match sparse.get(&l.weight.id) {
+            Some(p) => {
+                let y = pruning::sparse::matmul(x, l.weight.val(), p);
+                match &l.bias {
+                    Some(b) => y + b.val().unsqueeze(),
+                    None => y,
+                }
+            }
+            None => l.forward(x),
+        }
     }
 
     /// Whether a training step draws dropout masks.
@@ -217,7 +250,7 @@ impl Net {
         clippy::unwrap_used,
         reason = "the plan is built with the shapes checked: images reach image ops, vectors dense ones"
     )]
-    fn run(&self, x: Tensor<2>, key: Option<u64>) -> Tensor<2> {
+    fn run(&self, x: Tensor<2>, key: Option<u64>, sparse: &Patterns) -> Tensor<2> {
         let mut h = Flow::Flat(x);
         for (at, op) in self.plan.iter().enumerate() {
             h = match (op, h) {
@@ -246,7 +279,7 @@ impl Net {
                         .forward(x),
                 ),
                 (Op::Flatten, Flow::Image(x)) => Flow::Flat(x.flatten(1, 3)),
-                (Op::Dense(i), Flow::Flat(x)) => Flow::Flat(self.layers[*i].forward(x)),
+                (Op::Dense(i), Flow::Flat(x)) => Flow::Flat(self.dense(*i, x, sparse)),
                 (Op::Act(a), Flow::Flat(x)) => Flow::Flat(apply(*a, x)),
                 (Op::Act(a), Flow::Image(x)) => Flow::Image(apply(*a, x)),
                 (Op::Dropout(p), h) => match key {

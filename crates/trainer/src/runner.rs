@@ -327,6 +327,21 @@ fn dense(
     Ok(state)
 }
 
+/// pruning.json's account of the layers the last training phase ran sparse.
+fn sparse_training(end: &pruning::RunEnd) -> report::pruning::SparseTraining {
+    report::pruning::SparseTraining {
+        steps: end.steps_done,
+        layers: end
+            .sparse_steps
+            .iter()
+            .map(|(name, n)| report::pruning::SparseLayer {
+                name: name.clone(),
+                sparse_steps: *n,
+            })
+            .collect(),
+    }
+}
+
 /// What the mode's phases recorded, as pruning.json's mode section.
 fn mode_report(mode: PruningMode, record: Record) -> Result<ModeReport, TrainError> {
     let rounds = |search| Rounds {
@@ -386,6 +401,7 @@ fn finish_layer_list(
         sizes: c.sizes,
         compact: c.compact,
         warnings,
+        sparse_training: sparse_training(&end),
     };
     Ok(Phased {
         model,
@@ -446,6 +462,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
         sizes,
         compact: compact_report,
         warnings,
+        sparse_training: sparse_training(&end),
     };
     Ok(Phased {
         model,

@@ -5,8 +5,11 @@
 //! optimizer step, hooks `after_step`. The loss is summed on the device and read once per epoch,
 //! so no step waits for the host.
 
+use std::collections::BTreeMap;
+
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use pruning::sparse::Patterns;
 use pruning::{EpochEnd, HookError, Published, Rng, RunEnd, RunStart, StepInfo, TrainHook};
 
 use crate::checkpoint::{Checkpointing, Position};
@@ -192,6 +195,7 @@ pub fn train_checkpointed(
         epochs_done: 0,
         early: t.early_stopping.as_ref().map(EarlyStopping::new),
         best: None,
+        sparse_steps: BTreeMap::new(),
     };
     let info = RunStart {
         n_epochs: t.epochs,
@@ -228,6 +232,7 @@ pub fn train_checkpointed(
         epochs_done: st.epochs_done,
         steps_done: st.step,
         stopped_early,
+        sparse_steps: st.sparse_steps.into_iter().collect(),
     };
     for h in hooks.iter_mut() {
         h.on_run_end(&model, &end).map_err(hook_err(*h))?;
@@ -241,14 +246,31 @@ pub fn train_checkpointed(
 }
 
 /// A training step's forward pass: dropout layers draw from the key of step `step` of the
-/// phase's base `dropout`.
-fn forward_step(model: &Net, x: Tensor<2>, dropout: u64, step: usize) -> Tensor<2> {
-    if model.has_dropout() {
-        let key = Rng::derive(dropout, &format!("step {step}")).next_u64();
-        model.forward_train(x, key)
-    } else {
-        model.forward(x)
+/// phase's base `dropout`; the layers with a pattern in `sparse` run as sparse products.
+fn forward_step(
+    model: &Net,
+    x: Tensor<2>,
+    dropout: u64,
+    step: usize,
+    sparse: &Patterns,
+) -> Tensor<2> {
+    let key = model
+        .has_dropout()
+        .then(|| Rng::derive(dropout, &format!("step {step}")).next_u64());
+    model.forward_step(x, key, sparse)
+}
+
+/// The patterns the hooks hold for this step, unless sparse products are off or a hook needs
+/// the step's dense gradients.
+fn step_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], info: &StepInfo) -> Patterns {
+    if !t.sparse_products || hooks.iter().any(|h| h.needs_dense_gradients(info)) {
+        return Patterns::new();
     }
+    hooks
+        .iter()
+        .filter_map(|h| h.sparse_patterns())
+        .flat_map(|p| p.iter().map(|(id, p)| (*id, p.clone())))
+        .collect()
 }
 
 /// Everything the loop carries from epoch to epoch, and what a checkpoint restores.
@@ -266,6 +288,8 @@ struct LoopState {
     early: Option<EarlyStopping>,
     /// The best model so far, under early stopping.
     best: Option<Net>,
+    /// Steps each dense layer ran as a sparse product, by weight path.
+    sparse_steps: BTreeMap<String, usize>,
 }
 
 impl LoopState {
@@ -303,6 +327,7 @@ impl LoopState {
                 order: &self.order,
                 early: self.early.as_ref(),
                 metrics_bytes,
+                sparse_steps: &self.sparse_steps,
             };
             c.write(&at, &self.model, self.best.as_ref(), &self.optim, hooks)?;
         }
@@ -352,6 +377,7 @@ impl LoopState {
         self.order = r.order;
         self.step = r.step;
         self.epochs_done = r.epoch;
+        self.sparse_steps = r.sparse_steps;
         if let (Some(es), Some(state)) = (self.early.as_mut(), r.early) {
             es.restore(state);
         }
@@ -389,7 +415,18 @@ impl LoopState {
             let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
             let targets = head.targets(train, idx, device);
             let model = self.model;
-            let out = forward_step(&model, x, self.dropout, self.step);
+            let info = StepInfo {
+                step: self.step,
+                epoch,
+                batch_idx,
+                n_batches,
+                lr,
+            };
+            let sparse = step_patterns(t, hooks, &info);
+            for layer in model.sparse_layers(&sparse) {
+                *self.sparse_steps.entry(layer).or_default() += 1;
+            }
+            let out = forward_step(&model, x, self.dropout, self.step, &sparse);
             let data_loss = head.loss(out, targets);
             let mut loss = data_loss.clone();
             if t.l1 > 0.0 {
@@ -399,13 +436,6 @@ impl LoopState {
                 loss = loss + gamma.mul_scalar(t.l1_gamma);
             }
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            let info = StepInfo {
-                step: self.step,
-                epoch,
-                batch_idx,
-                n_batches,
-                lr,
-            };
             for h in hooks.iter_mut() {
                 h.after_backward(&model, &mut grads, &info)
                     .map_err(hook_err(*h))?;

@@ -171,6 +171,8 @@ pub struct Position<'a> {
     pub early: Option<&'a EarlyStopping>,
     /// metrics.csv's length with the epoch logged (on the disk), when the phase logs.
     pub metrics_bytes: Option<u64>,
+    /// Steps each layer ran as a sparse product so far, by weight path.
+    pub sparse_steps: &'a std::collections::BTreeMap<String, usize>,
 }
 
 impl Checkpointing {
@@ -232,6 +234,7 @@ impl Checkpointing {
             early: at.early.map(EarlyStopping::state),
             hooks: states,
             metrics_bytes: at.metrics_bytes,
+            sparse_steps: at.sparse_steps.clone(),
         }))
     }
 }

@@ -3,6 +3,8 @@
 //! position (epoch, step), early stopping's state and best model, and each hook's state (the
 //! pruner's masks, gradient window, generator and update record) and `metrics.csv`'s length.
 
+use std::collections::BTreeMap;
+
 use pruning::{HookState, Snapshot, TrainHook};
 
 use super::Bag;
@@ -34,6 +36,8 @@ pub struct LoopCheckpoint {
     /// metrics.csv's length at the checkpoint, when the phase logs: rows after it (epochs a
     /// killed run did after its last checkpoint) are cut on resume and written again.
     pub metrics_bytes: Option<u64>,
+    /// Steps each layer ran as a sparse product so far, by weight path.
+    pub sparse_steps: BTreeMap<String, usize>,
 }
 
 impl LoopCheckpoint {
@@ -120,6 +124,14 @@ impl LoopCheckpoint {
         if let Some(len) = self.metrics_bytes {
             bag.text.insert("metrics_bytes".into(), len.to_string());
         }
+        if !self.sparse_steps.is_empty() {
+            let lines: Vec<String> = self
+                .sparse_steps
+                .iter()
+                .map(|(path, n)| format!("{path}={n}"))
+                .collect();
+            bag.text.insert("sparse_steps".into(), lines.join("\n"));
+        }
         if let Some((best, since)) = self.early {
             let best = best.map_or("none".into(), |b| b.to_bits().to_string());
             bag.text.insert("early".into(), format!("{best},{since}"));
@@ -152,6 +164,17 @@ impl LoopCheckpoint {
                 Some((best, since.parse().map_err(|_| bad())?))
             }
         };
+        let mut sparse_steps = BTreeMap::new();
+        for line in bag
+            .text
+            .get("sparse_steps")
+            .into_iter()
+            .flat_map(|t| t.lines())
+        {
+            let bad = || format!("`sparse_steps` line `{line}` does not parse");
+            let (path, n) = line.split_once('=').ok_or_else(bad)?;
+            sparse_steps.insert(path.to_string(), n.parse().map_err(|_| bad())?);
+        }
         let model = take_snapshot(&mut bag, "model.")?;
         let best = bag
             .text
@@ -175,6 +198,7 @@ impl LoopCheckpoint {
             metrics_bytes: (bag.text.contains_key("metrics_bytes"))
                 .then(|| bag.parse("metrics_bytes"))
                 .transpose()?,
+            sparse_steps,
         })
     }
 }

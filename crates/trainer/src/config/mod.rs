@@ -566,6 +566,12 @@ pub struct TrainConfig {
     /// `--resume RUN_DIR` can continue a stopped run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<usize>,
+    /// Multiply dense layers whose held masks are sparse enough as sparse products on the CPU
+    /// backends (`pruning::sparse`): same loss and kept gradients, less work. `false` runs every
+    /// product dense, as before it existed (the masks hold either way). (Left out of
+    /// config.toml when true, so configs from before it keep their run folders' names.)
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub sparse_products: bool,
 }
 
 impl Default for TrainConfig {
@@ -584,6 +590,9 @@ fn is_zero(v: &f64) -> bool {
 }
 fn yes() -> bool {
     true
+}
+fn is_true(v: &bool) -> bool {
+    *v
 }
 fn one() -> usize {
     1

@@ -220,6 +220,7 @@ fn pruning_report(mode: ModeReport, layers: Vec<LayerCounts>) -> PruningReport {
             final_evals: None,
         },
         warnings: Vec::new(),
+        sparse_training: report::pruning::SparseTraining::default(),
     }
 }
 

@@ -100,6 +100,15 @@ fn gradual_pruning_on_digits_follows_the_schedule_logs_sparsity_and_saves_exact_
         test.accuracy()
     );
     assert_saved_model_exactly_sparse(&r.dir);
+    // Each layer trains as a sparse product once its mask is sparse enough (70 %, before the
+    // schedule ends at step 1610), and the last 690 steps at 90 % all do.
+    let sparse = &report.sparse_training;
+    assert_eq!(sparse.steps, 2300);
+    let names: Vec<&str> = sparse.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["layers.0.weight", "layers.1.weight"]);
+    for l in &sparse.layers {
+        assert!((690..1610).contains(&l.sparse_steps), "{l:?}");
+    }
 
     // Events: every 50 steps from the end of epoch 10 (23 steps per epoch) to the end of epoch
     // 70, each with tfmot's target for its step.
@@ -225,6 +234,29 @@ fn rigl_and_set_keep_every_layers_sparsity_at_every_epoch_while_moving_connectio
             test.accuracy()
         );
         assert_saved_model_exactly_sparse(&r.dir);
+        // Both 80 %-sparse layers train as sparse products from the first step, except, for
+        // RigL, the step before each update, whose dense gradient its growth reads.
+        let dense_steps = if mode == "rigl" { events.len() } else { 0 };
+        let sparse = &report.sparse_training;
+        assert_eq!(sparse.steps, 690);
+        assert_eq!(sparse.layers.len(), 2, "{mode}");
+        for l in &sparse.layers {
+            assert_eq!(l.sparse_steps, 690 - dense_steps, "{mode} {l:?}");
+        }
+        // The same run multiplying densely learns as well: sparse products change rounding only.
+        let dense = run_experiment(
+            &load_config(&path, &["train.sparse_products=false".to_string()]).unwrap(),
+            &opts(&tmp.path().join("dense")),
+        )
+        .unwrap();
+        let report = dense.pruning.as_ref().unwrap();
+        assert_eq!(report.sparse_training.layers, [], "{mode}");
+        let other = dense.evals.last().unwrap().1.accuracy().unwrap();
+        assert!(
+            (other - test.accuracy().unwrap()).abs() < 0.03,
+            "{mode}: {other} dense against {:?} sparse",
+            test.accuracy()
+        );
     }
 }
 

@@ -1,0 +1,209 @@
+//! The sparse product as a Burn operation: a backend extension with a handwritten backward.
+//!
+//! Burn has no sparse tensors, and a custom operation is the only way to give one its own
+//! gradient. The forward pass and both gradients are host loops (`kernels.rs`), so the
+//! operation is registered for the host backends (ndarray, Flex) and their `Autodiff`; the
+//! caller ([`super::matmul`]) keeps every other device on the dense product.
+// ndarray is deprecated in Burn 0.22 but is the backend Lopper's design names.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extension};
+use burn::tensor::{TensorData, read_sync};
+
+use super::kernels::{gather_rows, transpose, weight_grad};
+use super::pattern::Pattern;
+
+#[backend_extension(NdArray, Flex: cfg(feature = "flex"), Autodiff)]
+pub(crate) trait SparseOps: Backend {
+    /// `x · w` over the kept weights of `pattern` (`x` `[batch, rows]`, `w` `[rows, cols]`).
+    fn sparse_matmul(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        pattern: Arc<Pattern>,
+    ) -> FloatTensor<Self>;
+}
+
+/// A tensor's values on the host, as cheaply as each backend allows.
+pub(crate) trait HostRead: Backend {
+    /// `f` of the values, row-major.
+    fn with_values<R>(t: FloatTensor<Self>, f: impl FnOnce(&[f32]) -> R) -> R {
+        f(&host::<Self>(t))
+    }
+}
+
+impl HostRead for NdArray {
+    /// ndarray copies a tensor whose buffer is shared (a parameter, or one the autodiff graph
+    /// holds too) float by float through a dynamic-rank iterator, about 10 ns a float; the
+    /// fresh result of one vectorized operation moves out without a copy.
+    fn with_values<R>(t: FloatTensor<Self>, f: impl FnOnce(&[f32]) -> R) -> R {
+        f(&host::<Self>(Self::float_mul_scalar(t, 1.0f32.into())))
+    }
+}
+
+impl SparseOps for NdArray {
+    fn sparse_matmul(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        p: Arc<Pattern>,
+    ) -> FloatTensor<Self> {
+        forward::<Self>(x, w, &p).0
+    }
+}
+
+#[cfg(feature = "flex")]
+impl HostRead for burn::backend::Flex {
+    /// Flex's buffer is host memory: read in place (a parameter's megabyte is not copied).
+    fn with_values<R>(t: FloatTensor<Self>, f: impl FnOnce(&[f32]) -> R) -> R {
+        match t.as_slice::<f32>() {
+            Some(v) => f(v),
+            None => f(&host::<Self>(t)),
+        }
+    }
+}
+
+#[cfg(feature = "flex")]
+impl SparseOps for burn::backend::Flex {
+    fn sparse_matmul(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        p: Arc<Pattern>,
+    ) -> FloatTensor<Self> {
+        forward::<Self>(x, w, &p).0
+    }
+}
+
+/// What the backward pass needs from the forward one, kept on the host.
+#[derive(Debug)]
+pub(crate) struct Saved<B: Backend> {
+    pattern: Arc<Pattern>,
+    /// `x` transposed, `[rows][batch]`.
+    xt: Vec<f32>,
+    /// The kept weights in column order.
+    vals: Vec<f32>,
+    batch: usize,
+    device: B::Device,
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "the host backends read synchronously, and Lopper's parameters are f32"
+)]
+fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    read_sync(B::float_into_data(t))
+        .expect("host backends read synchronously")
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensors")
+}
+
+/// The product and what its backward pass keeps.
+pub(crate) fn forward<B: HostRead>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    p: &Arc<Pattern>,
+) -> (FloatTensor<B>, Saved<B>) {
+    let device = x.device();
+    let batch = x.shape()[0];
+    let [rows, cols] = p.shape();
+    assert_eq!(
+        (x.shape()[1], w.shape()[0], w.shape()[1]),
+        (rows, rows, cols),
+        "the sparse product's operands fit its pattern"
+    );
+    let xt = B::with_values(x, |x| transpose(x, batch, rows));
+    let vals = B::with_values(w, |w| {
+        let mut vals = Vec::with_capacity(p.nnz());
+        for c in 0..cols {
+            let ks = p.col_ptr[c] as usize..p.col_ptr[c + 1] as usize;
+            vals.extend(p.row_of[ks].iter().map(|&r| w[r as usize * cols + c]));
+        }
+        vals
+    });
+    let mut yt = vec![0.0; cols * batch];
+    gather_rows(&p.col_ptr, &p.row_of, &vals, &xt, batch, &mut yt);
+    let y = transpose(&yt, cols, batch);
+    let out = B::float_from_data(TensorData::new(y, [batch, cols]), &device);
+    let saved = Saved {
+        pattern: p.clone(),
+        xt,
+        vals,
+        batch,
+        device,
+    };
+    (out, saved)
+}
+
+impl<B: Backend> Saved<B> {
+    /// `dy · wᵀ` over the kept weights, from `dy` transposed.
+    fn input_grad(&self, dyt: &[f32]) -> FloatTensor<B> {
+        let p = &self.pattern;
+        let [rows, _] = p.shape();
+        let vals: Vec<f32> = p.at.iter().map(|&k| self.vals[k as usize]).collect();
+        let mut dxt = vec![0.0; rows * self.batch];
+        gather_rows(&p.row_ptr, &p.col_of, &vals, dyt, self.batch, &mut dxt);
+        let dx = transpose(&dxt, rows, self.batch);
+        B::float_from_data(TensorData::new(dx, [self.batch, rows]), &self.device)
+    }
+
+    /// `xᵀ · dy` at the kept weights, zero elsewhere.
+    fn weight_grad(&self, dyt: &[f32]) -> FloatTensor<B> {
+        let p = &self.pattern;
+        let [rows, cols] = p.shape();
+        let mut g = vec![0.0; rows * cols];
+        weight_grad(
+            &p.col_ptr, &p.row_of, &self.xt, dyt, self.batch, cols, &mut g,
+        );
+        B::float_from_data(TensorData::new(g, [rows, cols]), &self.device)
+    }
+}
+
+#[derive(Debug)]
+struct SparseMatmul;
+
+impl<B: HostRead> Backward<B, 2> for SparseMatmul {
+    type State = Arc<Saved<B>>;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let saved: Arc<Saved<B>> = ops.state;
+        let dy = grads.consume::<B>(&ops.node);
+        let [cols, batch] = [saved.pattern.shape()[1], saved.batch];
+        let dyt = B::with_values(dy, |dy| transpose(dy, batch, cols));
+        let [x, w] = ops.parents;
+        if let Some(node) = x {
+            grads.register::<B>(node.id, saved.input_grad(&dyt));
+        }
+        if let Some(node) = w {
+            grads.register::<B>(node.id, saved.weight_grad(&dyt));
+        }
+    }
+}
+
+impl<B: SparseOps + HostRead, C: CheckpointStrategy> SparseOps for Autodiff<B, C> {
+    fn sparse_matmul(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        pattern: Arc<Pattern>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (w, w_node) = w.into_parts();
+        match SparseMatmul
+            .prepare::<C>([x_node, w_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, saved) = forward::<B>(x, w, &pattern);
+                prep.finish(Arc::new(saved), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, w, &pattern).0),
+        }
+    }
+}
