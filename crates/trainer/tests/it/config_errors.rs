@@ -19,7 +19,7 @@ fn unknown_key_shows_file_line_caret_and_valid_keys() {
     );
     assert_eq!(
         e,
-        "in exp.toml: TOML parse error at line 5, column 1\n  |\n5 | learning_rate = 0.1\n  | ^^^^^^^^^^^^^\nunknown field `learning_rate`, expected one of `epochs`, `batch_size`, `shuffle`, `optimizer`, `lr`, `momentum`, `nesterov`, `beta1`, `beta2`, `epsilon`, `weight_decay`, `l1`, `l1_gamma`, `lr_schedule`, `lr_step_epochs`, `lr_gamma`, `lr_min`, `eval_every`, `early_stopping`, `checkpoint_every`"
+        "in exp.toml: TOML parse error at line 5, column 1\n  |\n5 | learning_rate = 0.1\n  | ^^^^^^^^^^^^^\nunknown field `learning_rate`, expected one of `epochs`, `batch_size`, `shuffle`, `optimizer`, `lr`, `momentum`, `nesterov`, `beta1`, `beta2`, `epsilon`, `weight_decay`, `l1`, `l1_gamma`, `lr_schedule`, `lr_step_epochs`, `lr_gamma`, `lr_min`, `eval_every`, `early_stopping`, `checkpoint_every`, `sparse_products`"
     );
     // Unknown keys are rejected in every table, including the top level and nested tables.
     assert!(err("sed = 1\n[data]\nname = \"xor\"\n", &[]).contains("unknown field `sed`"));
