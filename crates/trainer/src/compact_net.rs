@@ -198,6 +198,7 @@ pub fn compact_net(model: &Net, device: &Device) -> CompactedNet {
             layers: dense,
             activation: model.activation,
             plan,
+            sparse: pruning::sparse::Patterns::new(),
         },
         kept,
         notes,

@@ -74,6 +74,11 @@ pub struct Net {
     /// What the forward pass does, in order.
     #[module(skip)]
     pub plan: Vec<Op>,
+    /// The dense layers [`Net::forward`] multiplies as sparse products (`pruning::sparse`), by
+    /// weight: the training loop sets its hooks' patterns for its evaluations, whose weights
+    /// the masks hold at zero outside them, and empties it before handing the network back.
+    #[module(skip)]
+    pub sparse: Patterns,
 }
 
 /// What flows through the forward pass.
@@ -132,6 +137,7 @@ impl Net {
                 layers: Vec::new(),
                 activation: config.activation(),
                 plan: Vec::new(),
+                sparse: Patterns::new(),
             },
             shape: input,
         };
@@ -190,13 +196,14 @@ impl Net {
             layers,
             activation,
             plan,
+            sparse: Patterns::new(),
         }
     }
 
     /// Logits (or regression outputs) for a batch `[n, n_inputs]` (images row-major, channel
     /// first). Dropout layers pass values through: this is evaluation's forward pass.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.run(x, None, &Patterns::new())
+        self.run(x, None, &self.sparse)
     }
 
     /// [`Net::forward`] as a training step runs it: dropout layers zero values, each layer from

@@ -215,6 +215,8 @@ pub fn train_checkpointed(
         let train_loss;
         (st, train_loss) = st.epoch(task, t, &schedule, hooks, epoch)?;
         st.epochs_done = epoch;
+        // Evaluation multiplies sparsely too, with the masks the weights stand under now.
+        st.model.sparse = held_patterns(t, hooks);
         let (metrics, stop) = st.evaluate(task, t, epoch, train_loss);
         let end = EpochEnd {
             epoch,
@@ -227,7 +229,10 @@ pub fn train_checkpointed(
             break;
         }
     }
-    let model = st.best.unwrap_or(st.model);
+    let mut model = st.best.unwrap_or(st.model);
+    // Whoever takes the network next (a later phase, export, compaction) may change its
+    // weights' masks: it gets no patterns that could go stale.
+    model.sparse = Patterns::new();
     let end = RunEnd {
         epochs_done: st.epochs_done,
         steps_done: st.step,
@@ -260,10 +265,17 @@ fn forward_step(
     model.forward_step(x, key, sparse)
 }
 
-/// The patterns the hooks hold for this step, unless sparse products are off or a hook needs
-/// the step's dense gradients.
+/// The patterns the hooks hold for this step, unless a hook needs the step's dense gradients.
 fn step_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], info: &StepInfo) -> Patterns {
-    if !t.sparse_products || hooks.iter().any(|h| h.needs_dense_gradients(info)) {
+    if hooks.iter().any(|h| h.needs_dense_gradients(info)) {
+        return Patterns::new();
+    }
+    held_patterns(t, hooks)
+}
+
+/// The patterns the hooks hold, unless sparse products are off.
+fn held_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>]) -> Patterns {
+    if !t.sparse_products {
         return Patterns::new();
     }
     hooks

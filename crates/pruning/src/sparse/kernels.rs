@@ -8,10 +8,18 @@
 
 /// Lanes accumulated at once: four AVX-512 registers, eight AVX2 ones.
 const CHUNK: usize = 64;
+/// The narrower chunk for what is left of a batch (one AVX-512 register, two AVX2 ones).
+const NARROW: usize = 16;
 
 /// `t` (`[rows][cols]`, row-major) transposed to `[cols][rows]`.
 pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; t.len()];
+    transpose_into(t, rows, cols, &mut out);
+    out
+}
+
+/// `t` (`[rows][cols]`, row-major) transposed into `out` (`[cols][rows]`).
+pub(crate) fn transpose_into(t: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     // Tiles of 8 rows: each source row's 8-float run goes to 8 destination rows, and the
     // destination's 8 consecutive floats per row fill a cache line's worth together.
     const T: usize = 8;
@@ -27,7 +35,6 @@ pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
         r0 += h;
     }
-    out
 }
 
 /// Picks the widest instruction set the CPU has for `$body`, a call of an `#[inline(always)]`
@@ -93,38 +100,51 @@ fn gather_rows_impl<const FUSED: bool>(
 ) {
     for (r, o) in out.chunks_exact_mut(lanes).enumerate() {
         let ks = ptr[r] as usize..ptr[r + 1] as usize;
+        let (idx, val) = (&idx[ks.clone()], &val[ks]);
+        // Wide chunks, then narrow ones, then single lanes: any batch size vectorizes.
         let mut c0 = 0;
         while c0 + CHUNK <= lanes {
-            let mut acc = [0f32; CHUNK];
-            for k in ks.clone() {
-                let v = val[k];
-                let at = idx[k] as usize * lanes + c0;
-                if let Some(s) = src[at..].first_chunk::<CHUNK>() {
-                    for j in 0..CHUNK {
-                        acc[j] = madd::<FUSED>(acc[j], v, s[j]);
-                    }
-                }
-            }
-            o[c0..c0 + CHUNK].copy_from_slice(&acc);
+            gather_chunk::<FUSED, CHUNK>(idx, val, src, lanes, c0, &mut o[c0..c0 + CHUNK]);
             c0 += CHUNK;
         }
-        let rest = &mut o[c0..];
-        if !rest.is_empty() {
-            rest.fill(0.0);
-            for k in ks {
-                let v = val[k];
-                let at = idx[k] as usize * lanes + c0;
-                for (a, s) in rest.iter_mut().zip(&src[at..at + lanes - c0]) {
-                    *a = madd::<FUSED>(*a, v, *s);
-                }
+        while c0 + NARROW <= lanes {
+            gather_chunk::<FUSED, NARROW>(idx, val, src, lanes, c0, &mut o[c0..c0 + NARROW]);
+            c0 += NARROW;
+        }
+        for c in c0..lanes {
+            let mut a = 0f32;
+            for (&i, &v) in idx.iter().zip(val) {
+                a = madd::<FUSED>(a, v, src[i as usize * lanes + c]);
             }
+            o[c] = a;
         }
     }
 }
 
-/// For every kept weight `(idx[k], c)` of column `c` (`k ∈ ptr[c]..ptr[c + 1]`), its gradient
-/// `g[idx[k] · cols + c] = Σ_b xt[idx[k]][b] · dyt[c][b]`; the other entries of `g` are left
-/// as they are (zero).
+/// Lanes `c0..c0 + W` of one output row: `W` accumulators held while the row's weights pass.
+#[inline(always)]
+fn gather_chunk<const FUSED: bool, const W: usize>(
+    idx: &[u32],
+    val: &[f32],
+    src: &[f32],
+    lanes: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [0f32; W];
+    for (&i, &v) in idx.iter().zip(val) {
+        if let Some(s) = src[i as usize * lanes + c0..].first_chunk::<W>() {
+            for j in 0..W {
+                acc[j] = madd::<FUSED>(acc[j], v, s[j]);
+            }
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// For every kept weight `(idx[k], c)` of column `c` (`k ∈ ptr[c]..ptr[c + 1]`), adds its
+/// gradient over this block's samples, `Σ_b xt[idx[k]][b] · dyt[c][b]`, to
+/// `g[idx[k] · cols + c]`; the other entries of `g` are left as they are (zero).
 #[inline(always)]
 fn weight_grad_impl<const FUSED: bool>(
     ptr: &[u32],
@@ -139,32 +159,51 @@ fn weight_grad_impl<const FUSED: bool>(
         let dy = &dyt[c * lanes..(c + 1) * lanes];
         for &r in &idx[ptr[c] as usize..ptr[c + 1] as usize] {
             let r = r as usize;
-            let x = &xt[r * lanes..(r + 1) * lanes];
-            // CHUNK lanes of independent sums: the additions of one lane do not wait on each
-            // other's latency more than lanes / CHUNK times.
-            let mut acc = [0f32; CHUNK];
-            let (xc, dc) = (x.chunks_exact(CHUNK), dy.chunks_exact(CHUNK));
-            let mut tail = 0f32;
-            for (a, b) in xc.remainder().iter().zip(dc.remainder()) {
-                tail = madd::<FUSED>(tail, *a, *b);
-            }
-            for (a, b) in xc.zip(dc) {
-                for j in 0..CHUNK {
-                    acc[j] = madd::<FUSED>(acc[j], a[j], b[j]);
-                }
-            }
-            g[r * cols + c] = hsum(&acc) + tail;
+            g[r * cols + c] += dot::<FUSED>(&xt[r * lanes..(r + 1) * lanes], dy);
         }
     }
 }
 
-/// The sum of a chunk's lanes by halvings on fixed-size arrays, which compile to a few vector
-/// shuffles and adds (a loop over one array spilled it to the stack).
+/// `Σ a[j] · b[j]`: CHUNK independent sums over wide chunks, NARROW over narrow ones, then
+/// the rest one by one, so no addition waits on another's latency for long.
 #[inline(always)]
-fn hsum(a: &[f32; CHUNK]) -> f32 {
+fn dot<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut wide = [0f32; CHUNK];
+    let (aw, bw) = (a.chunks_exact(CHUNK), b.chunks_exact(CHUNK));
+    let (a_rest, b_rest) = (aw.remainder(), bw.remainder());
+    for (x, y) in aw.zip(bw) {
+        for j in 0..CHUNK {
+            wide[j] = madd::<FUSED>(wide[j], x[j], y[j]);
+        }
+    }
+    let mut narrow = [0f32; NARROW];
+    let (an, bn) = (a_rest.chunks_exact(NARROW), b_rest.chunks_exact(NARROW));
+    let mut tail = 0f32;
+    for (x, y) in an.remainder().iter().zip(bn.remainder()) {
+        tail = madd::<FUSED>(tail, *x, *y);
+    }
+    for (x, y) in an.zip(bn) {
+        for j in 0..NARROW {
+            narrow[j] = madd::<FUSED>(narrow[j], x[j], y[j]);
+        }
+    }
+    let folded = hsum_to_narrow(&wide);
+    let narrow: [f32; NARROW] = std::array::from_fn(|j| narrow[j] + folded[j]);
+    hsum_narrow(&narrow) + tail
+}
+
+/// A wide chunk's lanes summed down to NARROW by halvings on fixed-size arrays, which compile
+/// to vector adds (a loop over one array spilled it to the stack).
+#[inline(always)]
+fn hsum_to_narrow(a: &[f32; CHUNK]) -> [f32; NARROW] {
     let a32: [f32; 32] = std::array::from_fn(|j| a[j] + a[j + 32]);
-    let a16: [f32; 16] = std::array::from_fn(|j| a32[j] + a32[j + 16]);
-    let a8: [f32; 8] = std::array::from_fn(|j| a16[j] + a16[j + 8]);
+    std::array::from_fn(|j| a32[j] + a32[j + 16])
+}
+
+/// The sum of a narrow chunk's lanes, by halvings.
+#[inline(always)]
+fn hsum_narrow(a: &[f32; NARROW]) -> f32 {
+    let a8: [f32; 8] = std::array::from_fn(|j| a[j] + a[j + 8]);
     let a4: [f32; 4] = std::array::from_fn(|j| a8[j] + a8[j + 4]);
     (a4[0] + a4[2]) + (a4[1] + a4[3])
 }

@@ -103,7 +103,7 @@ mod tests {
     fn loss_and_kept_gradients_equal_the_masked_dense_product() {
         for device in devices() {
             let ad = device.clone().autodiff();
-            for (batch, rows, cols) in [(37, 50, 23), (130, 70, 9)] {
+            for (batch, rows, cols) in [(37, 50, 23), (130, 70, 9), (300, 20, 7)] {
                 let mut rng = Rng::new(batch as u64);
                 let keep: Vec<bool> = (0..rows * cols).map(|_| rng.next_f64() < 0.2).collect();
                 let mask = Mask {

@@ -18,7 +18,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extension};
 use burn::tensor::{TensorData, read_sync};
 
-use super::kernels::{gather_rows, transpose, weight_grad};
+use super::kernels::{gather_rows, transpose, transpose_into, weight_grad};
 use super::pattern::Pattern;
 
 #[backend_extension(NdArray, Flex: cfg(feature = "flex"), Autodiff)]
@@ -80,12 +80,17 @@ impl SparseOps for burn::backend::Flex {
     }
 }
 
+/// Samples multiplied together: their transposed activations (`[rows][BLOCK]`, 400 kB for 784
+/// inputs) stay in the core's cache while a layer's kept weights pass, whatever the batch
+/// (evaluation multiplies 2048 samples at once).
+const BLOCK: usize = 128;
+
 /// What the backward pass needs from the forward one, kept on the host.
 #[derive(Debug)]
 pub(crate) struct Saved<B: Backend> {
     pattern: Arc<Pattern>,
-    /// `x` transposed, `[rows][batch]`.
-    xt: Vec<f32>,
+    /// `x` transposed block by block: `[rows][n]` for each block of `n ≤ BLOCK` samples.
+    xt: Vec<Vec<f32>>,
     /// The kept weights in column order.
     vals: Vec<f32>,
     batch: usize,
@@ -118,7 +123,6 @@ pub(crate) fn forward<B: HostRead>(
         (rows, rows, cols),
         "the sparse product's operands fit its pattern"
     );
-    let xt = B::with_values(x, |x| transpose(x, batch, rows));
     let vals = B::with_values(w, |w| {
         let mut vals = Vec::with_capacity(p.nnz());
         for c in 0..cols {
@@ -127,9 +131,19 @@ pub(crate) fn forward<B: HostRead>(
         }
         vals
     });
-    let mut yt = vec![0.0; cols * batch];
-    gather_rows(&p.col_ptr, &p.row_of, &vals, &xt, batch, &mut yt);
-    let y = transpose(&yt, cols, batch);
+    let mut y = vec![0.0; batch * cols];
+    let xt = B::with_values(x, |x| {
+        let mut blocks = Vec::with_capacity(batch.div_ceil(BLOCK));
+        for (xb, yb) in x.chunks(BLOCK * rows).zip(y.chunks_mut(BLOCK * cols)) {
+            let n = xb.len() / rows;
+            let xt = transpose(xb, n, rows);
+            let mut yt = vec![0.0; cols * n];
+            gather_rows(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
+            transpose_into(&yt, cols, n, yb);
+            blocks.push(xt);
+        }
+        blocks
+    });
     let out = B::float_from_data(TensorData::new(y, [batch, cols]), &device);
     let saved = Saved {
         pattern: p.clone(),
@@ -142,26 +156,29 @@ pub(crate) fn forward<B: HostRead>(
 }
 
 impl<B: Backend> Saved<B> {
-    /// `dy · wᵀ` over the kept weights, from `dy` transposed.
-    fn input_grad(&self, dyt: &[f32]) -> FloatTensor<B> {
-        let p = &self.pattern;
-        let [rows, _] = p.shape();
-        let vals: Vec<f32> = p.at.iter().map(|&k| self.vals[k as usize]).collect();
-        let mut dxt = vec![0.0; rows * self.batch];
-        gather_rows(&p.row_ptr, &p.col_of, &vals, dyt, self.batch, &mut dxt);
-        let dx = transpose(&dxt, rows, self.batch);
-        B::float_from_data(TensorData::new(dx, [self.batch, rows]), &self.device)
-    }
-
-    /// `xᵀ · dy` at the kept weights, zero elsewhere.
-    fn weight_grad(&self, dyt: &[f32]) -> FloatTensor<B> {
+    /// The gradients for `x` (`dy · wᵀ` over the kept weights) where `input` and for `w`
+    /// (`xᵀ · dy` at the kept weights, zero elsewhere), from `dy`, block by block.
+    fn grads(&self, dy: &[f32], input: bool) -> (Option<FloatTensor<B>>, FloatTensor<B>) {
         let p = &self.pattern;
         let [rows, cols] = p.shape();
+        let vals: Vec<f32> = p.at.iter().map(|&k| self.vals[k as usize]).collect();
         let mut g = vec![0.0; rows * cols];
-        weight_grad(
-            &p.col_ptr, &p.row_of, &self.xt, dyt, self.batch, cols, &mut g,
-        );
-        B::float_from_data(TensorData::new(g, [rows, cols]), &self.device)
+        let mut dx = vec![0.0; if input { self.batch * rows } else { 0 }];
+        for (b, dyb) in dy.chunks(BLOCK * cols).enumerate() {
+            let n = dyb.len() / cols;
+            let dyt = transpose(dyb, n, cols);
+            weight_grad(&p.col_ptr, &p.row_of, &self.xt[b], &dyt, n, cols, &mut g);
+            if input {
+                let mut dxt = vec![0.0; rows * n];
+                gather_rows(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
+                let at = b * BLOCK * rows;
+                transpose_into(&dxt, rows, n, &mut dx[at..at + n * rows]);
+            }
+        }
+        let dx = input
+            .then(|| B::float_from_data(TensorData::new(dx, [self.batch, rows]), &self.device));
+        let g = B::float_from_data(TensorData::new(g, [rows, cols]), &self.device);
+        (dx, g)
     }
 }
 
@@ -174,14 +191,13 @@ impl<B: HostRead> Backward<B, 2> for SparseMatmul {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let saved: Arc<Saved<B>> = ops.state;
         let dy = grads.consume::<B>(&ops.node);
-        let [cols, batch] = [saved.pattern.shape()[1], saved.batch];
-        let dyt = B::with_values(dy, |dy| transpose(dy, batch, cols));
         let [x, w] = ops.parents;
-        if let Some(node) = x {
-            grads.register::<B>(node.id, saved.input_grad(&dyt));
+        let (dx, dw) = B::with_values(dy, |dy| saved.grads(dy, x.is_some()));
+        if let (Some(node), Some(dx)) = (x, dx) {
+            grads.register::<B>(node.id, dx);
         }
         if let Some(node) = w {
-            grads.register::<B>(node.id, saved.weight_grad(&dyt));
+            grads.register::<B>(node.id, dw);
         }
     }
 }
