@@ -180,6 +180,10 @@ pub fn run() -> Result<()> {
             u = r.unit
         );
     }
+    // Sparse training has no PyTorch twin (PyTorch multiplies masked weights densely): its
+    // ratios are against our own dense steps.
+    cargo(&["bench", "-p", "trainer", "--bench", "sparse_step"])?;
+    table += &sparse_step_table(started)?;
     // Written now, so a failure below keeps the sitting's training figures.
     std::fs::write(root.join("table.md"), &table)?;
     // Inference has no PyTorch twin: its ratios are against our own fastest dense kernel.
@@ -190,6 +194,29 @@ pub fn run() -> Result<()> {
     cargo(&["bench", "-p", "trainer", "--bench", "pruning_overhead"])?;
     eprintln!("wrote {}", root.join("table.md").display());
     Ok(())
+}
+
+/// One training step at 90 % sparsity (random masks on every layer) as sparse products, against
+/// the unpruned dense step and the masked dense one, on each CPU backend.
+fn sparse_step_table(started: SystemTime) -> Result<String> {
+    let mut table = String::from(
+        "\n| training step, 784-300-100-10, batch 128, 90 % sparse | dense | masked dense | sparse products | sparse / dense | sparse / masked |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for backend in ["ndarray", "flex"] {
+        let ms = |case: &str| {
+            criterion_ms(
+                &format!("sparse_step_784-300-100-10_b128_{backend}_{case}"),
+                started,
+            )
+        };
+        let (d, m, s) = (ms("dense")?, ms("masked90")?, ms("sparse90")?);
+        table += &format!(
+            "| {backend} | {d:.3} ms | {m:.3} ms | {s:.3} ms | {:.2}× | {:.2}× |\n",
+            s / d,
+            s / m
+        );
+    }
+    Ok(table)
 }
 
 /// The networks `benches/sparse_inference.rs` prunes (784-300-100-10, per-layer magnitude
