@@ -220,7 +220,7 @@ impl Net {
         self.run(x, key, sparse)
     }
 
-    /// The dense layers `forward_train` runs as sparse products with `sparse`, by weight path.
+    /// The dense layers `forward_step` runs as sparse products with `sparse`, by weight path.
     pub fn sparse_layers(&self, sparse: &Patterns) -> Vec<String> {
         self.layers
             .iter()

@@ -215,9 +215,11 @@ pub fn train_checkpointed(
         let train_loss;
         (st, train_loss) = st.epoch(task, t, &schedule, hooks, epoch)?;
         st.epochs_done = epoch;
-        // Evaluation multiplies sparsely too, with the masks the weights stand under now.
-        st.model.sparse = held_patterns(t, hooks);
+        // Evaluation multiplies sparsely too, with the masks the weights stand under now; the
+        // patterns go again before anything else runs the network (masks may change).
+        st.model.sparse = held_patterns(t, hooks, task.device);
         let (metrics, stop) = st.evaluate(task, t, epoch, train_loss);
+        st.model.sparse = Patterns::new();
         let end = EpochEnd {
             epoch,
             step: st.step,
@@ -266,16 +268,22 @@ fn forward_step(
 }
 
 /// The patterns the hooks hold for this step, unless a hook needs the step's dense gradients.
-fn step_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], info: &StepInfo) -> Patterns {
+fn step_patterns(
+    t: &TrainConfig,
+    hooks: &[&mut dyn TrainHook<Net>],
+    info: &StepInfo,
+    device: &Device,
+) -> Patterns {
     if hooks.iter().any(|h| h.needs_dense_gradients(info)) {
         return Patterns::new();
     }
-    held_patterns(t, hooks)
+    held_patterns(t, hooks, device)
 }
 
-/// The patterns the hooks hold, unless sparse products are off.
-fn held_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>]) -> Patterns {
-    if !t.sparse_products {
+/// The patterns the hooks hold, unless sparse products are off or `device` multiplies densely
+/// anyway (wgpu): then no layer is counted as sparse either.
+fn held_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], device: &Device) -> Patterns {
+    if !t.sparse_products || !pruning::sparse::supported(device) {
         return Patterns::new();
     }
     hooks
@@ -434,7 +442,7 @@ impl LoopState {
                 n_batches,
                 lr,
             };
-            let sparse = step_patterns(t, hooks, &info);
+            let sparse = step_patterns(t, hooks, &info, device);
             for layer in model.sparse_layers(&sparse) {
                 *self.sparse_steps.entry(layer).or_default() += 1;
             }

@@ -13,6 +13,7 @@ mod hardening;
 mod payoff;
 mod resume;
 mod slurm;
+mod sparse_training;
 mod static_pruning;
 #[cfg(feature = "wgpu")]
 mod wgpu;
