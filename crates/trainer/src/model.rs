@@ -220,14 +220,18 @@ impl Net {
         self.run(x, key, sparse)
     }
 
-    /// The dense layers `forward_step` runs as sparse products with `sparse`, by weight path.
-    pub fn sparse_layers(&self, sparse: &Patterns) -> Vec<String> {
+    /// The dense layers `forward_step` runs as sparse products with `sparse`, by index.
+    pub fn sparse_layers<'a>(&'a self, sparse: &'a Patterns) -> impl Iterator<Item = usize> + 'a {
         self.layers
             .iter()
             .enumerate()
             .filter(|(_, l)| sparse.contains_key(&l.weight.id))
-            .map(|(i, _)| format!("layers.{i}.weight"))
-            .collect()
+            .map(|(i, _)| i)
+    }
+
+    /// The path of `layers[i]`'s weight, as reports name it.
+    pub fn dense_weight_path(i: usize) -> String {
+        format!("layers.{i}.weight")
     }
 
     /// `layers[i]` on `x`, as a sparse product where `sparse` has its weight's pattern.
@@ -344,7 +348,7 @@ impl Net {
                 Op::Dense(i) => {
                     let [n_in, n_out] = self.layers[i].weight.dims();
                     out.push(LayerGeom {
-                        weight: format!("layers.{i}.weight"),
+                        weight: Self::dense_weight_path(i),
                         units: n_out,
                         in_channels: n_in,
                         fan_in: n_in,

@@ -14,7 +14,7 @@ use pruning::{EpochEnd, HookError, Published, Rng, RunEnd, RunStart, StepInfo, T
 
 use crate::checkpoint::{Checkpointing, Position};
 use crate::config::TrainConfig;
-use crate::data::Splits;
+use crate::data::{Dataset, Splits};
 use crate::denormals::FlushDenormals;
 use crate::early_stop::{EarlyStopping, Verdict};
 use crate::eval::{Evaluation, evaluate};
@@ -239,7 +239,9 @@ pub fn train_checkpointed(
         epochs_done: st.epochs_done,
         steps_done: st.step,
         stopped_early,
-        sparse_steps: st.sparse_steps.into_iter().collect(),
+        sparse_steps: (st.sparse_steps.into_iter())
+            .map(|(i, n)| (Net::dense_weight_path(i), n))
+            .collect(),
     };
     for h in hooks.iter_mut() {
         h.on_run_end(&model, &end).map_err(hook_err(*h))?;
@@ -283,7 +285,7 @@ fn step_patterns(
 /// The patterns the hooks hold, unless sparse products are off or `device` multiplies densely
 /// anyway (wgpu): then no layer is counted as sparse either.
 fn held_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], device: &Device) -> Patterns {
-    if !t.sparse_products || !pruning::sparse::supported(device) {
+    if !t.sparse_products || !pruning::sparse::host_backend(device) {
         return Patterns::new();
     }
     hooks
@@ -291,6 +293,29 @@ fn held_patterns(t: &TrainConfig, hooks: &[&mut dyn TrainHook<Net>], device: &De
         .filter_map(|h| h.sparse_patterns())
         .flat_map(|p| p.iter().map(|(id, p)| (*id, p.clone())))
         .collect()
+}
+
+/// The samples `idx` of `train` as one batch, gathered straight into the Vec the tensor takes
+/// over: one copy per batch.
+fn gather(train: &Dataset, idx: &[usize], device: &Device) -> Tensor<2> {
+    let d = train.n_features;
+    let mut x = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        x.extend_from_slice(&train.x[i * d..(i + 1) * d]);
+    }
+    Tensor::from_data(TensorData::new(x, [idx.len(), d]), device)
+}
+
+/// `data_loss` plus the penalties `t` asks for: L1 on the weights, L1 on batch norms' γ.
+fn penalized(model: &Net, t: &TrainConfig, data_loss: Tensor<1>) -> Tensor<1> {
+    let mut loss = data_loss;
+    if t.l1 > 0.0 {
+        loss = loss + model.weight_l1().mul_scalar(t.l1);
+    }
+    if let Some(gamma) = (t.l1_gamma > 0.0).then(|| model.gamma_l1()).flatten() {
+        loss = loss + gamma.mul_scalar(t.l1_gamma);
+    }
+    loss
 }
 
 /// Everything the loop carries from epoch to epoch, and what a checkpoint restores.
@@ -308,8 +333,8 @@ struct LoopState {
     early: Option<EarlyStopping>,
     /// The best model so far, under early stopping.
     best: Option<Net>,
-    /// Steps each dense layer ran as a sparse product, by weight path.
-    sparse_steps: BTreeMap<String, usize>,
+    /// Steps each dense layer ran as a sparse product, by layer index.
+    sparse_steps: BTreeMap<usize, usize>,
 }
 
 impl LoopState {
@@ -418,7 +443,7 @@ impl LoopState {
         epoch: usize,
     ) -> Result<(Self, f64), TrainError> {
         let (train, head, device) = (&task.splits.train, task.head, task.device);
-        let (n, d) = (train.len(), train.n_features);
+        let n = train.len();
         let batch_size = batch_size(t, n);
         let n_batches = steps_per_epoch(t, n);
         if t.shuffle {
@@ -427,12 +452,7 @@ impl LoopState {
         let mut loss_sum: Option<Tensor<1>> = None;
         for (batch_idx, idx) in self.order.chunks(batch_size).enumerate() {
             let lr = schedule.at(self.step);
-            // Gathered straight into the Vec the tensor takes over: one copy per batch.
-            let mut x_host = Vec::with_capacity(idx.len() * d);
-            for &i in idx {
-                x_host.extend_from_slice(&train.x[i * d..(i + 1) * d]);
-            }
-            let x = Tensor::<2>::from_data(TensorData::new(x_host, [idx.len(), d]), device);
+            let x = gather(train, idx, device);
             let targets = head.targets(train, idx, device);
             let model = self.model;
             let info = StepInfo {
@@ -448,13 +468,7 @@ impl LoopState {
             }
             let out = forward_step(&model, x, self.dropout, self.step, &sparse);
             let data_loss = head.loss(out, targets);
-            let mut loss = data_loss.clone();
-            if t.l1 > 0.0 {
-                loss = loss + model.weight_l1().mul_scalar(t.l1);
-            }
-            if let Some(gamma) = (t.l1_gamma > 0.0).then(|| model.gamma_l1()).flatten() {
-                loss = loss + gamma.mul_scalar(t.l1_gamma);
-            }
+            let loss = penalized(&model, t, data_loss.clone());
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             for h in hooks.iter_mut() {
                 h.after_backward(&model, &mut grads, &info)

@@ -31,8 +31,10 @@ pub type Patterns = BTreeMap<ParamId, Arc<Pattern>>;
 /// in one of two (1.62 against 2.41 ms; then 2.47 against 2.33 ms); at 70 % it lost on Flex.
 pub const MAX_DENSITY: f64 = 0.25;
 
-/// Whether `device` runs the sparse product (the host backends, with or without autodiff).
-pub fn supported(device: &Device) -> bool {
+/// Whether `device` keeps tensors in host memory (ndarray, Flex; with or without autodiff):
+/// where the sparse product runs, and where a pass over a tensor's host buffer beats a chain of
+/// tensor operations (the trainer's fused optimizers ask the same).
+pub fn host_backend(device: &Device) -> bool {
     let d = device.clone().without_autodiff();
     #[allow(deprecated)]
     let ndarray = Device::ndarray();
@@ -44,12 +46,12 @@ pub fn supported(device: &Device) -> bool {
 }
 
 /// `x · w` (`x` `[batch, rows]`, `w` `[rows, cols]`) over the kept weights of `pattern`, as a
-/// sparse product where the device runs one ([`supported`]), else as the dense product of `w`
+/// sparse product where the device runs one ([`host_backend`]), else as the dense product of `w`
 /// (whose pruned weights the mask holds at zero).
 pub fn matmul(x: Tensor<2>, w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
     // An empty operand has nothing to skip (and the host loops take rows of at least one).
     let empty = x.dims().contains(&0) || pattern.shape().contains(&0);
-    if empty || !supported(&x.device()) {
+    if empty || !host_backend(&x.device()) {
         return x.matmul(w);
     }
     let out = <burn::backend::Dispatch as op::SparseOps>::sparse_matmul(

@@ -54,7 +54,7 @@ impl SparseOps for NdArray {
         w: FloatTensor<Self>,
         p: Arc<Pattern>,
     ) -> FloatTensor<Self> {
-        forward::<Self>(x, w, &p).0
+        forward::<Self>(x, w, &p, false).0
     }
 }
 
@@ -76,7 +76,7 @@ impl SparseOps for burn::backend::Flex {
         w: FloatTensor<Self>,
         p: Arc<Pattern>,
     ) -> FloatTensor<Self> {
-        forward::<Self>(x, w, &p).0
+        forward::<Self>(x, w, &p, false).0
     }
 }
 
@@ -109,11 +109,13 @@ fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
         .expect("f32 tensors")
 }
 
-/// The product and what its backward pass keeps.
+/// The product and what its backward pass keeps: the transposed input blocks only when there
+/// is a backward pass (`keep`), not for evaluation.
 pub(crate) fn forward<B: HostRead>(
     x: FloatTensor<B>,
     w: FloatTensor<B>,
     p: &Arc<Pattern>,
+    keep: bool,
 ) -> (FloatTensor<B>, Saved<B>) {
     let device = x.device();
     let batch = x.shape()[0];
@@ -140,7 +142,9 @@ pub(crate) fn forward<B: HostRead>(
             let mut yt = vec![0.0; cols * n];
             gather_rows(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
             transpose_into(&yt, cols, n, yb);
-            blocks.push(xt);
+            if keep {
+                blocks.push(xt);
+            }
         }
         blocks
     });
@@ -216,10 +220,10 @@ impl<B: SparseOps + HostRead, C: CheckpointStrategy> SparseOps for Autodiff<B, C
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (y, saved) = forward::<B>(x, w, &pattern);
+                let (y, saved) = forward::<B>(x, w, &pattern, true);
                 prep.finish(Arc::new(saved), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, w, &pattern).0),
+            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(x, w, &pattern, false).0),
         }
     }
 }

@@ -171,8 +171,8 @@ pub struct Position<'a> {
     pub early: Option<&'a EarlyStopping>,
     /// metrics.csv's length with the epoch logged (on the disk), when the phase logs.
     pub metrics_bytes: Option<u64>,
-    /// Steps each layer ran as a sparse product so far, by weight path.
-    pub sparse_steps: &'a std::collections::BTreeMap<String, usize>,
+    /// Steps each dense layer ran as a sparse product so far, by layer index.
+    pub sparse_steps: &'a std::collections::BTreeMap<usize, usize>,
 }
 
 impl Checkpointing {

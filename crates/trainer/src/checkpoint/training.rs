@@ -36,8 +36,8 @@ pub struct LoopCheckpoint {
     /// metrics.csv's length at the checkpoint, when the phase logs: rows after it (epochs a
     /// killed run did after its last checkpoint) are cut on resume and written again.
     pub metrics_bytes: Option<u64>,
-    /// Steps each layer ran as a sparse product so far, by weight path.
-    pub sparse_steps: BTreeMap<String, usize>,
+    /// Steps each dense layer ran as a sparse product so far, by layer index.
+    pub sparse_steps: BTreeMap<usize, usize>,
 }
 
 impl LoopCheckpoint {
@@ -128,7 +128,7 @@ impl LoopCheckpoint {
             let lines: Vec<String> = self
                 .sparse_steps
                 .iter()
-                .map(|(path, n)| format!("{path}={n}"))
+                .map(|(layer, n)| format!("{layer}={n}"))
                 .collect();
             bag.text.insert("sparse_steps".into(), lines.join("\n"));
         }
@@ -172,8 +172,9 @@ impl LoopCheckpoint {
             .flat_map(|t| t.lines())
         {
             let bad = || format!("`sparse_steps` line `{line}` does not parse");
-            let (path, n) = line.split_once('=').ok_or_else(bad)?;
-            sparse_steps.insert(path.to_string(), n.parse().map_err(|_| bad())?);
+            let (layer, n) = line.split_once('=').ok_or_else(bad)?;
+            let layer = layer.parse().map_err(|_| bad())?;
+            sparse_steps.insert(layer, n.parse().map_err(|_| bad())?);
         }
         let model = take_snapshot(&mut bag, "model.")?;
         let best = bag

@@ -17,19 +17,6 @@ pub use sgd::FusedSgd;
 
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 
-/// Whether `device` keeps tensors in host memory (ndarray, Flex): there a pass over the host
-/// copy beats a chain of tensor operations.
-fn on_host(device: &Device) -> bool {
-    let d = device.clone().without_autodiff();
-    #[allow(deprecated)]
-    let ndarray = Device::ndarray();
-    #[cfg(feature = "flex")]
-    if d == Device::flex() {
-        return true;
-    }
-    d == ndarray
-}
-
 /// A tensor's values on the host.
 #[allow(
     clippy::expect_used,
@@ -56,7 +43,7 @@ impl<const D: usize> HostStep<D> {
     /// Whether `tensor` lives in host memory, so a fused update pays; where it does not, the
     /// optimizer hands the step to Burn's own.
     fn applies(tensor: &Tensor<D>) -> bool {
-        on_host(&tensor.device())
+        pruning::sparse::host_backend(&tensor.device())
     }
 
     /// The host copies of a parameter and its gradient.
