@@ -133,6 +133,12 @@ pub trait TrainHook<M: Module> {
         false
     }
 
+    /// Told after the backward pass, before `after_backward`, which weights this step multiplied
+    /// as sparse products and over which patterns (those [`Self::sparse_patterns`] gave, as the
+    /// loop used them): their gradients are exactly zero outside those patterns, so a hook that
+    /// masks gradients may leave them as they are. A loop that never calls it loses only that.
+    fn ran_sparse(&mut self, _used: &Patterns) {}
+
     /// Called with the step's gradients in hand, before the optimizer step. A hook may change
     /// them (mask, clip, accumulate statistics).
     fn after_backward(

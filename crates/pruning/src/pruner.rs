@@ -398,6 +398,10 @@ impl<M: Module> TrainHook<M> for Pruner {
         self.accum.collects() || self.grows_at(step)
     }
 
+    fn ran_sparse(&mut self, used: &Patterns) {
+        self.hold.note_sparse(used);
+    }
+
     fn after_backward(
         &mut self,
         model: &M,

@@ -45,9 +45,15 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, sparsity: Option<f64>, sp
     let mut hold = MaskHook::new(&params, &masks).unwrap();
     let mut patterns = Patterns::new();
     if sparse {
+        // The hook's own patterns where it has them (at most MAX_DENSITY kept), as the loop
+        // uses them; denser masks get one here, to find the crossover.
+        let held = TrainHook::<Net>::sparse_patterns(&hold)
+            .cloned()
+            .unwrap_or_default();
         for p in params.iter().filter(|p| p.shape.len() == 2) {
             let m: &Mask = &masks.masks[&p.path];
-            patterns.insert(p.id, Arc::new(Pattern::from_mask(&p.path, m).unwrap()));
+            let own = || Arc::new(Pattern::from_mask(&p.path, m).unwrap());
+            patterns.insert(p.id, held.get(&p.id).cloned().unwrap_or_else(own));
         }
     }
     let mut model = Some(hold.apply(net));
@@ -79,6 +85,9 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, sparsity: Option<f64>, sp
                 let m = model.take().expect("the model is put back every iteration");
                 let loss = head.loss(m.forward_step(xb, None, &patterns), tb);
                 let mut grads = GradientsParams::from_grads(loss.backward(), &m);
+                if sparse {
+                    TrainHook::<Net>::ran_sparse(&mut hold, &patterns);
+                }
                 TrainHook::<Net>::after_backward(&mut hold, &m, &mut grads, &info).unwrap();
                 let m = optim.step(1e-3, m, grads);
                 model = Some(TrainHook::<Net>::after_step(&mut hold, m, &info).unwrap());

@@ -229,6 +229,13 @@ impl Net {
             .map(|(i, _)| i)
     }
 
+    /// `sparse` less the patterns of weights that are not a dense layer's (which `forward_step`
+    /// would not use): what a step tells hooks it multiplied sparsely.
+    pub fn layer_patterns(&self, mut sparse: Patterns) -> Patterns {
+        sparse.retain(|id, _| self.layers.iter().any(|l| l.weight.id == *id));
+        sparse
+    }
+
     /// The path of `layers[i]`'s weight, as reports name it.
     pub fn dense_weight_path(i: usize) -> String {
         format!("layers.{i}.weight")

@@ -462,7 +462,7 @@ impl LoopState {
                 n_batches,
                 lr,
             };
-            let sparse = step_patterns(t, hooks, &info, device);
+            let sparse = model.layer_patterns(step_patterns(t, hooks, &info, device));
             for layer in model.sparse_layers(&sparse) {
                 *self.sparse_steps.entry(layer).or_default() += 1;
             }
@@ -471,6 +471,9 @@ impl LoopState {
             let loss = penalized(&model, t, data_loss.clone());
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             for h in hooks.iter_mut() {
+                if !sparse.is_empty() {
+                    h.ran_sparse(&sparse);
+                }
                 h.after_backward(&model, &mut grads, &info)
                     .map_err(hook_err(*h))?;
             }

@@ -9,6 +9,7 @@
 //! (RigL's growth, gradient criteria) it says so ([`crate::TrainHook::needs_dense_gradients`])
 //! and that step runs dense.
 
+mod keep;
 mod kernels;
 mod op;
 mod pattern;
@@ -60,6 +61,30 @@ pub fn matmul(x: Tensor<2>, w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
         pattern.clone(),
     );
     Tensor::from_dispatch(out)
+}
+
+/// `w` (`[rows, cols]`, the pattern's shape) with every weight outside `pattern` zero, not
+/// tracked by autodiff: what multiplying by the pattern's mask gives (with +0.0 for every pruned
+/// weight), in the tensor's own buffer on Flex (`keep.rs` says why). On devices other than the
+/// host backends, the product by the mask.
+pub fn keep(w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
+    if !host_backend(&w.device()) {
+        let keep: Vec<f32> = {
+            let [rows, cols] = pattern.shape();
+            let mut m = vec![1.0f32; rows * cols];
+            keep::keep_in(pattern, &mut m);
+            m
+        };
+        let m = Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(keep, pattern.shape()),
+            &w.device(),
+        );
+        return (w * m).detach();
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as keep::KeepOps>::keep_pattern(
+        w.into_dispatch(),
+        pattern.clone(),
+    ))
 }
 
 #[cfg(test)]

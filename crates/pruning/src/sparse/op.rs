@@ -101,7 +101,7 @@ pub(crate) struct Saved<B: Backend> {
     clippy::expect_used,
     reason = "the host backends read synchronously, and Lopper's parameters are f32"
 )]
-fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+pub(crate) fn host<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
     read_sync(B::float_into_data(t))
         .expect("host backends read synchronously")
         .convert::<f32>()
