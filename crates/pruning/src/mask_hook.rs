@@ -154,14 +154,14 @@ impl MaskHook {
             if ran_sparse.contains(id) {
                 continue;
             }
-            if let Some(p) = self.patterns.get(id) {
-                if let Some(g) = grads.remove::<2>(*id) {
-                    if sparse::host_backend(&g.device()) {
-                        grads.register(*id, sparse::keep(g, p));
-                        continue;
-                    }
-                    grads.register(*id, g);
+            if let Some(p) = self.patterns.get(id)
+                && let Some(g) = grads.remove::<2>(*id)
+            {
+                if sparse::host_backend(&g.device()) {
+                    grads.register(*id, sparse::keep(g, p));
+                    continue;
                 }
+                grads.register(*id, g);
             }
             match rank {
                 1 => mask_grad::<1>(grads, *id, values, &mut self.grad_masks),
