@@ -54,7 +54,7 @@ impl Optimizer for FusedAdam {
             return self.burn.step(lr, tensor, grad, state);
         }
         let mut p = HostStep::take(tensor, grad);
-        let (w, g) = (&mut p.w, &p.g);
+        let (w, g) = p.parts();
         let (b1, b2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - b1, 1.0 - b2);
         let (time, mut m, mut v) = match state {

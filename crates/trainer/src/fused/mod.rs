@@ -35,8 +35,10 @@ struct HostStep<const D: usize> {
     device: Device,
     /// The parameter's values, updated in place by the optimizer's loop.
     w: Vec<f32>,
-    /// Its gradient.
-    g: Vec<f32>,
+    /// Its gradient, read where it lies: a gradient the backward pass just made is Flex's
+    /// 16-byte-aligned buffer, which a `Vec<f32>` cannot take over without a copy (a megabyte
+    /// per step for the first layer of 784-300-100-10).
+    g: TensorData,
 }
 
 impl<const D: usize> HostStep<D> {
@@ -52,8 +54,15 @@ impl<const D: usize> HostStep<D> {
             shape: tensor.shape(),
             device: tensor.device(),
             w: host(tensor),
-            g: host(grad),
+            g: grad.into_data().convert::<f32>(),
         }
+    }
+
+    /// The parameter and its gradient, to update the one from the other.
+    #[allow(clippy::expect_used, reason = "`take` converted the gradient to f32")]
+    fn parts(&mut self) -> (&mut [f32], &[f32]) {
+        let g = self.g.as_slice::<f32>().expect("an f32 gradient");
+        (&mut self.w, g)
     }
 
     /// The updated parameter, back on its device.

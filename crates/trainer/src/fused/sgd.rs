@@ -70,7 +70,7 @@ impl Optimizer for FusedSgd {
             return self.burn.step(lr, tensor, grad, state);
         }
         let mut p = HostStep::take(tensor, grad);
-        let (w, g) = (&mut p.w, &p.g);
+        let (w, g) = p.parts();
         let lr = lr as f32;
         let previous = state.and_then(|s| s.momentum);
         let mut v = match (self.momentum, &previous) {
