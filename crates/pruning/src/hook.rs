@@ -136,7 +136,9 @@ pub trait TrainHook<M: Module> {
     /// Told after the backward pass, before `after_backward`, which weights this step multiplied
     /// as sparse products and over which patterns (those [`Self::sparse_patterns`] gave, as the
     /// loop used them): their gradients are exactly zero outside those patterns, so a hook that
-    /// masks gradients may leave them as they are. A loop that never calls it loses only that.
+    /// masks gradients may leave them as they are. That holds while pruned weights are exactly
+    /// zero when the step starts (an L1 penalty's sign(0) is 0) and no hook earlier in the list
+    /// writes to pruned positions of a gradient. A loop that never calls it loses only speed.
     fn ran_sparse(&mut self, _used: &Patterns) {}
 
     /// Called with the step's gradients in hand, before the optimizer step. A hook may change

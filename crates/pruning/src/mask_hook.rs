@@ -151,17 +151,21 @@ impl MaskHook {
     pub fn mask_grads(&mut self, grads: &mut GradientsParams) -> Result<(), PruneError> {
         let ran_sparse = std::mem::take(&mut self.ran_sparse);
         for (id, (values, rank)) in &self.masks {
-            if ran_sparse.contains(id) {
-                continue;
-            }
             if let Some(p) = self.patterns.get(id)
                 && let Some(g) = grads.remove::<2>(*id)
             {
-                if sparse::host_backend(&g.device()) {
-                    grads.register(*id, sparse::keep(g, p));
+                // Only the host backends run sparse products (elsewhere `sparse::matmul` is
+                // the dense one, whatever a caller reported).
+                let host = sparse::host_backend(&g.device());
+                let g = if host && !ran_sparse.contains(id) {
+                    sparse::keep(g, p)
+                } else {
+                    g
+                };
+                grads.register(*id, g);
+                if host {
                     continue;
                 }
-                grads.register(*id, g);
             }
             match rank {
                 1 => mask_grad::<1>(grads, *id, values, &mut self.grad_masks),

@@ -422,7 +422,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
         .as_ref()
         .filter(|_| state.model.is_mlp())
         .map(|b| HostMlp::from_mlp(&b.restore(state.model.clone())));
-    // The saved model is exactly sparse: one last multiplication by the masks.
+    // The saved model is exactly sparse: one last zeroing by the masks.
     let model =
         pruning::apply_masks(state.model, s.params, &state.masks).map_err(TrainError::Prune)?;
     if !model.is_mlp() {

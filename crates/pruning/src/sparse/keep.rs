@@ -61,6 +61,10 @@ impl KeepOps for NdArray {
 impl KeepOps for burn::backend::Flex {
     /// In place when the tensor owns a contiguous buffer (a parameter the optimizer just wrote,
     /// a gradient the backward pass just made); otherwise on a fresh contiguous copy.
+    #[allow(
+        clippy::expect_used,
+        reason = "`sparse::keep` passes f32 tensors only, and the buffer is the tensor's own"
+    )]
     fn keep_pattern(t: FloatTensor<Self>, pattern: Arc<Pattern>) -> FloatTensor<Self> {
         use burn::backend::flex::FlexTensor;
         let n = t.layout().num_elements();
@@ -72,10 +76,10 @@ impl KeepOps for burn::backend::Flex {
         } else {
             FlexTensor::from_data(t.into_data())
         };
-        match t.try_storage_mut::<f32>() {
-            Some(w) => keep_in(&pattern, w),
-            None => unreachable!("a tensor just made unique and contiguous is writable"),
-        }
+        let w = t
+            .try_storage_mut::<f32>()
+            .expect("a tensor just made unique and contiguous is writable");
+        keep_in(&pattern, w);
         t
     }
 }

@@ -26,13 +26,16 @@ pub(crate) fn transpose_into(t: &[f32], rows: usize, cols: usize, out: &mut [f32
         t.len() == rows * cols && out.len() == rows * cols,
         "transpose sizes"
     );
-    let (mut rt, mut ct) = (0, 0);
+    // The rows and columns the tiles covered.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        (rt, ct) = (rows / 8 * 8, cols / 8 * 8);
+    let (rt, ct) = if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX (checked above).
-        unsafe { avx::tiles(t, rows, cols, out) };
-    }
+        unsafe { avx::tiles(t, rows, cols, out) }
+    } else {
+        (0, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (rt, ct) = (0, 0);
     for r in 0..rows {
         let cs = if r < rt { ct..cols } else { 0..cols };
         for c in cs {
@@ -48,12 +51,14 @@ mod avx {
         _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
-    /// The whole 8 × 8 tiles of `t` transposed into `out` (the edges are the caller's).
+    /// The whole 8 × 8 tiles of `t` transposed into `out`; returns the rows and columns they
+    /// cover (the edges beyond are the caller's).
     #[target_feature(enable = "avx")]
-    pub(super) fn tiles(t: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    pub(super) fn tiles(t: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> (usize, usize) {
         assert!(t.len() >= rows * cols && out.len() >= rows * cols);
-        for r0 in (0..rows / 8 * 8).step_by(8) {
-            for c0 in (0..cols / 8 * 8).step_by(8) {
+        let (rt, ct) = (rows / 8 * 8, cols / 8 * 8);
+        for r0 in (0..rt).step_by(8) {
+            for c0 in (0..ct).step_by(8) {
                 // SAFETY: rows r0..r0 + 8 and columns c0..c0 + 8 lie inside `t` (`[rows][cols]`),
                 // so each load reads 8 floats of one row; transposed, columns c0..c0 + 8 and rows
                 // r0..r0 + 8 lie inside `out` (`[cols][rows]`), so each store writes 8 floats of
@@ -69,6 +74,7 @@ mod avx {
                 }
             }
         }
+        (rt, ct)
     }
 
     /// Rows of an 8 × 8 tile to its columns: unpacks pair rows, shuffles pair the pairs, and

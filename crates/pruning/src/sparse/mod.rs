@@ -64,11 +64,11 @@ pub fn matmul(x: Tensor<2>, w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
 }
 
 /// `w` (`[rows, cols]`, the pattern's shape) with every weight outside `pattern` zero, not
-/// tracked by autodiff: what multiplying by the pattern's mask gives (with +0.0 for every pruned
-/// weight), in the tensor's own buffer on Flex (`keep.rs` says why). On devices other than the
-/// host backends, the product by the mask.
+/// tracked by autodiff: on the host backends with f32 values, +0.0 at every pruned position, in
+/// the tensor's own buffer on Flex (`keep.rs` says why); elsewhere the product by the pattern's
+/// mask (-0.0 for a negative pruned weight, NaN for a NaN one), built on every call.
 pub fn keep(w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
-    if !host_backend(&w.device()) {
+    if !host_backend(&w.device()) || w.dtype() != burn::tensor::DType::F32 {
         let keep: Vec<f32> = {
             let [rows, cols] = pattern.shape();
             let mut m = vec![1.0f32; rows * cols];
