@@ -217,18 +217,9 @@ impl<M: Module> TrainHook<M> for MaskHook {
 #[cfg(test)]
 mod tests {
     use burn::nn::{Linear, LinearConfig};
-    use burn::tensor::Device;
 
     use super::*;
     use crate::{Prunable, Rng, read_params};
-
-    #[allow(deprecated, unused_mut)]
-    fn devices() -> Vec<Device> {
-        let mut d = vec![Device::ndarray()];
-        #[cfg(feature = "flex")]
-        d.push(Device::flex());
-        d
-    }
 
     fn grad(grads: &GradientsParams, id: ParamId) -> Vec<f32> {
         grads
@@ -241,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_sparse_weight_is_zeroed_outside_its_pattern_and_its_sparse_gradient_left_alone() {
-        for device in devices() {
+        for device in sparse::host_devices() {
             let lin: Linear = LinearConfig::new(40, 30).init(&device);
             let params = Prunable::default().select(&lin).unwrap();
             let w = params.iter().find(|p| p.shape.len() == 2).unwrap().clone();

@@ -215,11 +215,7 @@ pub fn train_checkpointed(
         let train_loss;
         (st, train_loss) = st.epoch(task, t, &schedule, hooks, epoch)?;
         st.epochs_done = epoch;
-        // Evaluation multiplies sparsely too, with the masks the weights stand under now; the
-        // patterns go again before anything else runs the network (masks may change).
-        st.model.sparse = held_patterns(t, hooks, task.device);
-        let (metrics, stop) = st.evaluate(task, t, epoch, train_loss);
-        st.model.sparse = Patterns::new();
+        let (metrics, stop) = st.evaluate_held(task, t, hooks, epoch, train_loss);
         let end = EpochEnd {
             epoch,
             step: st.step,
@@ -506,6 +502,22 @@ impl LoopState {
             });
         }
         Ok((self, train_loss))
+    }
+
+    /// `evaluate` multiplying sparsely too, with the masks the weights stand under now; the
+    /// patterns go again before anything else runs the network (masks may change).
+    fn evaluate_held(
+        &mut self,
+        task: &Task<'_>,
+        t: &TrainConfig,
+        hooks: &[&mut dyn TrainHook<Net>],
+        epoch: usize,
+        train_loss: f64,
+    ) -> (Vec<(String, String, f64)>, bool) {
+        self.model.sparse = held_patterns(t, hooks, task.device);
+        let out = self.evaluate(task, t, epoch, train_loss);
+        self.model.sparse = Patterns::new();
+        out
     }
 
     /// The metrics of the epoch's end: the training loss, and at evaluation epochs every

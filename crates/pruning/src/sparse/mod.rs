@@ -87,6 +87,16 @@ pub fn keep(w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
     ))
 }
 
+/// The host backends in this build, for tests that run on each.
+#[cfg(test)]
+#[allow(deprecated, unused_mut)]
+pub(crate) fn host_devices() -> Vec<Device> {
+    let mut d = vec![Device::ndarray()];
+    #[cfg(feature = "flex")]
+    d.push(Device::flex());
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::TensorData;
@@ -94,13 +104,7 @@ mod tests {
     use super::*;
     use crate::{Mask, Rng};
 
-    #[allow(deprecated, unused_mut)]
-    fn devices() -> Vec<Device> {
-        let mut d = vec![Device::ndarray()];
-        #[cfg(feature = "flex")]
-        d.push(Device::flex());
-        d
-    }
+    use crate::sparse::host_devices as devices;
 
     fn random(rng: &mut Rng, shape: [usize; 2], device: &Device) -> Tensor<2> {
         let v: Vec<f32> = (0..shape[0] * shape[1])
