@@ -3,7 +3,8 @@
 //! Written here rather than taken from a crate: the kernel is twenty lines, and `sprs` or
 //! `nalgebra-sparse` would bring their own matrix types and conversions for one product. Rows
 //! are output units (PyTorch's `[out, in]` layout), so one row's nonzeros are one unit's
-//! incoming weights and a sample's output is a gather-dot per row.
+//! incoming weights and a sample's output is a gather-dot per row. On CPUs with AVX-512F, one
+//! sample runs through a sliced copy of the layer instead (`avx512.rs`), where that is faster.
 
 use super::host::{HostMlp, activate};
 use crate::config::ActivationKind;
@@ -20,6 +21,12 @@ pub struct Csr {
     /// Value of each nonzero.
     val: Vec<f32>,
     b: Vec<f32>,
+    /// The same weights in the sliced layout, on CPUs with AVX-512F where its cost model says it
+    /// is faster: one sample then runs there (6.8 → 4.1 µs for 784-300-100-10 at 90 %). It
+    /// takes more memory than CSR, about 1.7× at 90 % (rows padded per segment and slice), and
+    /// is not counted in `bytes`, which is the stored format's size.
+    #[cfg(target_arch = "x86_64")]
+    sliced: Option<super::avx512::Sliced>,
 }
 
 impl Csr {
@@ -40,6 +47,10 @@ impl Csr {
         Self {
             n_out,
             n_in,
+            #[cfg(target_arch = "x86_64")]
+            sliced: super::avx512::available()
+                .then(|| super::avx512::Sliced::from_csr(n_in, &row_ptr, &col, &val, b))
+                .filter(|s| s.faster_than_csr(val.len())),
             row_ptr,
             col,
             val,
@@ -67,11 +78,16 @@ impl Csr {
         self.n_in
     }
 
-    /// `y = W·x + b` for one sample.
+    /// `y = W·x + b` for one sample: through the sliced layout where the CPU has AVX-512F,
+    /// else a gather per nonzero.
     #[inline]
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
         assert_eq!(x.len(), self.n_in, "input width");
         assert_eq!(y.len(), self.n_out, "output width");
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = &self.sliced {
+            return s.matvec(x, y);
+        }
         for (o, yo) in y.iter_mut().enumerate() {
             let (s, e) = (self.row_ptr[o] as usize, self.row_ptr[o + 1] as usize);
             let (cols, vals) = (&self.col[s..e], &self.val[s..e]);

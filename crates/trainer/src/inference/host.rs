@@ -151,8 +151,9 @@ impl HostMlp {
 
     /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense. Batches of 8 or more
     /// go through a GEMM (`gemm`'s blocked, packed kernels, AVX-512 where the CPU has it), which
-    /// reuses each weight across the batch from cache; a single sample is a dot product per
-    /// unit, where there is nothing to reuse.
+    /// reuses each weight across the batch from cache; a single sample, where there is nothing to
+    /// reuse, streams the weights once: four rows at a time on aligned lines with AVX-512F, else
+    /// a dot product per unit.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
         if batch >= super::csr::BATCHED {
@@ -172,6 +173,11 @@ impl HostMlp {
             for s in 0..batch {
                 let xs = &h[s * l.n_in..(s + 1) * l.n_in];
                 let ys = &mut out[s * l.n_out..(s + 1) * l.n_out];
+                #[cfg(target_arch = "x86_64")]
+                if super::avx512::available() {
+                    super::avx512::gemv(&l.w, &l.b, xs, ys);
+                    continue;
+                }
                 for (o, y) in ys.iter_mut().enumerate() {
                     *y = l.b[o] + dot(&l.w[o * l.n_in..(o + 1) * l.n_in], xs);
                 }

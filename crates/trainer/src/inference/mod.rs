@@ -2,6 +2,8 @@
 //! `[out, in]` layout, run densely, in CSR, or compacted (dead units removed). This is where
 //! pruning pays off in time and bytes, and where that is measured.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod compact;
 pub mod csr;
 pub mod host;
