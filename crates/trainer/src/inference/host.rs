@@ -152,8 +152,8 @@ impl HostMlp {
     /// Outputs `[batch, n_out]` for inputs `x` `[batch, n_in]`, dense. Batches of 8 or more
     /// go through a GEMM (`gemm`'s blocked, packed kernels, AVX-512 where the CPU has it), which
     /// reuses each weight across the batch from cache; a single sample, where there is nothing to
-    /// reuse, streams the weights once: four rows at a time on aligned lines with AVX-512F, else
-    /// a dot product per unit.
+    /// reuse, streams the weights once: with AVX-512F four rows at a time, on aligned lines where a
+    /// row's length is a multiple of 16; else a dot product per unit.
     pub fn forward(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
         if batch >= super::csr::BATCHED {
