@@ -23,10 +23,9 @@
 //! `j` of each lane.
 
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_epi32, _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps,
-    _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
-    _mm512_maskz_load_ps, _mm512_maskz_loadu_ps, _mm512_permutex2var_ps, _mm512_permutexvar_ps,
-    _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_setr_epi32, _mm512_setzero_ps,
+    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps,
+    _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps, _mm512_maskz_load_ps,
+    _mm512_maskz_loadu_ps, _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_setzero_ps,
     _mm512_srli_epi32, _mm512_storeu_ps,
 };
 
@@ -81,9 +80,9 @@ fn gemv_avx512(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
         unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast::<f32>(), 16 * xs.len()) };
     flat[d..d + n].copy_from_slice(x);
     let dots = |o: usize, rows: usize, out: &mut [f32]| match (rows, n.is_multiple_of(16)) {
-        (4, true) => out.copy_from_slice(&rows_in_step::<4>(&w[o * n..(o + 4) * n], n, d, &xs)),
+        (4, true) => out.copy_from_slice(&rows_in_step::<4>(&w[o * n..(o + 4) * n], n, &xs)),
         (4, false) => out.copy_from_slice(&rows_unaligned::<4>(&w[o * n..(o + 4) * n], n, &xs)),
-        (_, true) => out.copy_from_slice(&rows_in_step::<1>(&w[o * n..(o + 1) * n], n, d, &xs)),
+        (_, true) => out.copy_from_slice(&rows_in_step::<1>(&w[o * n..(o + 1) * n], n, &xs)),
         (_, false) => out.copy_from_slice(&rows_unaligned::<1>(&w[o * n..(o + 1) * n], n, &xs)),
     };
     let mut o = 0;
@@ -99,7 +98,7 @@ fn gemv_avx512(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
 }
 
 /// The dot products of `R` consecutive rows of `w` (`[R, n]`, `n` a multiple of 16) with `x`,
-/// which `xs` holds shifted by `d`, the rows' [`offset`].
+/// which `xs` holds shifted by the rows' [`offset`] `d`.
 ///
 /// Each row is read in whole aligned lines, from the line its first weight lies on to the line
 /// of its last, the first and last masked to the row's own lanes: in the microbenchmark of
@@ -107,13 +106,15 @@ fn gemv_avx512(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
 /// costing two) took 11.3 µs for 784-300-100-10 against 6.7 µs aligned. The weights stream
 /// from L2, `x` sits in L1.
 ///
-/// The result does not depend on `d` (that is, on where the allocator put the weights): the
-/// lines go in order, so each lane adds its terms in increasing index, and the lanes are
-/// rotated back by `d` before the sum across them. Weight k then sits in lane k mod 16, as in
-/// [`rows_unaligned`], and both round alike.
+/// The result does not depend on `d` (that is, on where the allocator put the weights). The
+/// lines go in order, so each lane adds its terms in increasing index whatever `d` is; `d`
+/// only rotates which lane holds which sum. The sum across lanes adds lane i to lane i + 8,
+/// then i + 4, i + 2 and i + 1 (indices modulo each half), which pairs the same values under
+/// any rotation. A test checks every offset bit for bit.
 #[target_feature(enable = "avx512f")]
-fn rows_in_step<const R: usize>(w: &[f32], n: usize, d: usize, xs: &[Line]) -> [f32; R] {
-    assert!(w.len() == R * n && n.is_multiple_of(16) && n > 0 && offset(w) == d);
+fn rows_in_step<const R: usize>(w: &[f32], n: usize, xs: &[Line]) -> [f32; R] {
+    assert!(w.len() == R * n && n.is_multiple_of(16) && n > 0);
+    let d = offset(w);
     let base = w.as_ptr().wrapping_sub(d);
     // Lines 0..=last; the row starts at lane d of line 0 and ends before lane `end` of line last.
     let last = (d + n).div_ceil(16) - 1;
@@ -149,13 +150,7 @@ fn rows_in_step<const R: usize>(w: &[f32], n: usize, d: usize, xs: &[Line]) -> [
     if last > 0 {
         edge(last, lanes(0, end), &mut acc);
     }
-    // Lane c takes lane (c + d) mod 16, which holds the terms of index c mod 16 (the permute
-    // reads the low four bits of each index, so c + d wraps by itself).
-    let back = _mm512_add_epi32(
-        _mm512_set1_epi32(d as i32),
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-    );
-    std::array::from_fn(|r| _mm512_reduce_add_ps(_mm512_permutexvar_ps(back, acc[r])))
+    std::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]))
 }
 
 /// The dot products of `R` consecutive rows of `w` (`[R, n]`) with `x` (on aligned lines in
