@@ -35,6 +35,10 @@ fn main() {
         .then(trainer::denormals::FlushDenormals::enable);
     // BACKEND=flex for Burn's Flex backend.
     trainer::heap::keep_freed_memory();
+    // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
+    if std::env::var_os("LOPPER_POOL_APART").is_none() {
+        trainer::threads::join_thread_pool();
+    }
     let kind = match std::env::var("BACKEND").as_deref() {
         Ok("flex") => BackendKind::Flex,
         _ => BackendKind::Ndarray,

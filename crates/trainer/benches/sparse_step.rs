@@ -100,6 +100,10 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, sparsity: Option<f64>, sp
 fn benches(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
     trainer::heap::keep_freed_memory();
+    // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
+    if std::env::var_os("LOPPER_POOL_APART").is_none() {
+        trainer::threads::join_thread_pool();
+    }
     let backends: BTreeMap<&str, BackendKind> = [
         ("flex", BackendKind::Flex),
         ("ndarray", BackendKind::Ndarray),

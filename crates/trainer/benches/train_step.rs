@@ -74,6 +74,10 @@ fn benches(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
     // As the trainer's `main` does: the step's buffers stay in the heap between steps.
     trainer::heap::keep_freed_memory();
+    // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
+    if std::env::var_os("LOPPER_POOL_APART").is_none() {
+        trainer::threads::join_thread_pool();
+    }
     for lenet in [false, true] {
         step_bench(c, BackendKind::Ndarray, lenet, false);
         step_bench(c, BackendKind::Flex, lenet, false);

@@ -47,4 +47,5 @@ pub mod seeds;
 pub mod sensitivity;
 pub mod slurm;
 pub mod sweep;
+pub mod threads;
 pub mod train;

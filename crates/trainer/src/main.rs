@@ -219,6 +219,7 @@ struct PruneArgs {
 fn main() -> ExitCode {
     trainer::device::host_default_device();
     trainer::heap::keep_freed_memory();
+    trainer::threads::join_thread_pool();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
