@@ -156,8 +156,8 @@ dispatch!(gather_rows(ptr: &[u32], idx: &[u32], val: &[f32], src: &[f32], lanes:
     gather_rows_impl::<FUSED>(ptr, idx, val, src, lanes, out)
 });
 
-dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, cols: usize, g: &mut [f32]) |FUSED| {
-    weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, cols, g)
+dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [f32]) |FUSED| {
+    weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, g)
 });
 
 /// `a + b · c`, fused where the instruction set has it.
@@ -220,9 +220,10 @@ fn gather_chunk<const FUSED: bool, const W: usize>(
     out.copy_from_slice(&acc);
 }
 
-/// For every kept weight `(idx[k], c)` of column `c` (`k ∈ ptr[c]..ptr[c + 1]`), adds its
-/// gradient over this block's samples, `Σ_b xt[idx[k]][b] · dyt[c][b]`, to
-/// `g[idx[k] · cols + c]`; the other entries of `g` are left as they are (zero).
+/// For every kept weight `(r, idx[k])` of row `r` (`k ∈ ptr[r]..ptr[r + 1]`), adds its
+/// gradient over this block's samples, `Σ_b xt[r][b] · dyt[idx[k]][b]`, to `g[r · cols +
+/// idx[k]]` (`g` is `[rows, cols]`); the other entries of `g` are left as they are (zero).
+/// Row by row, so a row's transposed input `xt[r]` is read once for all its kept weights.
 #[inline(always)]
 fn weight_grad_impl<const FUSED: bool>(
     ptr: &[u32],
@@ -230,14 +231,18 @@ fn weight_grad_impl<const FUSED: bool>(
     xt: &[f32],
     dyt: &[f32],
     lanes: usize,
-    cols: usize,
     g: &mut [f32],
 ) {
-    for c in 0..cols {
-        let dy = &dyt[c * lanes..(c + 1) * lanes];
-        for &r in &idx[ptr[c] as usize..ptr[c + 1] as usize] {
-            let r = r as usize;
-            g[r * cols + c] += dot::<FUSED>(&xt[r * lanes..(r + 1) * lanes], dy);
+    let rows = ptr.len() - 1;
+    if g.is_empty() {
+        return;
+    }
+    let cols = g.len() / rows;
+    for (r, gr) in g.chunks_exact_mut(cols).enumerate() {
+        let x = &xt[r * lanes..(r + 1) * lanes];
+        for &c in &idx[ptr[r] as usize..ptr[r + 1] as usize] {
+            let c = c as usize;
+            gr[c] += dot::<FUSED>(x, &dyt[c * lanes..(c + 1) * lanes]);
         }
     }
 }

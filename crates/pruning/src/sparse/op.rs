@@ -171,7 +171,7 @@ impl<B: Backend> Saved<B> {
         for (b, dyb) in dy.chunks(BLOCK * cols).enumerate() {
             let n = dyb.len() / cols;
             let dyt = transpose(dyb, n, cols);
-            weight_grad(&p.col_ptr, &p.row_of, &self.xt[b], &dyt, n, cols, &mut g);
+            weight_grad(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
             if input {
                 let mut dxt = vec![0.0; rows * n];
                 gather_rows(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
