@@ -120,9 +120,7 @@ fn bench(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
     trainer::heap::keep_freed_memory();
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
-    if std::env::var_os("LOPPER_POOL_APART").is_none() {
-        trainer::threads::join_thread_pool();
-    }
+    trainer::threads::join_thread_pool_unless_apart();
     let (backend, s) = setup();
     let head = Head::Multiclass(10);
     let mut group = c.benchmark_group(format!("pruning_overhead_784-300-100-10_b128/{backend}"));

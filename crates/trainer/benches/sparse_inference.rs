@@ -66,12 +66,9 @@ fn neuron_pruned() -> HostMlp {
 }
 
 fn bench(c: &mut Criterion) {
-    // As the trainer's `main` does.
+    // As the trainer's `main` does (LOPPER_POOL_APART=1: the thread outside the pool, as before).
     trainer::heap::keep_freed_memory();
-    // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
-    if std::env::var_os("LOPPER_POOL_APART").is_none() {
-        trainer::threads::join_thread_pool();
-    }
+    trainer::threads::join_thread_pool_unless_apart();
     let mut rng = Rng::new(0);
     let x: Vec<f32> = (0..256 * 784).map(|_| rng.next_f64() as f32).collect();
     let mut cases: Vec<(String, HostMlp)> = [0.0, 0.5, 0.8, 0.9, 0.95, 0.98]

@@ -101,9 +101,7 @@ fn benches(c: &mut Criterion) {
     let _flush = trainer::denormals::FlushDenormals::enable();
     trainer::heap::keep_freed_memory();
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
-    if std::env::var_os("LOPPER_POOL_APART").is_none() {
-        trainer::threads::join_thread_pool();
-    }
+    trainer::threads::join_thread_pool_unless_apart();
     let backends: BTreeMap<&str, BackendKind> = [
         ("flex", BackendKind::Flex),
         ("ndarray", BackendKind::Ndarray),

@@ -75,9 +75,7 @@ fn benches(c: &mut Criterion) {
     // As the trainer's `main` does: the step's buffers stay in the heap between steps.
     trainer::heap::keep_freed_memory();
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
-    if std::env::var_os("LOPPER_POOL_APART").is_none() {
-        trainer::threads::join_thread_pool();
-    }
+    trainer::threads::join_thread_pool_unless_apart();
     for lenet in [false, true] {
         step_bench(c, BackendKind::Ndarray, lenet, false);
         step_bench(c, BackendKind::Flex, lenet, false);

@@ -6,7 +6,9 @@
 //! (`examples/step_breakdown.rs`, 784-300-100-10, batch 128): 3.6 ms per step at first, 11.3 ms
 //! per step from step ~1000 on without this guard. With flush-to-zero (FTZ) and
 //! denormals-are-zero (DAZ) set, such values become 0 instead — as `torch.set_flush_denormal`
-//! does. Training stays deterministic; only values below ~1.2e-38 are affected.
+//! does. Training stays deterministic; only values below ~1.2e-38 are affected. The trainer's
+//! process flushes on every thread of rayon's pool for good (`threads.rs`: work moves between
+//! them, so they must round alike); `train` sets it for its own thread in any case.
 
 /// Sets FTZ and DAZ on the current thread until dropped, then restores the previous mode.
 /// A no-op on other architectures.
@@ -34,6 +36,12 @@ impl FlushDenormals {
             Self {}
         }
     }
+}
+
+/// Sets FTZ and DAZ on the current thread for the rest of its life: for the threads of a pool
+/// whose work moves between them ([`crate::threads`]), which must all round alike.
+pub fn flush_for_good() {
+    std::mem::forget(FlushDenormals::enable());
 }
 
 impl Drop for FlushDenormals {

@@ -217,9 +217,14 @@ struct PruneArgs {
 }
 
 fn main() -> ExitCode {
+    // Sets an environment variable: before any thread starts.
     trainer::device::host_default_device();
     trainer::heap::keep_freed_memory();
-    trainer::threads::join_thread_pool();
+    if let Err(e) = trainer::threads::join_thread_pool() {
+        eprintln!(
+            "warning: the training thread works outside rayon's pool ({e}); steps are slower"
+        );
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
