@@ -1,7 +1,8 @@
 //! Ctrl-C and SIGTERM during a run: the first asks the training loop to stop at the end of the
 //! epoch (after a last checkpoint, when the config writes them), so the run folder ends with
 //! `"status": "interrupted"` and everything measured so far; a second one stops the process at
-//! once with exit code 130.
+//! once with exit code 130. SIGHUP, which a sweep's points get when the sweep dies, only ever
+//! asks for the stop at the epoch's end.
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -22,6 +23,9 @@ pub fn install() -> std::io::Result<()> {
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))?;
         signal_hook::flag::register(sig, Arc::clone(&flag))?;
     }
+    // A sweep's death (`sweep.rs`, `die_with_parent`): the kernel may send it more than once,
+    // so it never stops the run at once.
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&flag))?;
     let _ = FLAG.set(flag);
     Ok(())
 }

@@ -518,8 +518,8 @@ pub fn point_command(exe: &Path, config_path: &Path, p: &Point) -> Result<Comman
     }
     die_with_parent(&mut cmd);
     // Its own process group: a terminal's Ctrl-C reaches the sweep alone, whose death then
-    // stops each point once (SIGTERM), and each point ends with its status written instead of
-    // dying at a second signal.
+    // stops each point at its epoch's end (SIGHUP), and each point ends with its status written
+    // instead of dying at a second Ctrl-C.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg("--quiet")
@@ -611,7 +611,12 @@ pub fn run_sweep(
 }
 
 /// A point's process ends when the sweep's does (`PR_SET_PDEATHSIG`), however the sweep ends —
-/// Ctrl-C, SIGTERM or SIGKILL — so no orphan keeps writing into a folder a rerun will use.
+/// Ctrl-C, SIGTERM or SIGKILL — so no orphan keeps writing into a folder a rerun will use. The
+/// signal is SIGHUP, which a run takes as "stop at the epoch's end" however often it comes
+/// ([`crate::interrupt`]): the kernel sends it whenever the thread that started the point ends
+/// and again from each thread of the sweep that takes the point over, so a sweep with more
+/// than one thread (rayon's pool) signals each point more than once. With SIGTERM the second
+/// one stopped the point at once, without its summary.
 #[cfg(target_os = "linux")]
 fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -620,12 +625,12 @@ fn die_with_parent(cmd: &mut Command) {
     // async-signal-safe functions (prctl, getppid, _exit).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // The sweep may have died between fork and prctl: then nobody would signal us.
             if libc::getppid() as u32 != parent {
-                libc::_exit(143);
+                libc::_exit(129);
             }
             Ok(())
         });

@@ -305,7 +305,7 @@ fn a_sweep_stopped_with_ctrl_c_leaves_no_orphan_and_a_rerun_gives_the_same_resul
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Each point heard the SIGTERM and ended at its epoch's end, saying so.
+    // Each point heard its sweep die (SIGHUP) and ended at its epoch's end, saying so.
     for p in &points {
         let summary = std::fs::read_to_string(p.join("summary.json")).unwrap();
         assert!(summary.contains("\"status\": \"interrupted\""), "{summary}");
