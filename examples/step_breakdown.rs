@@ -31,7 +31,8 @@ fn batch(x: &[f32], onehot: &[f32], device: &Device) -> (Tensor<2>, Tensor<2>) {
 /// The process set up as the trainer's `main` and `train()` set theirs: subnormals flushed
 /// (`NO_FTZ=1` shows their cost; the pool's threads flush them as well, so it also keeps this
 /// thread outside the pool), freed memory kept, the thread in rayon's pool
-/// (`LOPPER_POOL_APART=1` measures the old arrangement).
+/// (`LOPPER_POOL_APART=1` measures the old arrangement); `main` then keeps the pool's workers
+/// polling as training does (`LOPPER_POOL_SLEEP=1` lets them sleep).
 fn set_up_process() -> Option<trainer::denormals::FlushDenormals> {
     let no_ftz = std::env::var_os("NO_FTZ").is_some();
     let flush = (!no_ftz).then(trainer::denormals::FlushDenormals::enable);
@@ -101,6 +102,7 @@ impl Step {
 
 fn main() {
     let _flush = set_up_process();
+    let _awake = trainer::threads::keep_awake_unless_asleep();
     let mut step = Step::new();
     let names = [
         "batch",

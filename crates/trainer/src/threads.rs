@@ -18,6 +18,9 @@
 //! give other bits than an earlier build's. On Fashion-MNIST, with Flex and with ndarray, runs
 //! gave byte-identical metrics and models before and after (docs/performance.md).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use rayon::ThreadPoolBuildError;
 
 use crate::denormals;
@@ -50,5 +53,154 @@ pub fn join_thread_pool() -> Result<(), ThreadPoolBuildError> {
 pub fn join_thread_pool_unless_apart() {
     if std::env::var_os("LOPPER_POOL_APART").is_none() {
         join_thread_pool().expect("the first call builds rayon's pool");
+    }
+}
+
+/// [`KeepAwake`] for benchmarks and examples, unless `LOPPER_POOL_SLEEP` is set (to any
+/// value): then the workers sleep between products, as before the guard existed, to measure
+/// the difference. The trainer always holds the guard while it trains.
+pub fn keep_awake_unless_asleep() -> Option<KeepAwake> {
+    std::env::var_os("LOPPER_POOL_SLEEP")
+        .is_none()
+        .then(KeepAwake::new)
+}
+
+/// While it lives, the pool's other workers look for work without pause instead of going to
+/// sleep; dropped, they go back to rayon's own idling (a few dozen yields, then sleep).
+///
+/// Rayon puts an idle worker to sleep within microseconds, and the training step leaves the
+/// pool idle between its parallel products (the element-wise work between them runs on the
+/// training thread alone), so each product had to wake a sleeping worker. On a virtual
+/// machine that is an interrupt to a halted core: `examples/step_breakdown.rs` measured the
+/// Flex step of 784-300-100-10 at 1.41–1.45 ms with sleeping workers and 1.08–1.16 ms with
+/// polling ones. PyTorch's OpenMP threads poll in the same way between parallel regions
+/// (`OMP_WAIT_POLICY`). The workers do the same work either way, so the numbers do not change.
+///
+/// The cost is a core per worker kept busy while the guard lives, which is why training holds
+/// it (`train.rs`) and nothing else does. A polling worker yields its core to any other
+/// runnable thread (`sched_yield`) whenever it finds no work, so processes sharing the cores
+/// (a sweep's parallel points) still get them.
+///
+/// Inert unless the calling thread is a worker of the global pool ([`join_thread_pool`]), as
+/// the trainer's is: otherwise the caller's products go to the pool from outside and wake it
+/// anyway, and tests that train on their own threads should not keep cores busy.
+pub struct KeepAwake {
+    shared: Option<Arc<Awake>>,
+}
+
+/// What a guard shares with its polling workers.
+#[derive(Default)]
+struct Awake {
+    /// Set when the guard is dropped.
+    stop: AtomicBool,
+    /// Workers polling now.
+    polling: AtomicUsize,
+}
+
+impl KeepAwake {
+    /// Every other worker of the global pool polls for work until the guard is dropped, where
+    /// the calling thread is one of its workers; otherwise nothing happens.
+    pub fn new() -> Self {
+        let shared = rayon::current_thread_index().map(|me| {
+            let shared = Arc::new(Awake::default());
+            rayon::spawn_broadcast(poll_until_stopped(me, Arc::clone(&shared)));
+            shared
+        });
+        Self { shared }
+    }
+}
+
+impl Default for KeepAwake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        if let Some(s) = &self.shared {
+            s.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The job every worker of a pool gets: all but `caller` look for work (run a stolen job, or
+/// yield the core) until `shared.stop`. The caller's copy returns at once, since the caller
+/// runs it whenever it waits inside rayon (it would otherwise poll forever, with the guard's
+/// owner stuck inside it).
+fn poll_until_stopped(
+    caller: usize,
+    shared: Arc<Awake>,
+) -> impl Fn(rayon::BroadcastContext<'_>) + Send + Sync + 'static {
+    move |ctx| {
+        if ctx.index() == caller {
+            return;
+        }
+        shared.polling.fetch_add(1, Ordering::Relaxed);
+        while !shared.stop.load(Ordering::Relaxed) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+        shared.polling.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use rayon::prelude::*;
+
+    use super::*;
+
+    /// Waits up to ten seconds for `done`.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    #[test]
+    fn the_other_workers_poll_while_the_guard_lives_and_the_caller_goes_on_working() {
+        let (tx, rx) = mpsc::channel();
+        // A thread that joins its pool, as the trainer's main thread joins the global one.
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .use_current_thread()
+                .build()
+                .unwrap();
+            let me = pool.current_thread_index().unwrap();
+            let shared = Arc::new(Awake::default());
+            pool.spawn_broadcast(poll_until_stopped(me, Arc::clone(&shared)));
+            let both = eventually(|| shared.polling.load(Ordering::Relaxed) == 2);
+            // Parallel work the polling workers steal, while the caller waits in rayon (where
+            // it runs its own copy of the job, which must return).
+            let sum: u64 = pool.install(|| (0..1_000_000u64).into_par_iter().sum());
+            let (a, b) = pool.join(|| (0..1000u64).sum::<u64>(), || (0..2000u64).sum::<u64>());
+            shared.stop.store(true, Ordering::Relaxed);
+            let stopped = eventually(|| shared.polling.load(Ordering::Relaxed) == 0);
+            tx.send((both, sum, a + b, stopped)).unwrap();
+        });
+        let (both, sum, ab, stopped) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the caller got stuck polling instead of working");
+        assert!(both, "the two other workers did not start polling");
+        assert_eq!((sum, ab), (499_999_500_000, 499_500 + 1_999_000));
+        assert!(stopped, "the workers went on polling after the stop");
+    }
+
+    #[test]
+    fn the_guard_does_nothing_for_a_thread_outside_the_pool() {
+        // The test's own thread is no worker of the global pool.
+        let guard = KeepAwake::new();
+        assert!(guard.shared.is_none());
     }
 }

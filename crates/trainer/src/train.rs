@@ -183,6 +183,8 @@ pub fn train_checkpointed(
 ) -> Result<Trained, TrainError> {
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
     let _flush = FlushDenormals::enable();
+    // The pool's workers poll between the step's parallel products instead of sleeping.
+    let _awake = crate::threads::KeepAwake::new();
     let n = task.splits.train.len();
     let n_batches = steps_per_epoch(t, n);
     let mut st = LoopState {
