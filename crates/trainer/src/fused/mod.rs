@@ -154,6 +154,38 @@ mod tests {
     }
 
     #[test]
+    fn fused_adam_splits_a_large_parameter_over_the_pool_without_changing_a_bit() {
+        use burn::optim::Optimizer;
+        // Several chunks and a ragged last one, on the parallel path.
+        let n = adam::PARALLEL_FROM + adam::CHUNK / 2 + 3;
+        for device in devices() {
+            let fused = FusedAdam::new(0.9, 0.999, 1e-8, 1e-2);
+            let burn = AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-8)
+                .with_weight_decay(Some(WeightDecayConfig::new(1e-2)))
+                .build();
+            let mut rng = Rng::new(5);
+            let mut normal = |n: usize| -> Tensor<1> {
+                let v: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+                Tensor::from_data(TensorData::new(v, [n]), &device)
+            };
+            let w0 = normal(n);
+            let (mut a, mut b) = ((w0.clone(), None), (w0.clone(), None));
+            for step in 0..4 {
+                let grad = normal(n);
+                let lr = 1e-2 / (1.0 + f64::from(step));
+                a = fused.step(lr, a.0, grad.clone(), a.1);
+                b = burn.step(lr, b.0, grad, b.1);
+            }
+            let (a, b, w0) = (host(a.0), host(b.0), host(w0));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{device:?}");
+            assert!(a.iter().zip(&w0).all(|(x, y)| x != y), "{device:?}: a weight did not move");
+        }
+    }
+
+    #[test]
     fn fused_sgd_gives_burns_numbers_over_many_steps() {
         for (momentum, nesterov, decay) in [
             (0.0, false, 0.0),
