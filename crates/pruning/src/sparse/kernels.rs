@@ -160,6 +160,77 @@ dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: 
     weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, g)
 });
 
+/// Kept weights × lanes (multiply-adds) below which a product's rows stay on one thread: about
+/// 30 µs of work, against a few microseconds to hand half of it to another thread.
+const PARALLEL_GRAIN: usize = 1 << 19;
+
+/// [`gather_rows`] with its rows split over rayon's pool where the work is large enough. Each
+/// output row is one thread's, computed as [`gather_rows`] computes it: the same bits
+/// however the rows are split.
+pub(crate) fn gather_rows_par(
+    ptr: &[u32],
+    idx: &[u32],
+    val: &[f32],
+    src: &[f32],
+    lanes: usize,
+    out: &mut [f32],
+) {
+    split_rows(ptr, 0, out, lanes, lanes, &|_, ptr, out| {
+        gather_rows(ptr, idx, val, src, lanes, out);
+    });
+}
+
+/// [`weight_grad`] with its rows split over rayon's pool where the work is large enough; the
+/// same bits however the rows are split (each row's gradients are one thread's).
+pub(crate) fn weight_grad_par(
+    ptr: &[u32],
+    idx: &[u32],
+    xt: &[f32],
+    dyt: &[f32],
+    lanes: usize,
+    g: &mut [f32],
+) {
+    let rows = ptr.len().saturating_sub(1);
+    if rows == 0 || g.is_empty() {
+        return;
+    }
+    let cols = g.len() / rows;
+    split_rows(ptr, 0, g, cols, lanes, &|first, ptr, g| {
+        let rows = first..first + ptr.len() - 1;
+        weight_grad(ptr, idx, &xt[rows.start * lanes..rows.end * lanes], dyt, lanes, g);
+    });
+}
+
+/// Calls `f(first, ptr, out)` on ranges of rows that together cover those of `ptr` (`first`
+/// being the range's first row, counted from this call's first row `at`; `ptr` its offsets;
+/// `out` its `per_row` outputs per row), halving them by kept weights while a half holds at
+/// least [`PARALLEL_GRAIN`] multiply-adds, the halves run by `rayon::join`.
+fn split_rows<T: Send>(
+    ptr: &[u32],
+    at: usize,
+    out: &mut [T],
+    per_row: usize,
+    lanes: usize,
+    f: &(impl Fn(usize, &[u32], &mut [T]) + Sync),
+) {
+    let rows = ptr.len().saturating_sub(1);
+    let kept = match (ptr.first(), ptr.last()) {
+        (Some(&a), Some(&b)) => (b - a) as usize,
+        _ => 0,
+    };
+    if rows < 2 || kept * lanes < 2 * PARALLEL_GRAIN || rayon::current_num_threads() < 2 {
+        return f(at, ptr, out);
+    }
+    // The first row whose offset reaches half the kept weights, leaving both halves a row.
+    let half = ptr[0] + (kept / 2) as u32;
+    let mid = ptr.partition_point(|&p| p < half).clamp(1, rows - 1);
+    let (a, b) = out.split_at_mut(mid * per_row);
+    rayon::join(
+        || split_rows(&ptr[..=mid], at, a, per_row, lanes, f),
+        || split_rows(&ptr[mid..], at + mid, b, per_row, lanes, f),
+    );
+}
+
 /// `a + b · c`, fused where the instruction set has it.
 #[inline(always)]
 fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -322,5 +393,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A random `[rows, cols]` pattern keeping about `density` of the weights, by rows: the
+    /// offsets and column indices of each row's kept weights.
+    fn random_rows(rows: usize, cols: usize, density: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+        let mut rng = crate::Rng::new(seed);
+        let (mut ptr, mut idx) = (vec![0u32], Vec::new());
+        for _ in 0..rows {
+            idx.extend((0..cols as u32).filter(|_| rng.uniform(0.0, 1.0) < density));
+            ptr.push(idx.len() as u32);
+        }
+        (ptr, idx)
+    }
+
+    #[test]
+    fn rows_split_over_the_pool_give_the_one_thread_bits() {
+        // The first layer of 784-300-100-10 at 90 % and batch 128: split several times.
+        let (rows, cols, lanes) = (784, 300, 128);
+        let (ptr, idx) = random_rows(rows, cols, 0.1, 7);
+        assert!((ptr[rows] as usize) * lanes >= 4 * PARALLEL_GRAIN);
+        let mut rng = crate::Rng::new(8);
+        let mut normal = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let (val, xt, dyt) = (normal(idx.len()), normal(rows * lanes), normal(cols * lanes));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let (mut one, mut split) = (vec![0.0; rows * lanes], vec![0.0; rows * lanes]);
+        gather_rows(&ptr, &idx, &val, &dyt, lanes, &mut one);
+        pool.install(|| gather_rows_par(&ptr, &idx, &val, &dyt, lanes, &mut split));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&split), "gather_rows");
+        assert!(one.iter().all(|x| *x != 0.0), "every row has kept weights");
+        let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+        weight_grad(&ptr, &idx, &xt, &dyt, lanes, &mut one);
+        pool.install(|| weight_grad_par(&ptr, &idx, &xt, &dyt, lanes, &mut split));
+        assert_eq!(bits(&one), bits(&split), "weight_grad");
+        let nonzero = one.iter().filter(|x| **x != 0.0).count();
+        assert_eq!(nonzero, idx.len(), "a gradient at every kept weight, nowhere else");
     }
 }

@@ -18,7 +18,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extension};
 use burn::tensor::{TensorData, read_sync};
 
-use super::kernels::{gather_rows, transpose, transpose_into, weight_grad};
+use super::kernels::{gather_rows_par, transpose, transpose_into, weight_grad_par};
 use super::pattern::Pattern;
 
 #[backend_extension(NdArray, Flex: cfg(feature = "flex"), Autodiff)]
@@ -140,7 +140,7 @@ pub(crate) fn forward<B: HostRead>(
             let n = xb.len() / rows;
             let xt = transpose(xb, n, rows);
             let mut yt = vec![0.0; cols * n];
-            gather_rows(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
+            gather_rows_par(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
             transpose_into(&yt, cols, n, yb);
             if keep {
                 blocks.push(xt);
@@ -171,10 +171,10 @@ impl<B: Backend> Saved<B> {
         for (b, dyb) in dy.chunks(BLOCK * cols).enumerate() {
             let n = dyb.len() / cols;
             let dyt = transpose(dyb, n, cols);
-            weight_grad(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
+            weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
             if input {
                 let mut dxt = vec![0.0; rows * n];
-                gather_rows(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
+                gather_rows_par(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
                 let at = b * BLOCK * rows;
                 transpose_into(&dxt, rows, n, &mut dx[at..at + n * rows]);
             }
