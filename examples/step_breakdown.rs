@@ -102,7 +102,7 @@ impl Step {
 
 fn main() {
     let _flush = set_up_process();
-    let _awake = trainer::threads::keep_awake_unless_asleep();
+    let _awake = trainer::threads::KeepAwake::new();
     let mut step = Step::new();
     let names = [
         "batch",

@@ -122,7 +122,7 @@ fn bench(c: &mut Criterion) {
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
     trainer::threads::join_thread_pool_unless_apart();
     // As training holds it (LOPPER_POOL_SLEEP=1 measures sleeping workers).
-    let _awake = trainer::threads::keep_awake_unless_asleep();
+    let _awake = trainer::threads::KeepAwake::new();
     let (backend, s) = setup();
     let head = Head::Multiclass(10);
     let mut group = c.benchmark_group(format!("pruning_overhead_784-300-100-10_b128/{backend}"));

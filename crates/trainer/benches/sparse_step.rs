@@ -102,7 +102,7 @@ fn benches(c: &mut Criterion) {
     trainer::heap::keep_freed_memory();
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
     trainer::threads::join_thread_pool_unless_apart();
-    let _awake = trainer::threads::keep_awake_unless_asleep();
+    let _awake = trainer::threads::KeepAwake::new();
     let backends: BTreeMap<&str, BackendKind> = [
         ("flex", BackendKind::Flex),
         ("ndarray", BackendKind::Ndarray),

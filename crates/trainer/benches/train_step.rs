@@ -77,7 +77,7 @@ fn benches(c: &mut Criterion) {
     // As the trainer's `main` does; LOPPER_POOL_APART=1 measures the old arrangement.
     trainer::threads::join_thread_pool_unless_apart();
     // As training holds it (LOPPER_POOL_SLEEP=1 measures sleeping workers).
-    let _awake = trainer::threads::keep_awake_unless_asleep();
+    let _awake = trainer::threads::KeepAwake::new();
     for lenet in [false, true] {
         step_bench(c, BackendKind::Ndarray, lenet, false);
         step_bench(c, BackendKind::Flex, lenet, false);

@@ -562,7 +562,9 @@ pub fn run_sweep(
     loop {
         while running.len() < spec.jobs {
             let Some(p) = queue.next() else { break };
-            let child = point_command(exe, &config_path, p)?.spawn();
+            let mut cmd = point_command(exe, &config_path, p)?;
+            share_cores(&mut cmd, spec.jobs);
+            let child = cmd.spawn();
             running.push((p, child.map_err(io(exe))?));
         }
         if running.is_empty() {
@@ -608,6 +610,15 @@ pub fn run_sweep(
         skipped,
         rows,
     })
+}
+
+/// Points that run several at once share the cores: their pools' workers sleep between
+/// products instead of polling ([`crate::threads::KeepAwake`]), which would keep cores busy
+/// that the other points need.
+fn share_cores(cmd: &mut Command, jobs: usize) {
+    if jobs > 1 {
+        cmd.env(crate::threads::SLEEP_ENV, "1");
+    }
 }
 
 /// A point's process ends when the sweep's does (`PR_SET_PDEATHSIG`), however the sweep ends —
@@ -848,4 +859,21 @@ pub fn table(groups: &[Group]) -> String {
         })
         .collect();
     markdown(&columns, &cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_run_together_let_their_workers_sleep_and_a_point_alone_keeps_them_polling() {
+        let sleeps = |jobs| {
+            let mut cmd = Command::new("true");
+            share_cores(&mut cmd, jobs);
+            cmd.get_envs()
+                .any(|(k, v)| k == crate::threads::SLEEP_ENV && v.is_some())
+        };
+        assert!(sleeps(2) && sleeps(8));
+        assert!(!sleeps(1));
+    }
 }

@@ -18,8 +18,9 @@
 //! give other bits than an earlier build's. On Fashion-MNIST, with Flex and with ndarray, runs
 //! gave byte-identical metrics and models before and after (docs/performance.md).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 
 use rayon::ThreadPoolBuildError;
 
@@ -40,8 +41,18 @@ pub fn join_thread_pool() -> Result<(), ThreadPoolBuildError> {
         .start_handler(|_| denormals::flush_for_good())
         .build_global()?;
     denormals::flush_for_good();
+    let _ = JOINED.set(std::thread::current().id());
     Ok(())
 }
+
+/// The thread that joined the global pool ([`join_thread_pool`]), the one [`KeepAwake`] works
+/// for.
+static JOINED: OnceLock<ThreadId> = OnceLock::new();
+
+/// Set (to any value) where the pool's workers should sleep between products while training,
+/// as rayon's do by default: for cores shared with other work. A sweep sets it for points that
+/// run several at once.
+pub const SLEEP_ENV: &str = "LOPPER_POOL_SLEEP";
 
 /// [`join_thread_pool`] for benchmarks and examples, unless `LOPPER_POOL_APART` is set (to any
 /// value): then the calling thread stays outside the pool, as before 2026-12-03, to measure the
@@ -56,15 +67,6 @@ pub fn join_thread_pool_unless_apart() {
     }
 }
 
-/// [`KeepAwake`] for benchmarks and examples, unless `LOPPER_POOL_SLEEP` is set (to any
-/// value): then the workers sleep between products, as before the guard existed, to measure
-/// the difference. The trainer always holds the guard while it trains.
-pub fn keep_awake_unless_asleep() -> Option<KeepAwake> {
-    std::env::var_os("LOPPER_POOL_SLEEP")
-        .is_none()
-        .then(KeepAwake::new)
-}
-
 /// While it lives, the pool's other workers look for work without pause instead of going to
 /// sleep; dropped, they go back to rayon's own idling (a few dozen yields, then sleep).
 ///
@@ -77,16 +79,22 @@ pub fn keep_awake_unless_asleep() -> Option<KeepAwake> {
 /// (`OMP_WAIT_POLICY`). The workers do the same work either way, so the numbers do not change.
 ///
 /// The cost is a core per worker kept busy while the guard lives, which is why training holds
-/// it (`train.rs`) and nothing else does. A polling worker yields its core to any other
-/// runnable thread (`sched_yield`) whenever it finds no work, so processes sharing the cores
-/// (a sweep's parallel points) still get them.
+/// it (`train.rs`) and nothing else does. A polling worker calls `sched_yield` whenever it
+/// finds no work, which lets a thread waiting for the same core run, but the worker still
+/// counts as busy: where processes share the cores (a sweep running several points at once)
+/// they should not poll, and the sweep sets [`SLEEP_ENV`] for them.
 ///
-/// Inert unless the calling thread is a worker of the global pool ([`join_thread_pool`]), as
-/// the trainer's is: otherwise the caller's products go to the pool from outside and wake it
-/// anyway, and tests that train on their own threads should not keep cores busy.
+/// Inert unless the calling thread is the one that joined the global pool
+/// ([`join_thread_pool`]), as the trainer's training thread is, and [`SLEEP_ENV`] is unset:
+/// any other thread's products go to the pool from outside and wake it anyway, tests that
+/// train on their own threads should not keep cores busy, and two guards held on two workers
+/// could each end up polling inside the other's job, waiting for a drop that never comes.
 pub struct KeepAwake {
     shared: Option<Arc<Awake>>,
 }
+
+/// The job a guard sends to every worker of its pool.
+type PollJob = Box<dyn Fn(rayon::BroadcastContext<'_>) + Send + Sync + 'static>;
 
 /// What a guard shares with its polling workers.
 #[derive(Default)]
@@ -99,11 +107,22 @@ struct Awake {
 
 impl KeepAwake {
     /// Every other worker of the global pool polls for work until the guard is dropped, where
-    /// the calling thread is one of its workers; otherwise nothing happens.
+    /// the calling thread joined the pool and [`SLEEP_ENV`] is unset; otherwise nothing happens.
     pub fn new() -> Self {
-        let shared = rayon::current_thread_index().map(|me| {
+        let joined = JOINED.get() == Some(&std::thread::current().id());
+        let me = rayon::current_thread_index().filter(|_| joined);
+        if std::env::var_os(SLEEP_ENV).is_some() {
+            return Self { shared: None };
+        }
+        Self::start(me, |job| rayon::spawn_broadcast(job))
+    }
+
+    /// The guard for the caller, worker `me` of the pool that `broadcast` sends a job to every
+    /// worker of; inert for `None`.
+    fn start(me: Option<usize>, broadcast: impl FnOnce(PollJob)) -> Self {
+        let shared = me.map(|me| {
             let shared = Arc::new(Awake::default());
-            rayon::spawn_broadcast(poll_until_stopped(me, Arc::clone(&shared)));
+            broadcast(Box::new(poll_until_stopped(me, Arc::clone(&shared))));
             shared
         });
         Self { shared }
@@ -177,24 +196,28 @@ mod tests {
                 .use_current_thread()
                 .build()
                 .unwrap();
-            let me = pool.current_thread_index().unwrap();
-            let shared = Arc::new(Awake::default());
-            pool.spawn_broadcast(poll_until_stopped(me, Arc::clone(&shared)));
-            let both = eventually(|| shared.polling.load(Ordering::Relaxed) == 2);
-            // Parallel work the polling workers steal, while the caller waits in rayon (where
-            // it runs its own copy of the job, which must return).
+            let guard =
+                KeepAwake::start(pool.current_thread_index(), |job| pool.spawn_broadcast(job));
+            let shared = Arc::clone(guard.shared.as_ref().unwrap());
+            let polling = || shared.polling.load(Ordering::Relaxed);
+            let both = eventually(|| polling() == 2);
+            // The caller looks for work: its own copy of the job is there, and must return.
+            pool.yield_now();
+            // Parallel work the polling workers steal.
             let sum: u64 = pool.install(|| (0..1_000_000u64).into_par_iter().sum());
-            let (a, b) = pool.join(|| (0..1000u64).sum::<u64>(), || (0..2000u64).sum::<u64>());
-            shared.stop.store(true, Ordering::Relaxed);
-            let stopped = eventually(|| shared.polling.load(Ordering::Relaxed) == 0);
-            tx.send((both, sum, a + b, stopped)).unwrap();
+            drop(guard);
+            let stopped = eventually(|| polling() == 0);
+            tx.send((both, sum, stopped)).unwrap();
         });
-        let (both, sum, ab, stopped) = rx
+        let (both, sum, stopped) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the caller got stuck polling instead of working");
         assert!(both, "the two other workers did not start polling");
-        assert_eq!((sum, ab), (499_999_500_000, 499_500 + 1_999_000));
-        assert!(stopped, "the workers went on polling after the stop");
+        assert_eq!(sum, 499_999_500_000);
+        assert!(
+            stopped,
+            "the workers went on polling after the guard was dropped"
+        );
     }
 
     #[test]

@@ -164,7 +164,8 @@ dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: 
 /// 30 µs of work, against a few microseconds to hand half of it to another thread.
 const PARALLEL_GRAIN: usize = 1 << 19;
 
-/// [`gather_rows`] with its rows split over rayon's pool where the work is large enough. Each
+/// [`gather_rows`] with its rows split over rayon's pool where the work is large enough and
+/// the caller is one of the pool's threads. Each
 /// output row is one thread's, computed as [`gather_rows`] computes it: the same bits
 /// however the rows are split.
 pub(crate) fn gather_rows_par(
@@ -197,7 +198,14 @@ pub(crate) fn weight_grad_par(
     let cols = g.len() / rows;
     split_rows(ptr, 0, g, cols, lanes, &|first, ptr, g| {
         let rows = first..first + ptr.len() - 1;
-        weight_grad(ptr, idx, &xt[rows.start * lanes..rows.end * lanes], dyt, lanes, g);
+        weight_grad(
+            ptr,
+            idx,
+            &xt[rows.start * lanes..rows.end * lanes],
+            dyt,
+            lanes,
+            g,
+        );
     });
 }
 
@@ -218,7 +226,12 @@ fn split_rows<T: Send>(
         (Some(&a), Some(&b)) => (b - a) as usize,
         _ => 0,
     };
-    if rows < 2 || kept * lanes < 2 * PARALLEL_GRAIN || rayon::current_num_threads() < 2 {
+    // Only from inside a pool (the trainer's training thread is in rayon's global one), whose
+    // threads share their floating-point mode; a caller outside it may flush subnormals to zero
+    // where the workers do not, and would get other bits from a split.
+    let pooled = rayon::current_thread_index().is_some();
+    if rows < 2 || kept * lanes < 2 * PARALLEL_GRAIN || !pooled || rayon::current_num_threads() < 2
+    {
         return f(at, ptr, out);
     }
     // The first row whose offset reaches half the kept weights, leaving both halves a row.
@@ -415,8 +428,15 @@ mod tests {
         assert!((ptr[rows] as usize) * lanes >= 4 * PARALLEL_GRAIN);
         let mut rng = crate::Rng::new(8);
         let mut normal = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
-        let (val, xt, dyt) = (normal(idx.len()), normal(rows * lanes), normal(cols * lanes));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let (val, xt, dyt) = (
+            normal(idx.len()),
+            normal(rows * lanes),
+            normal(cols * lanes),
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
         let (mut one, mut split) = (vec![0.0; rows * lanes], vec![0.0; rows * lanes]);
         gather_rows(&ptr, &idx, &val, &dyt, lanes, &mut one);
         pool.install(|| gather_rows_par(&ptr, &idx, &val, &dyt, lanes, &mut split));
@@ -428,6 +448,37 @@ mod tests {
         pool.install(|| weight_grad_par(&ptr, &idx, &xt, &dyt, lanes, &mut split));
         assert_eq!(bits(&one), bits(&split), "weight_grad");
         let nonzero = one.iter().filter(|x| **x != 0.0).count();
-        assert_eq!(nonzero, idx.len(), "a gradient at every kept weight, nowhere else");
+        assert_eq!(
+            nonzero,
+            idx.len(),
+            "a gradient at every kept weight, nowhere else"
+        );
+    }
+
+    #[test]
+    fn a_row_holding_most_kept_weights_splits_and_gives_the_one_thread_bits() {
+        // Empty rows before and after one heavy row: the halves by kept weights would leave one
+        // side without rows, unless the split keeps a row on each side.
+        let (cols, lanes) = (8192, 128);
+        let heavy: Vec<u32> = (0..cols as u32).collect();
+        for ptr in [vec![0, 0, 0, 0, 8192], vec![0, 8192, 8192, 8192, 8192]] {
+            let rows = ptr.len() - 1;
+            let mut rng = crate::Rng::new(9);
+            let mut normal =
+                |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+            let (val, xt, src) = (normal(cols), normal(rows * lanes), normal(cols * lanes));
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let (mut one, mut split) = (vec![0.0; rows * lanes], vec![0.0; rows * lanes]);
+            gather_rows(&ptr, &heavy, &val, &src, lanes, &mut one);
+            pool.install(|| gather_rows_par(&ptr, &heavy, &val, &src, lanes, &mut split));
+            assert_eq!(one, split, "{ptr:?}");
+            let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+            weight_grad(&ptr, &heavy, &xt, &src, lanes, &mut one);
+            pool.install(|| weight_grad_par(&ptr, &heavy, &xt, &src, lanes, &mut split));
+            assert_eq!(one, split, "{ptr:?}");
+        }
     }
 }

@@ -127,7 +127,9 @@ impl Optimizer for FusedAdam {
             lr: lr as f32,
             decay: self.weight_decay,
         };
-        if w.len() < PARALLEL_FROM {
+        // Only from inside the pool, as the training thread is: its threads all flush
+        // subnormals alike (`threads.rs`), where a caller outside it may flush and its workers not.
+        if w.len() < PARALLEL_FROM || rayon::current_thread_index().is_none() {
             c.update(w, g, &mut m, &mut v);
         } else {
             // Element by element, so any split gives the same bits.

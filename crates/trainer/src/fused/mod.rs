@@ -173,15 +173,26 @@ mod tests {
             };
             let w0 = normal(n);
             let (mut a, mut b) = ((w0.clone(), None), (w0.clone(), None));
+            // From inside a pool, where the update splits.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
             for step in 0..4 {
                 let grad = normal(n);
                 let lr = 1e-2 / (1.0 + f64::from(step));
-                a = fused.step(lr, a.0, grad.clone(), a.1);
+                a = pool.install(|| fused.step(lr, a.0, grad.clone(), a.1));
                 b = burn.step(lr, b.0, grad, b.1);
             }
             let (a, b, w0) = (host(a.0), host(b.0), host(w0));
-            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{device:?}");
-            assert!(a.iter().zip(&w0).all(|(x, y)| x != y), "{device:?}: a weight did not move");
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{device:?}"
+            );
+            assert!(
+                a.iter().zip(&w0).all(|(x, y)| x != y),
+                "{device:?}: a weight did not move"
+            );
         }
     }
 
