@@ -78,8 +78,8 @@ pub fn join_thread_pool_unless_apart() {
 /// polling ones. PyTorch's OpenMP threads poll in the same way between parallel regions
 /// (`OMP_WAIT_POLICY`). The workers do the same work either way, so the numbers do not change.
 ///
-/// The cost is a core per worker kept busy while the guard lives, which is why training holds
-/// it (`train.rs`) and nothing else does. A polling worker calls `sched_yield` whenever it
+/// The cost is a core per worker kept busy while the guard lives, which is why training on the
+/// CPU backends holds it (`train.rs`) and nothing else does. A polling worker calls `sched_yield` whenever it
 /// finds no work, which lets a thread waiting for the same core run, but the worker still
 /// counts as busy: where processes share the cores (a sweep running several points at once)
 /// they should not poll, and the sweep sets [`SLEEP_ENV`] for them.

@@ -183,8 +183,10 @@ pub fn train_checkpointed(
 ) -> Result<Trained, TrainError> {
     // Subnormal Adam moments would slow every later step ~3× (see `denormals.rs`).
     let _flush = FlushDenormals::enable();
-    // The pool's workers poll between the step's parallel products instead of sleeping.
-    let _awake = crate::threads::KeepAwake::new();
+    // The pool's workers poll between the step's parallel products instead of sleeping, where
+    // the products run on the pool: on a GPU they would only take cores from its driver
+    // (lavapipe's threads, on a machine without one).
+    let _awake = pruning::sparse::host_backend(task.device).then(crate::threads::KeepAwake::new);
     let n = task.splits.train.len();
     let n_batches = steps_per_epoch(t, n);
     let mut st = LoopState {
