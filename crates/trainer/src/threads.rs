@@ -75,8 +75,9 @@ pub fn join_thread_pool_unless_apart() {
 /// training thread alone), so each product had to wake a sleeping worker. On a virtual
 /// machine that is an interrupt to a halted core: `examples/step_breakdown.rs` measured the
 /// Flex step of 784-300-100-10 at 1.41–1.45 ms with sleeping workers and 1.08–1.16 ms with
-/// polling ones. PyTorch's OpenMP threads poll in the same way between parallel regions
-/// (`OMP_WAIT_POLICY`). The workers do the same work either way, so the numbers do not change.
+/// polling ones. OpenMP's threads (PyTorch's) likewise spin for a while between parallel
+/// regions before they block (`OMP_WAIT_POLICY`, `GOMP_SPINCOUNT`). The workers do the same
+/// work either way, so the numbers do not change.
 ///
 /// The cost is a core per worker kept busy while the guard lives, which is why training on the
 /// CPU backends holds it (`train.rs`) and nothing else does. A polling worker calls `sched_yield` whenever it

@@ -231,6 +231,17 @@ pub fn train_checkpointed(
             break;
         }
     }
+    finish(st, stopped_early, hooks, log)
+}
+
+/// The end of a run: the network to hand on (the best one where early stopping kept it),
+/// what the run did, told to the hooks, and what they published, logged.
+fn finish(
+    st: LoopState,
+    stopped_early: bool,
+    hooks: &mut [&mut dyn TrainHook<Net>],
+    log: Option<&mut MetricsLog>,
+) -> Result<Trained, TrainError> {
     let mut model = st.best.unwrap_or(st.model);
     // Whoever takes the network next (a later phase, export, compaction) may change its
     // weights' masks: it gets no patterns that could go stale.
