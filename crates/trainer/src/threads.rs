@@ -222,9 +222,15 @@ mod tests {
     }
 
     #[test]
-    fn the_guard_does_nothing_for_a_thread_outside_the_pool() {
-        // The test's own thread is no worker of the global pool.
-        let guard = KeepAwake::new();
-        assert!(guard.shared.is_none());
+    fn the_guard_does_nothing_for_a_thread_that_did_not_join_the_pool() {
+        // The test's own thread is no worker of any pool.
+        assert!(KeepAwake::new().shared.is_none());
+        // A worker of a pool that did not join it as the trainer's thread does: two such
+        // guards could each poll inside the other's job.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert!(pool.install(|| KeepAwake::new().shared.is_none()));
     }
 }
