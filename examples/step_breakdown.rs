@@ -1,7 +1,9 @@
 //! Where the time of one training step goes: 784-300-100-10, batch 128, ReLU, Adam, on the
 //! ndarray backend (`BACKEND=flex`: Flex). Times each phase separately (both CPU backends run
 //! synchronously, so wall time per phase is that phase's cost) and prints medians over 200
-//! steps.
+//! steps. `SPARSITY=0.9` holds random masks of that sparsity on the weights, as a pruned run
+//! does, and multiplies sparsely where the held mask allows (`pruning::sparse`); the hook's
+//! two passes are then phases of their own.
 //!
 //!     cargo run -p trainer --release --example step_breakdown
 
@@ -9,6 +11,8 @@ use std::time::Instant;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use pruning::sparse::Patterns;
+use pruning::{MaskHook, MaskSet, Prunable, StepInfo, TrainHook};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
@@ -52,6 +56,40 @@ struct Step {
     x: Vec<f32>,
     onehot: Vec<f32>,
     device: Device,
+    /// The held masks and the patterns the step multiplies sparsely, under `SPARSITY`.
+    held: Option<(MaskHook, Patterns)>,
+}
+
+/// `SPARSITY` (unset or empty: none); a value outside [0, 1) ends the process with a message.
+fn sparsity_from_env() -> Option<f64> {
+    let s = std::env::var("SPARSITY").ok().filter(|s| !s.is_empty())?;
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Some(f),
+        _ => {
+            eprintln!("SPARSITY={s}: give the fraction of weights pruned, in [0, 1), e.g. 0.9");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Random masks of `sparsity` on `net`'s weights, held as a run holds them: the hook (with
+/// the net it has zeroed) and the patterns it lets the step multiply sparsely.
+fn hold(net: Net, sparsity: f64) -> (Net, MaskHook, Patterns) {
+    let params = Prunable::default()
+        .select(&net)
+        .expect("a dense net's weights");
+    let mut masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    let mut rng = pruning::Rng::new(1);
+    for m in masks.masks.values_mut().filter(|m| m.shape.len() == 2) {
+        for k in &mut m.keep {
+            *k = rng.next_f64() >= sparsity;
+        }
+    }
+    let mut hook = MaskHook::new(&params, &masks).expect("masks of the net's shapes");
+    let patterns = TrainHook::<Net>::sparse_patterns(&hook)
+        .cloned()
+        .unwrap_or_default();
+    (hook.apply(net), hook, patterns)
 }
 
 impl Step {
@@ -72,8 +110,17 @@ impl Step {
         for r in 0..128 {
             onehot[r * 10 + r % 10] = 1.0;
         }
+        let mut net = Net::new(&cfg, 784, 10, 0, &device);
+        let sparsity = sparsity_from_env();
+        let held = sparsity.map(|s| {
+            let (n, hook, patterns) = hold(net.clone(), s);
+            net = n;
+            println!("{} of 3 layers multiplied sparsely", patterns.len());
+            (hook, patterns)
+        });
         Self {
-            model: Some(Net::new(&cfg, 784, 10, 0, &device)),
+            model: Some(net),
+            held,
             optim: build_optimizer(&train),
             head: Head::Multiclass(10),
             x: (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect(),
@@ -83,22 +130,44 @@ impl Step {
     }
 
     /// One step; the instants between its phases (batch, forward and loss, backward, gradients,
-    /// optimizer).
-    fn run(&mut self) -> [Instant; 6] {
+    /// the held masks' gradient pass, optimizer, the held masks' weight pass).
+    fn run(&mut self) -> [Instant; PHASES + 1] {
+        let info = StepInfo {
+            step: 0,
+            epoch: 1,
+            batch_idx: 0,
+            n_batches: 1,
+            lr: 1e-3,
+        };
         let t0 = Instant::now();
         let (xb, tb) = batch(&self.x, &self.onehot, &self.device);
         let t1 = Instant::now();
         let model = self.model.take().expect("put back after every step");
-        let loss = self.head.loss(model.forward(xb), tb);
+        let none = Patterns::new();
+        let patterns = self.held.as_ref().map_or(&none, |h| &h.1);
+        let loss = self.head.loss(model.forward_step(xb, None, patterns), tb);
         let t2 = Instant::now();
         let g = loss.backward();
         let t3 = Instant::now();
-        let grads = GradientsParams::from_grads(g, &model);
+        let mut grads = GradientsParams::from_grads(g, &model);
         let t4 = Instant::now();
-        self.model = Some(self.optim.step(1e-3, model, grads));
-        [t0, t1, t2, t3, t4, Instant::now()]
+        if let Some((hook, patterns)) = &mut self.held {
+            TrainHook::<Net>::ran_sparse(hook, patterns);
+            TrainHook::<Net>::after_backward(hook, &model, &mut grads, &info).expect("held");
+        }
+        let t5 = Instant::now();
+        let mut model = self.optim.step(1e-3, model, grads);
+        let t6 = Instant::now();
+        if let Some((hook, _)) = &mut self.held {
+            model = TrainHook::<Net>::after_step(hook, model, &info).expect("held");
+        }
+        self.model = Some(model);
+        [t0, t1, t2, t3, t4, t5, t6, Instant::now()]
     }
 }
+
+/// The phases `Step::run` times.
+const PHASES: usize = 7;
 
 fn main() {
     let _flush = set_up_process();
@@ -109,17 +178,19 @@ fn main() {
         "forward+loss",
         "backward",
         "grads",
+        "mask grads",
         "optimizer",
+        "mask weights",
         "total",
     ];
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for it in 0..250 {
         let marks = step.run();
         if it >= 50 {
-            for k in 0..5 {
+            for k in 0..PHASES {
                 t[k].push((marks[k + 1] - marks[k]).as_secs_f64() * 1e3);
             }
-            t[5].push((marks[5] - marks[0]).as_secs_f64() * 1e3);
+            t[PHASES].push((marks[PHASES] - marks[0]).as_secs_f64() * 1e3);
         }
     }
     for (name, v) in names.iter().zip(t) {
