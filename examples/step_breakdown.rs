@@ -2,10 +2,11 @@
 //! ndarray backend (`BACKEND=flex`: Flex). Times each phase separately (both CPU backends run
 //! synchronously, so wall time per phase is that phase's cost) and prints medians over 200
 //! steps. `SPARSITY=0.9` holds random masks of that sparsity on the weights, as a pruned run
-//! does, and multiplies sparsely where the held mask allows (`pruning::sparse`); the hook's
-//! two passes are then phases of their own.
+//! does, and multiplies sparsely where the held mask allows (`pruning::sparse`: a layer keeping
+//! at most `MAX_DENSITY`, a quarter, of its weights; below 75 % the step is the masked dense
+//! one); the hook's two passes are then phases of their own.
 //!
-//!     cargo run -p trainer --release --example step_breakdown
+//!     BACKEND=flex SPARSITY=0.9 cargo run -p trainer --release --example step_breakdown
 
 use std::time::Instant;
 
@@ -47,7 +48,8 @@ fn set_up_process() -> Option<trainer::denormals::FlushDenormals> {
     flush
 }
 
-/// What one step needs: the network and its optimizer, the loss, one batch's data.
+/// What one step needs: the network and its optimizer, the loss, one batch's data, and the
+/// masks held under `SPARSITY`.
 struct Step {
     /// Taken out for each optimizer step and put back.
     model: Option<Net>,
@@ -79,6 +81,7 @@ fn hold(net: Net, sparsity: f64) -> (Net, MaskHook, Patterns) {
         .select(&net)
         .expect("a dense net's weights");
     let mut masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
+    // The masks `benches/sparse_step.rs` draws (the same stream), so the two measure one step.
     let mut rng = pruning::Rng::new(1);
     for m in masks.masks.values_mut().filter(|m| m.shape.len() == 2) {
         for k in &mut m.keep {
@@ -110,14 +113,15 @@ impl Step {
         for r in 0..128 {
             onehot[r * 10 + r % 10] = 1.0;
         }
-        let mut net = Net::new(&cfg, 784, 10, 0, &device);
-        let sparsity = sparsity_from_env();
-        let held = sparsity.map(|s| {
-            let (n, hook, patterns) = hold(net.clone(), s);
-            net = n;
-            println!("{} of 3 layers multiplied sparsely", patterns.len());
-            (hook, patterns)
-        });
+        let net = Net::new(&cfg, 784, 10, 0, &device);
+        let (net, held) = match sparsity_from_env() {
+            Some(s) => {
+                let (net, hook, patterns) = hold(net, s);
+                println!("{} of 3 layers multiplied sparsely", patterns.len());
+                (net, Some((hook, patterns)))
+            }
+            None => (net, None),
+        };
         Self {
             model: Some(net),
             held,
