@@ -13,12 +13,16 @@ use std::time::Instant;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use pruning::sparse::Patterns;
-use pruning::{MaskHook, MaskSet, Prunable, StepInfo, TrainHook};
+use pruning::{MaskHook, TrainHook};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
 use trainer::model::Net;
 use trainer::optim::build_optimizer;
+
+// The masks and step information of the sparse step's benchmark.
+#[path = "../crates/trainer/benches/common/mod.rs"]
+mod common;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -74,20 +78,11 @@ fn sparsity_from_env() -> Option<f64> {
     }
 }
 
-/// Random masks of `sparsity` on `net`'s weights, held as a run holds them: the hook (with
-/// the net it has zeroed) and the patterns it lets the step multiply sparsely.
+/// Random masks of `sparsity` on `net`'s weights (those of `benches/sparse_step.rs`), held as
+/// a run holds them: the hook (with the net it has zeroed) and the patterns it lets the step
+/// multiply sparsely.
 fn hold(net: Net, sparsity: f64) -> (Net, MaskHook, Patterns) {
-    let params = Prunable::default()
-        .select(&net)
-        .expect("a dense net's weights");
-    let mut masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
-    // The masks `benches/sparse_step.rs` draws (the same stream), so the two measure one step.
-    let mut rng = pruning::Rng::new(1);
-    for m in masks.masks.values_mut().filter(|m| m.shape.len() == 2) {
-        for k in &mut m.keep {
-            *k = rng.next_f64() >= sparsity;
-        }
-    }
+    let (params, masks) = common::random_masks(&net, Some(sparsity));
     let mut hook = MaskHook::new(&params, &masks).expect("masks of the net's shapes");
     let patterns = TrainHook::<Net>::sparse_patterns(&hook)
         .cloned()
@@ -136,13 +131,7 @@ impl Step {
     /// One step; the instants between its phases (batch, forward and loss, backward, gradients,
     /// the held masks' gradient pass, optimizer, the held masks' weight pass).
     fn run(&mut self) -> [Instant; PHASES + 1] {
-        let info = StepInfo {
-            step: 0,
-            epoch: 1,
-            batch_idx: 0,
-            n_batches: 1,
-            lr: 1e-3,
-        };
+        let info = common::STEP;
         let t0 = Instant::now();
         let (xb, tb) = batch(&self.x, &self.onehot, &self.device);
         let t1 = Instant::now();
@@ -177,7 +166,7 @@ fn main() {
     let _flush = set_up_process();
     let _awake = trainer::threads::KeepAwake::new();
     let mut step = Step::new();
-    let names = [
+    let names: [&str; PHASES + 1] = [
         "batch",
         "forward+loss",
         "backward",

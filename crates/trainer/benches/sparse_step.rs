@@ -10,8 +10,10 @@ use std::sync::Arc;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
+
+mod common;
 use pruning::sparse::{Pattern, Patterns};
-use pruning::{Mask, MaskHook, MaskSet, Prunable, StepInfo, TrainHook};
+use pruning::{Mask, MaskHook, TrainHook};
 use trainer::config::{ActivationKind, BackendKind, ModelConfig, TrainConfig};
 use trainer::device::make_device;
 use trainer::head::Head;
@@ -32,16 +34,7 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, sparsity: Option<f64>, sp
     };
     let train: TrainConfig = toml::from_str("lr = 1e-3").unwrap();
     let net = Net::new(&cfg, 784, 10, 0, &device);
-    let params = Prunable::default().select(&net).unwrap();
-    let mut masks = MaskSet::ones(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())));
-    let mut rng = pruning::Rng::new(1);
-    if let Some(s) = sparsity {
-        for m in masks.masks.values_mut().filter(|m| m.shape.len() == 2) {
-            for k in &mut m.keep {
-                *k = rng.next_f64() >= s;
-            }
-        }
-    }
+    let (params, masks) = common::random_masks(&net, sparsity);
     let mut hold = MaskHook::new(&params, &masks).unwrap();
     let mut patterns = Patterns::new();
     if sparse {
@@ -64,13 +57,7 @@ fn step_bench(c: &mut Criterion, backend: BackendKind, sparsity: Option<f64>, sp
     for r in 0..128 {
         onehot[r * 10 + r % 10] = 1.0;
     }
-    let info = StepInfo {
-        step: 0,
-        epoch: 1,
-        batch_idx: 0,
-        n_batches: 1,
-        lr: 1e-3,
-    };
+    let info = common::STEP;
     let name = match sparsity {
         None => "dense".to_string(),
         Some(s) => format!("{}{}", if sparse { "sparse" } else { "masked" }, s * 100.0),

@@ -80,10 +80,10 @@ pub fn join_thread_pool_unless_apart() {
 /// work either way, so the numbers do not change.
 ///
 /// The cost is a core per worker kept busy while the guard lives, which is why training on the
-/// CPU backends holds it (`train.rs`) and nothing else does. A polling worker calls `sched_yield` whenever it
-/// finds no work, which lets a thread waiting for the same core run, but the worker still
-/// counts as busy: where processes share the cores (a sweep running several points at once)
-/// they should not poll, and the sweep sets [`SLEEP_ENV`] for them.
+/// CPU backends holds it (`train.rs`) and nothing else does. A polling worker calls
+/// `sched_yield` whenever it finds no work, which lets a thread waiting for the same core run,
+/// but the worker still counts as busy: where processes share the cores (a sweep running
+/// several points at once) they should not poll, and the sweep sets [`SLEEP_ENV`] for them.
 ///
 /// Inert unless the calling thread is the one that joined the global pool
 /// ([`join_thread_pool`]), as the trainer's training thread is, and [`SLEEP_ENV`] is unset:
