@@ -8,25 +8,36 @@
 //!   aligned 64-byte lines where a row's length is a multiple of 16 (the 784-input layer),
 //!   unaligned otherwise (a packed copy with every row aligned reached 6.7 µs);
 //! - 6.8 µs for CSR at 90 %, which does a scalar gather per nonzero;
-//! - 4.1 µs for the sliced layout below.
+//! - 4.1 µs for the first form of the sliced layout below, which cut the inputs into fixed
+//!   segments of 32.
+//!
+//! On a slower day, in one sitting, `gemv` took 9.0-9.6 µs, that first form 5.6 µs at 90 %
+//! and the sliced layout as it is now 3.2 µs.
 //!
 //! CPUs without AVX-512F run the portable kernels, which round differently: the same network
 //! gives the same numbers on the same CPU, not across CPUs.
 //!
-//! The sliced layout ("SELL" with column segments): 16 output rows form a slice, one row per
-//! vector lane, and the inputs are cut into segments of 32. For each slice and segment, step `t`
-//! holds every row's `t`-th nonzero in that segment. One step picks the 16 inputs out of the
-//! segment's two registers with a permute (`vpermt2ps`, no gather), then does one masked
-//! multiply-add. A masked-off lane is a row with no `t`-th nonzero there; it adds nothing, not
-//! even `0 × x`, so an infinite input that a row does not use cannot turn its output into NaN,
-//! just as in CSR. Steps come in groups of four that share one index register: step `j` in byte
-//! `j` of each lane.
+//! The sliced layout ("SELL" with sliding windows): 16 output rows form a slice, one row per
+//! vector lane. A step holds one nonzero per lane, all from one window of 32 inputs (two
+//! aligned lines of the input, starting at any line); it picks the 16 inputs out of the
+//! window's two registers with a permute (`vpermt2ps`, no gather), then does one multiply-add.
+//! A lane without a weight in a step multiplies 0 by the window's first input, which adds
+//! nothing when the input is finite; an input with an infinite or NaN value goes to CSR
+//! instead, which touches only the inputs a row uses, so such a value reaches only the rows
+//! that use it. Steps come in groups of four that share one index register (step `j` in byte
+//! `j` of each lane); two consecutive steps share a window.
+//!
+//! Each slice runs as one flat loop over its groups: the first form's blocks (one per segment
+//! and slice) had a data-dependent number of steps, and the end of each block's loop was a
+//! branch the CPU mispredicted. At 90 % the sliding windows fill 59 % of the lanes (fixed
+//! segments: 48 %, after rounding each block to whole groups of four, 39 %).
 
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps,
-    _mm512_loadu_si512, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps, _mm512_maskz_load_ps,
-    _mm512_maskz_loadu_ps, _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_setzero_ps,
-    _mm512_srli_epi32, _mm512_storeu_ps,
+    __m512, __mmask16, _mm512_add_ps, _mm512_and_si512, _mm512_castps_si512,
+    _mm512_cmpeq_epi32_mask, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps, _mm512_loadu_si512,
+    _mm512_mask_storeu_ps, _mm512_maskz_load_ps, _mm512_maskz_loadu_ps, _mm512_permutex2var_ps,
+    _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_setzero_ps, _mm512_srli_epi32, _mm512_store_ps,
+    _mm512_storeu_ps,
 };
 
 /// Whether this CPU runs these kernels (`std` caches the detection).
@@ -194,20 +205,25 @@ fn offset(w: &[f32]) -> usize {
 pub(crate) struct Sliced {
     n_out: usize,
     n_in: usize,
-    /// Segments of 32 inputs (the last one may be partial).
-    n_seg: usize,
-    /// Groups of block `slice · n_seg + segment`: `block[k]..block[k + 1]`.
-    block: Vec<u32>,
-    /// Per group: lane `l`'s input within the segment (0..32) for the group's step `j`, in byte
-    /// `j` of entry `l`.
+    /// Lines of the padded input: a window's second line may lie one past the input's last.
+    n_lines: usize,
+    /// Groups of slice `s`: `group[s]..group[s + 1]`.
+    group: Vec<u32>,
+    /// Per group: lane `l`'s input within its step's window (0..32) for the group's step `j`,
+    /// in byte `j` of entry `l`.
     idx: Vec<[u32; 16]>,
+    /// Per pair of steps (two per group): the first line of their window.
+    window: Vec<u32>,
     /// Per step (four per group): each lane's weight, 0 where the lane has none.
     val: Vec<Line>,
-    /// Per step: the lanes that hold a weight.
-    mask: Vec<u16>,
     /// Per slice: its rows' biases (0 past the last row).
     bias: Vec<Line>,
 }
+
+/// Steps that share a window (and its two input registers). One step per window filled 63 % of
+/// the lanes at 90 % but loaded the window for every step; four per window loaded it once per
+/// group but filled 50 %; two measured fastest (3.6-3.8 against 3.9-4.15 µs for both others).
+const PER_WINDOW: usize = 2;
 
 impl Sliced {
     /// The layout of a CSR layer: rows `row_ptr[o]..row_ptr[o + 1]` of `col` (ascending within
@@ -228,15 +244,14 @@ impl Sliced {
             }),
             "columns ascending within each row, below n_in"
         );
-        let n_seg = n_in.div_ceil(32);
         let mut s = Self {
             n_out,
             n_in,
-            n_seg,
-            block: vec![0],
+            n_lines: n_in.div_ceil(16) + 1,
+            group: vec![0],
             idx: Vec::new(),
+            window: Vec::new(),
             val: Vec::new(),
-            mask: Vec::new(),
             bias: Vec::new(),
         };
         for r0 in (0..n_out).step_by(16) {
@@ -244,62 +259,84 @@ impl Sliced {
             let mut bias = Line([0.0; 16]);
             bias.0[..rows.len()].copy_from_slice(&b[rows.clone()]);
             s.bias.push(bias);
-            // Each row's next nonzero; rows are walked segment by segment.
-            let mut next: Vec<usize> = rows.clone().map(|o| row_ptr[o] as usize).collect();
-            for g in 0..n_seg {
-                let end = (32 * (g + 1)) as u32;
-                // The nonzeros of each lane's row in this segment.
-                let spans: Vec<std::ops::Range<usize>> = rows
-                    .clone()
-                    .zip(next.iter_mut())
-                    .map(|(o, k)| {
-                        let start = *k;
-                        while *k < row_ptr[o + 1] as usize && col[*k] < end {
-                            *k += 1;
-                        }
-                        start..*k
-                    })
-                    .collect();
-                let steps = spans.iter().map(|r| r.len()).max().unwrap_or(0);
-                for q in 0..steps.div_ceil(4) {
-                    let mut idx = [0u32; 16];
-                    for j in 0..4 {
-                        let (mut v, mut m) = (Line([0.0; 16]), 0u16);
-                        for (l, span) in spans.iter().enumerate() {
-                            if let Some(k) = span.clone().nth(4 * q + j) {
-                                idx[l] |= (col[k] - 32 * g as u32) << (8 * j);
-                                v.0[l] = val[k];
-                                m |= 1 << l;
-                            }
-                        }
-                        s.val.push(v);
-                        s.mask.push(m);
-                    }
-                    s.idx.push(idx);
-                }
-                s.block.push(s.idx.len() as u32);
-            }
+            s.push_slice(&row_ptr[rows.start..=rows.end], col, val);
+            s.group.push(s.idx.len() as u32);
         }
         s
     }
 
+    /// The steps of one slice, whose rows' nonzeros are `row_ptr[l]..row_ptr[l + 1]`, padded
+    /// to whole groups with steps that hold no weight.
+    ///
+    /// Greedy: the window starts at the line of the leftmost nonzero not yet taken, and in each
+    /// of its steps every lane takes its row's next nonzero if that lies in the window. Windows
+    /// aligned to segments of 32 (the layout before this one) filled 48 % of the lanes at 90 %;
+    /// a window free to start at any line fills 59 %.
+    fn push_slice(&mut self, row_ptr: &[u32], col: &[u32], val: &[f32]) {
+        let mut next: Vec<usize> = row_ptr[..row_ptr.len() - 1]
+            .iter()
+            .map(|&k| k as usize)
+            .collect();
+        let ends = &row_ptr[1..];
+        let pending = |next: &[usize], l: usize| next[l] < ends[l] as usize;
+        // Per step: its window's first line, each lane's input within it and weight.
+        let mut steps: Vec<(u32, [u32; 16], Line)> = Vec::new();
+        while let Some(first) = (0..next.len())
+            .filter(|&l| pending(&next, l))
+            .map(|l| col[next[l]])
+            .min()
+        {
+            let line = first / 16;
+            for _ in 0..PER_WINDOW {
+                let (mut ix, mut v) = ([0u32; 16], Line([0.0; 16]));
+                for l in 0..next.len() {
+                    if pending(&next, l) && col[next[l]] < 16 * line + 32 {
+                        ix[l] = col[next[l]] - 16 * line;
+                        v.0[l] = val[next[l]];
+                        next[l] += 1;
+                    }
+                }
+                steps.push((line, ix, v));
+            }
+        }
+        while !steps.len().is_multiple_of(4) {
+            steps.push((0, [0; 16], Line([0.0; 16])));
+        }
+        for group in steps.chunks_exact(4) {
+            let mut idx = [0u32; 16];
+            for (j, (line, ix, v)) in group.iter().enumerate() {
+                for (packed, &i) in idx.iter_mut().zip(ix) {
+                    *packed |= i << (8 * j);
+                }
+                if j % PER_WINDOW == 0 {
+                    self.window.push(*line);
+                }
+                self.val.push(*v);
+            }
+            self.idx.push(idx);
+        }
+    }
+
     /// Whether this layout should beat CSR's gather per nonzero for a layer with `nnz`
     /// nonzeros. A cost model, so that the choice depends on the weights alone and the same
-    /// network always gives the same numbers. It was fitted on 784-300-100-10 from 50 % to 98 %
-    /// (development machine): a group of four steps costs about 2.4 ns and a block 2.3 ns,
-    /// against 0.23 ns per nonzero and 2.7 ns per row in CSR. The two cross near 97 %, where a
-    /// block holds less than one group's worth.
+    /// network always gives the same numbers. It was fitted on 784-300-100-10 from 90 % to
+    /// 99.9 % (development machine): a step costs about 0.75 ns, a slice 3 ns and an input
+    /// (copied and checked) 0.1 ns, against 0.23 ns per nonzero and 2.7 ns per row in CSR.
     pub(crate) fn faster_than_csr(&self, nnz: usize) -> bool {
-        let sliced = 2.4 * self.idx.len() as f64 + 2.3 * (self.block.len() - 1) as f64;
+        let sliced =
+            0.75 * self.val.len() as f64 + 3.0 * self.bias.len() as f64 + 0.1 * self.n_in as f64;
         let csr = 0.23 * nnz as f64 + 2.7 * self.n_out as f64;
         sliced < csr
     }
 
-    /// `y = W·x + b` for one sample.
+    /// `y = W·x + b` for one sample, or `false` (and `y` untouched) if `x` holds an infinite or
+    /// NaN value: a lane without a weight multiplies 0 by some input of its window, which must
+    /// then add nothing, and 0 × ∞ would add NaN. The caller then runs CSR, which touches only
+    /// the inputs a row uses.
     ///
     /// # Panics
     /// If the CPU lacks AVX-512F or the lengths disagree.
-    pub(crate) fn matvec(&self, x: &[f32], y: &mut [f32]) {
+    pub(crate) fn matvec(&self, x: &[f32], y: &mut [f32]) -> bool {
         assert!(available(), "the sliced kernel needs AVX-512F");
         assert_eq!(x.len(), self.n_in, "input width");
         assert_eq!(y.len(), self.n_out, "output width");
@@ -308,42 +345,23 @@ impl Sliced {
     }
 
     #[target_feature(enable = "avx512f")]
-    fn matvec_avx512(&self, x: &[f32], y: &mut [f32]) {
-        // The input, zero-padded to whole segments, on aligned lines.
-        let mut xp = vec![Line([0.0; 16]); 2 * self.n_seg];
-        for (line, part) in xp.iter_mut().zip(x.chunks(16)) {
-            line.0[..part.len()].copy_from_slice(part);
+    fn matvec_avx512(&self, x: &[f32], y: &mut [f32]) -> bool {
+        // The input on aligned lines: on the stack up to 64 lines (1008 inputs), where an
+        // allocation per layer and sample was a tenth of the time.
+        let mut stack = [Line([0.0; 16]); 64];
+        let mut heap = Vec::new();
+        let xp = if self.n_lines <= stack.len() {
+            &mut stack[..self.n_lines]
+        } else {
+            heap.resize(self.n_lines, Line([0.0; 16]));
+            &mut heap[..]
+        };
+        if !finite_lines(x, xp) {
+            return false;
         }
         for (sl, bias) in self.bias.iter().enumerate() {
-            // Four accumulators, one per step of a group, so the multiply-adds do not wait on
-            // each other.
-            let mut acc = [
-                load(bias),
-                _mm512_setzero_ps(),
-                _mm512_setzero_ps(),
-                _mm512_setzero_ps(),
-            ];
-            for g in 0..self.n_seg {
-                let x0 = load(&xp[2 * g]);
-                let x1 = load(&xp[2 * g + 1]);
-                let k = sl * self.n_seg + g;
-                let groups = self.block[k] as usize..self.block[k + 1] as usize;
-                let steps = 4 * groups.start..4 * groups.end;
-                let vals = self.val[steps.clone()].chunks_exact(4);
-                let masks = self.mask[steps].chunks_exact(4);
-                for ((idx, vals), masks) in self.idx[groups].iter().zip(vals).zip(masks) {
-                    // SAFETY: `idx` is one `[u32; 16]`, 64 bytes.
-                    let mut ix = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
-                    for j in 0..4 {
-                        let xv = _mm512_permutex2var_ps(x0, ix, x1);
-                        let wv = load(&vals[j]);
-                        acc[j] = _mm512_mask3_fmadd_ps(wv, xv, acc[j], masks[j]);
-                        ix = _mm512_srli_epi32::<8>(ix);
-                    }
-                }
-            }
-            let sum: __m512 =
-                _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+            let groups = self.group[sl] as usize..self.group[sl + 1] as usize;
+            let sum = self.slice(groups, xp, load(bias));
             let rows = (self.n_out - 16 * sl).min(16);
             let out = &mut y[16 * sl..16 * sl + rows];
             // SAFETY: `out` holds `rows` floats; a full slice stores 16, a partial one only its
@@ -356,7 +374,64 @@ impl Sliced {
                 }
             }
         }
+        true
     }
+
+    /// One slice's sums over `groups`, starting from `bias`.
+    #[target_feature(enable = "avx512f")]
+    fn slice(&self, groups: std::ops::Range<usize>, xp: &[Line], bias: __m512) -> __m512 {
+        assert!(groups.end <= self.idx.len() && xp.len() == self.n_lines);
+        // Four accumulators, one per step of a group, so the multiply-adds do not wait on each
+        // other.
+        let mut acc = [
+            bias,
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        ];
+        for q in groups {
+            // SAFETY (the unchecked reads below, where bounds checks were a fifth of the loop's
+            // instructions): `from_csr` gives every group `q < idx.len()` four steps in `val`
+            // and `4 / PER_WINDOW` windows in `window`, each window's line below
+            // `n_lines - 1` (the line of an input below `n_in`, or 0), and `xp` has `n_lines`
+            // lines (asserted above). `idx[q]` is one `[u32; 16]`, 64 bytes.
+            unsafe {
+                let mut ix = _mm512_loadu_si512(self.idx.get_unchecked(q).as_ptr().cast());
+                let mut window = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                for (j, a) in acc.iter_mut().enumerate() {
+                    if j % PER_WINDOW == 0 {
+                        let line = *self.window.get_unchecked((4 * q + j) / PER_WINDOW) as usize;
+                        window = (
+                            load(xp.get_unchecked(line)),
+                            load(xp.get_unchecked(line + 1)),
+                        );
+                    }
+                    let xv = _mm512_permutex2var_ps(window.0, ix, window.1);
+                    *a = _mm512_fmadd_ps(load(self.val.get_unchecked(4 * q + j)), xv, *a);
+                    ix = _mm512_srli_epi32::<8>(ix);
+                }
+            }
+        }
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))
+    }
+}
+
+/// Copies `x` onto the lines `xp` (zero past its end) and says whether it is finite: `false` if
+/// it holds an infinite or NaN value (all exponent bits set).
+#[target_feature(enable = "avx512f")]
+fn finite_lines(x: &[f32], xp: &mut [Line]) -> bool {
+    assert!(16 * xp.len() >= x.len());
+    let exponent = _mm512_set1_epi32(0x7f80_0000);
+    let mut bad: __mmask16 = 0;
+    for (line, part) in xp.iter_mut().zip(x.chunks(16)) {
+        // SAFETY: the lanes 0..part.len() are `part`'s floats; masked-off lanes are not read.
+        let v = unsafe { _mm512_maskz_loadu_ps(lanes(0, part.len()), part.as_ptr()) };
+        let e = _mm512_and_si512(_mm512_castps_si512(v), exponent);
+        bad |= _mm512_cmpeq_epi32_mask(e, exponent);
+        // SAFETY: a `Line` is 16 floats on a 64-byte boundary.
+        unsafe { _mm512_store_ps(line.0.as_mut_ptr(), v) };
+    }
+    bad == 0
 }
 
 #[cfg(test)]
@@ -394,7 +469,7 @@ mod tests {
         }
     }
 
-    const SHAPES: [(usize, usize); 13] = [
+    const SHAPES: [(usize, usize); 14] = [
         (0, 5),
         (3, 0),
         (1, 1),
@@ -408,6 +483,8 @@ mod tests {
         (16, 100),
         (33, 300),
         (300, 784),
+        // Past the 64 lines the kernel keeps on the stack.
+        (5, 1100),
     ];
 
     #[test]
@@ -472,51 +549,74 @@ mod tests {
                 let (ptr, col, val) = csr(&w, n_out, n_in);
                 let s = Sliced::from_csr(n_in, &ptr, &col, &val, &b);
                 let mut y = vec![f32::NAN; n_out];
-                s.matvec(&x, &mut y);
-                assert_close(
-                    &y,
-                    &reference(&w, &b, &x),
-                    &format!("{n_out}×{n_in} at {sparsity}"),
-                );
+                let what = format!("{n_out}×{n_in} at {sparsity}");
+                assert!(s.matvec(&x, &mut y), "{what}: a finite input runs");
+                assert_close(&y, &reference(&w, &b, &x), &what);
             }
         }
     }
 
+    /// A 300×784 layer at `sparsity` in CSR.
+    fn sparse_layer(rng: &mut Rng, sparsity: f64) -> (Vec<f32>, Vec<u32>, Vec<u32>, Vec<f32>) {
+        let (n_out, n_in) = (300, 784);
+        let mut w = random(rng, n_out * n_in);
+        for v in &mut w {
+            if rng.next_f64() < sparsity {
+                *v = 0.0;
+            }
+        }
+        let (ptr, col, val) = csr(&w, n_out, n_in);
+        (w, ptr, col, val)
+    }
+
     #[test]
-    fn sliced_lanes_without_a_weight_add_nothing_not_even_zero_times_infinity() {
+    fn a_non_finite_input_runs_through_the_gather_and_rows_that_skip_it_stay_finite() {
         if !available() {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        // Row 0 uses input 2 only, row 1 all three: in steps 1 and 2 row 0's lane holds no
-        // weight, and its permute index (0) picks the infinite input 0.
-        let (n_out, n_in) = (2, 3);
-        let w = [0.0, 0.0, 2.0, 1.0, 1.0, 1.0];
-        let (ptr, col, val) = csr(&w, n_out, n_in);
-        let s = Sliced::from_csr(n_in, &ptr, &col, &val, &[0.5, 0.0]);
-        let mut y = [0.0; 2];
-        s.matvec(&[f32::INFINITY, 1.0, 1.0], &mut y);
-        assert_eq!(
-            y[0], 2.5,
-            "a row that does not use the infinite input stays finite"
-        );
-        assert_eq!(y[1], f32::INFINITY);
+        // A lane without a weight multiplies 0 by its window's first input (index 0), and so
+        // do the padding steps, whose window is line 0: input 0 is the one they would pick.
+        let mut rng = Rng::new(11);
+        let (w, ptr, col, val) = sparse_layer(&mut rng, 0.9);
+        let b = vec![0.25; 300];
+        let s = Sliced::from_csr(784, &ptr, &col, &val, &b);
+        assert!(s.faster_than_csr(val.len()), "the layer would run sliced");
+        for bad in [f32::INFINITY, f32::NAN] {
+            let mut x = random(&mut rng, 784);
+            x[0] = bad;
+            let mut y = vec![7.0; 300];
+            assert!(!s.matvec(&x, &mut y), "{bad}: refused");
+            assert!(y.iter().all(|&v| v == 7.0), "{bad}: output untouched");
+            let layer = crate::inference::Csr::from_dense(&w, 300, 784, &b);
+            layer.matvec(&x, &mut y);
+            let mut x0 = x.clone();
+            x0[0] = 0.0;
+            let finite = reference(&w, &b, &x0);
+            for o in 0..300 {
+                if w[o * 784] == 0.0 {
+                    assert_close(&y[o..=o], &finite[o..=o], &format!("{bad}: row {o}"));
+                } else {
+                    assert!(!y[o].is_finite(), "{bad}: row {o} uses input 0: {}", y[o]);
+                }
+            }
+        }
     }
 
     #[test]
-    fn the_sliced_layout_is_chosen_at_90_percent_and_csr_at_99() {
+    fn the_sliced_layout_is_chosen_from_90_to_99_9_percent_and_csr_for_a_wide_input() {
         let mut rng = Rng::new(7);
-        let (n_out, n_in) = (300, 784);
-        for (sparsity, sliced) in [(0.9, true), (0.99, false)] {
-            let mut w = random(&mut rng, n_out * n_in);
-            for v in &mut w {
-                if rng.next_f64() < sparsity {
-                    *v = 0.0;
-                }
-            }
-            let (ptr, col, val) = csr(&w, n_out, n_in);
-            let s = Sliced::from_csr(n_in, &ptr, &col, &val, &vec![0.0; n_out]);
-            assert_eq!(s.faster_than_csr(val.len()), sliced, "at {sparsity}");
+        for sparsity in [0.9, 0.999] {
+            let (_, ptr, col, val) = sparse_layer(&mut rng, sparsity);
+            let s = Sliced::from_csr(784, &ptr, &col, &val, &[0.0; 300]);
+            assert!(s.faster_than_csr(val.len()), "at {sparsity}");
         }
+        // One weight on an input of 100,000: copying and checking the input costs more than
+        // the one product.
+        let s = Sliced::from_csr(100_000, &[0, 1], &[5], &[1.0], &[0.0]);
+        assert!(
+            !s.faster_than_csr(1),
+            "a wide input with one weight keeps the gather"
+        );
     }
 }

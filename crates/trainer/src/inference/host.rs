@@ -167,11 +167,13 @@ impl HostMlp {
             }
             return h;
         }
-        let mut h = x.to_vec();
+        // The first layer reads `x` itself, as in `CsrMlp::forward`.
+        let mut h = Vec::new();
         for (li, l) in self.layers.iter().enumerate() {
+            let input = if li == 0 { x } else { &h[..] };
             let mut out = vec![0f32; batch * l.n_out];
             for s in 0..batch {
-                let xs = &h[s * l.n_in..(s + 1) * l.n_in];
+                let xs = &input[s * l.n_in..(s + 1) * l.n_in];
                 let ys = &mut out[s * l.n_out..(s + 1) * l.n_out];
                 #[cfg(target_arch = "x86_64")]
                 if super::avx512::available() {
