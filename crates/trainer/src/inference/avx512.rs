@@ -28,9 +28,11 @@
 //! `j` of each lane); two consecutive steps share a window.
 //!
 //! Each slice runs as one flat loop over its groups: the first form's blocks (one per segment
-//! and slice) had a data-dependent number of steps, and the end of each block's loop was a
-//! branch the CPU mispredicted. At 90 % the sliding windows fill 59 % of the lanes (fixed
-//! segments: 48 %, after rounding each block to whole groups of four, 39 %).
+//! and slice) had a data-dependent number of steps, so the end of each block's loop was a
+//! branch that changed from block to block, likely mispredicted (this VM exposes no counters to
+//! confirm it); giving each block its exact count, with code unrolled per count, already took
+//! 5.9 to 5.0 µs. At 90 % the sliding windows fill 59 % of the 784-input layer's lanes (fixed
+//! segments: 48 %, after rounding each block to whole groups of four, 38 %).
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_and_si512, _mm512_castps_si512,
@@ -220,10 +222,13 @@ pub(crate) struct Sliced {
     bias: Vec<Line>,
 }
 
-/// Steps that share a window (and its two input registers). One step per window filled 63 % of
-/// the lanes at 90 % but loaded the window for every step; four per window loaded it once per
-/// group but filled 50 %; two measured fastest (3.6-3.8 against 3.9-4.15 µs for both others).
+/// Steps that share a window (and its two input registers). At 90 %, one step per window filled
+/// 63 % of the 784-input layer's lanes but loaded the window for every step; four per window
+/// loaded it once per group but filled 50 %; two (59 %) measured fastest: 3.6-3.8 µs for the
+/// network against 4.0-4.2 (one) and 3.9-4.0 µs (four).
 const PER_WINDOW: usize = 2;
+// A group's four steps hold whole windows.
+const _: () = assert!(4 % PER_WINDOW == 0);
 
 impl Sliced {
     /// The layout of a CSR layer: rows `row_ptr[o]..row_ptr[o + 1]` of `col` (ascending within
@@ -237,7 +242,8 @@ impl Sliced {
     ) -> Self {
         let n_out = row_ptr.len() - 1;
         assert_eq!(b.len(), n_out, "bias length");
-        debug_assert!(
+        // Checked in release builds too: the kernel's unchecked reads of the input rely on it.
+        assert!(
             (0..n_out).all(|o| {
                 let c = &col[row_ptr[o] as usize..row_ptr[o + 1] as usize];
                 c.windows(2).all(|p| p[0] < p[1]) && c.iter().all(|&i| (i as usize) < n_in)
@@ -270,8 +276,8 @@ impl Sliced {
     ///
     /// Greedy: the window starts at the line of the leftmost nonzero not yet taken, and in each
     /// of its steps every lane takes its row's next nonzero if that lies in the window. Windows
-    /// aligned to segments of 32 (the layout before this one) filled 48 % of the lanes at 90 %;
-    /// a window free to start at any line fills 59 %.
+    /// aligned to segments of 32 (the layout before this one) filled 48 % of the 784-input
+    /// layer's lanes at 90 %; a window free to start at any line fills 59 %.
     fn push_slice(&mut self, row_ptr: &[u32], col: &[u32], val: &[f32]) {
         let mut next: Vec<usize> = row_ptr[..row_ptr.len() - 1]
             .iter()
@@ -286,17 +292,17 @@ impl Sliced {
             .map(|l| col[next[l]])
             .min()
         {
-            let line = first / 16;
+            let line = first as usize / 16;
             for _ in 0..PER_WINDOW {
                 let (mut ix, mut v) = ([0u32; 16], Line([0.0; 16]));
                 for l in 0..next.len() {
-                    if pending(&next, l) && col[next[l]] < 16 * line + 32 {
-                        ix[l] = col[next[l]] - 16 * line;
+                    if pending(&next, l) && (col[next[l]] as usize) < 16 * line + 32 {
+                        ix[l] = (col[next[l]] as usize - 16 * line) as u32;
                         v.0[l] = val[next[l]];
                         next[l] += 1;
                     }
                 }
-                steps.push((line, ix, v));
+                steps.push((line as u32, ix, v));
             }
         }
         while !steps.len().is_multiple_of(4) {
@@ -319,7 +325,8 @@ impl Sliced {
 
     /// Whether this layout should beat CSR's gather per nonzero for a layer with `nnz`
     /// nonzeros. A cost model, so that the choice depends on the weights alone and the same
-    /// network always gives the same numbers. It was fitted on 784-300-100-10 from 90 % to
+    /// network gives the same numbers for the same finite sample (one with an infinite or NaN
+    /// input runs through CSR, see `matvec`). It was fitted on 784-300-100-10 from 90 % to
     /// 99.9 % (development machine): a step costs about 0.75 ns, a slice 3 ns and an input
     /// (copied and checked) 0.1 ns, against 0.23 ns per nonzero and 2.7 ns per row in CSR.
     pub(crate) fn faster_than_csr(&self, nnz: usize) -> bool {
@@ -346,8 +353,8 @@ impl Sliced {
 
     #[target_feature(enable = "avx512f")]
     fn matvec_avx512(&self, x: &[f32], y: &mut [f32]) -> bool {
-        // The input on aligned lines: on the stack up to 64 lines (1008 inputs), where an
-        // allocation per layer and sample was a tenth of the time.
+        // The input on aligned lines: on the stack up to 64 lines (1008 inputs), not an
+        // allocation per layer and sample.
         let mut stack = [Line([0.0; 16]); 64];
         let mut heap = Vec::new();
         let xp = if self.n_lines <= stack.len() {
@@ -390,10 +397,12 @@ impl Sliced {
             _mm512_setzero_ps(),
         ];
         for q in groups {
-            // SAFETY (the unchecked reads below, where bounds checks were a fifth of the loop's
-            // instructions): `from_csr` gives every group `q < idx.len()` four steps in `val`
-            // and `4 / PER_WINDOW` windows in `window`, each window's line below
-            // `n_lines - 1` (the line of an input below `n_in`, or 0), and `xp` has `n_lines`
+            // SAFETY (unchecked reads: dropping the bounds checks and the allocation above took
+            // the network at 90 % from 4.0-4.4 to 3.2 µs, one run each): `from_csr` gives every
+            // group `q < idx.len()` four steps in `val` and `4 / PER_WINDOW` windows in
+            // `window`. Each window's line is below `n_lines - 1`: it is the line of an input
+            // below `n_in` (asserted in `from_csr`), or 0 for a padding step, which exists only
+            // in a slice with a nonzero, so `n_in >= 1` and `n_lines >= 2`. `xp` has `n_lines`
             // lines (asserted above). `idx[q]` is one `[u32; 16]`, 64 bytes.
             unsafe {
                 let mut ix = _mm512_loadu_si512(self.idx.get_unchecked(q).as_ptr().cast());
@@ -401,6 +410,7 @@ impl Sliced {
                 for (j, a) in acc.iter_mut().enumerate() {
                     if j % PER_WINDOW == 0 {
                         let line = *self.window.get_unchecked((4 * q + j) / PER_WINDOW) as usize;
+                        debug_assert!(line + 1 < xp.len(), "window past the input");
                         window = (
                             load(xp.get_unchecked(line)),
                             load(xp.get_unchecked(line + 1)),
@@ -539,12 +549,7 @@ mod tests {
         let mut rng = Rng::new(5);
         for (n_out, n_in) in SHAPES {
             for sparsity in [0.0, 0.5, 0.9, 0.99, 1.0] {
-                let mut w = random(&mut rng, n_out * n_in);
-                for v in &mut w {
-                    if rng.next_f64() < sparsity {
-                        *v = 0.0;
-                    }
-                }
+                let w = sparse(&mut rng, n_out * n_in, sparsity);
                 let (x, b) = (random(&mut rng, n_in), random(&mut rng, n_out));
                 let (ptr, col, val) = csr(&w, n_out, n_in);
                 let s = Sliced::from_csr(n_in, &ptr, &col, &val, &b);
@@ -556,17 +561,15 @@ mod tests {
         }
     }
 
-    /// A 300×784 layer at `sparsity` in CSR.
-    fn sparse_layer(rng: &mut Rng, sparsity: f64) -> (Vec<f32>, Vec<u32>, Vec<u32>, Vec<f32>) {
-        let (n_out, n_in) = (300, 784);
-        let mut w = random(rng, n_out * n_in);
+    /// `n` random weights, each zero with probability `sparsity`.
+    fn sparse(rng: &mut Rng, n: usize, sparsity: f64) -> Vec<f32> {
+        let mut w = random(rng, n);
         for v in &mut w {
             if rng.next_f64() < sparsity {
                 *v = 0.0;
             }
         }
-        let (ptr, col, val) = csr(&w, n_out, n_in);
-        (w, ptr, col, val)
+        w
     }
 
     #[test]
@@ -575,29 +578,37 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        // A lane without a weight multiplies 0 by its window's first input (index 0), and so
-        // do the padding steps, whose window is line 0: input 0 is the one they would pick.
+        // A lane without a weight multiplies 0 by its window's first input: input 0 for the
+        // padding steps (window 0), 16 for a window that starts at line 1, and so on. Inputs 0,
+        // 16, a middle one and the last (in a line of its own where the width is not a
+        // multiple of 16) each get an infinite and a NaN value in turn.
         let mut rng = Rng::new(11);
-        let (w, ptr, col, val) = sparse_layer(&mut rng, 0.9);
-        let b = vec![0.25; 300];
-        let s = Sliced::from_csr(784, &ptr, &col, &val, &b);
-        assert!(s.faster_than_csr(val.len()), "the layer would run sliced");
-        for bad in [f32::INFINITY, f32::NAN] {
-            let mut x = random(&mut rng, 784);
-            x[0] = bad;
-            let mut y = vec![7.0; 300];
-            assert!(!s.matvec(&x, &mut y), "{bad}: refused");
-            assert!(y.iter().all(|&v| v == 7.0), "{bad}: output untouched");
-            let layer = crate::inference::Csr::from_dense(&w, 300, 784, &b);
-            layer.matvec(&x, &mut y);
-            let mut x0 = x.clone();
-            x0[0] = 0.0;
-            let finite = reference(&w, &b, &x0);
-            for o in 0..300 {
-                if w[o * 784] == 0.0 {
-                    assert_close(&y[o..=o], &finite[o..=o], &format!("{bad}: row {o}"));
-                } else {
-                    assert!(!y[o].is_finite(), "{bad}: row {o} uses input 0: {}", y[o]);
+        for (n_out, n_in) in [(300, 784), (40, 100)] {
+            let w = sparse(&mut rng, n_out * n_in, 0.9);
+            let b = vec![0.25; n_out];
+            let (ptr, col, val) = csr(&w, n_out, n_in);
+            let s = Sliced::from_csr(n_in, &ptr, &col, &val, &b);
+            assert!(s.faster_than_csr(val.len()), "the layer would run sliced");
+            let layer = crate::inference::Csr::from_dense(&w, n_out, n_in, &b);
+            for (at, bad) in [0, 16, n_in / 2, n_in - 1]
+                .into_iter()
+                .flat_map(|at| [(at, f32::INFINITY), (at, f32::NAN)])
+            {
+                let what = format!("{n_out}×{n_in}, {bad} at {at}");
+                let mut x = random(&mut rng, n_in);
+                x[at] = bad;
+                let mut y = vec![7.0; n_out];
+                assert!(!s.matvec(&x, &mut y), "{what}: refused");
+                assert!(y.iter().all(|&v| v == 7.0), "{what}: output untouched");
+                layer.matvec(&x, &mut y);
+                x[at] = 0.0;
+                let finite = reference(&w, &b, &x);
+                for o in 0..n_out {
+                    if w[o * n_in + at] == 0.0 {
+                        assert_close(&y[o..=o], &finite[o..=o], &format!("{what}: row {o}"));
+                    } else {
+                        assert!(!y[o].is_finite(), "{what}: row {o} uses it: {}", y[o]);
+                    }
                 }
             }
         }
@@ -607,7 +618,7 @@ mod tests {
     fn the_sliced_layout_is_chosen_from_90_to_99_9_percent_and_csr_for_a_wide_input() {
         let mut rng = Rng::new(7);
         for sparsity in [0.9, 0.999] {
-            let (_, ptr, col, val) = sparse_layer(&mut rng, sparsity);
+            let (ptr, col, val) = csr(&sparse(&mut rng, 300 * 784, sparsity), 300, 784);
             let s = Sliced::from_csr(784, &ptr, &col, &val, &[0.0; 300]);
             assert!(s.faster_than_csr(val.len()), "at {sparsity}");
         }

@@ -22,10 +22,10 @@ pub struct Csr {
     val: Vec<f32>,
     b: Vec<f32>,
     /// The same weights in the sliced layout, on CPUs with AVX-512F where its cost model says it
-    /// is faster: one sample with finite inputs then runs there (8.3 → 3.2 µs for
-    /// 784-300-100-10 at 90 % on a slow day). It takes a little more memory than CSR, about 1.1× at 90 %
-    /// (lanes padded where a row has no weight in a step), and is not counted in `bytes`, which
-    /// is the stored format's size.
+    /// is faster: one sample with finite inputs then runs there (8.3 → 3.1 µs for
+    /// 784-300-100-10 at 90 % on a slow day, in one sitting). It takes a little more memory
+    /// than CSR, about 1.1× at 90 % (lanes padded where a row has no weight in a step), and is
+    /// not counted in `bytes`, which is the stored format's size.
     #[cfg(target_arch = "x86_64")]
     sliced: Option<super::avx512::Sliced>,
 }
@@ -187,22 +187,13 @@ impl CsrMlp {
             }
             return transpose(&h, self.layers[last].n_out(), batch);
         }
-        // The first layer reads `x` itself: a copy of it was a tenth of a sample's time at 90 %.
-        let mut h = Vec::new();
-        for (li, l) in self.layers.iter().enumerate() {
-            let input = if li == 0 { x } else { &h[..] };
-            let mut out = vec![0f32; batch * l.n_out];
-            for s in 0..batch {
-                l.matvec(
-                    &input[s * l.n_in..(s + 1) * l.n_in],
-                    &mut out[s * l.n_out..(s + 1) * l.n_out],
-                );
-            }
-            if li < last {
-                activate(self.activation, &mut out);
-            }
-            h = out;
-        }
-        h
+        super::host::per_sample(
+            &self.layers,
+            x,
+            batch,
+            self.activation,
+            |l| (l.n_in, l.n_out),
+            Csr::matvec,
+        )
     }
 }

@@ -167,30 +167,52 @@ impl HostMlp {
             }
             return h;
         }
-        // The first layer reads `x` itself, as in `CsrMlp::forward`.
-        let mut h = Vec::new();
-        for (li, l) in self.layers.iter().enumerate() {
-            let input = if li == 0 { x } else { &h[..] };
-            let mut out = vec![0f32; batch * l.n_out];
-            for s in 0..batch {
-                let xs = &input[s * l.n_in..(s + 1) * l.n_in];
-                let ys = &mut out[s * l.n_out..(s + 1) * l.n_out];
+        per_sample(
+            &self.layers,
+            x,
+            batch,
+            self.activation,
+            |l| (l.n_in, l.n_out),
+            |l, xs, ys| {
                 #[cfg(target_arch = "x86_64")]
                 if super::avx512::available() {
                     super::avx512::gemv(&l.w, &l.b, xs, ys);
-                    continue;
+                    return;
                 }
                 for (o, y) in ys.iter_mut().enumerate() {
                     *y = l.b[o] + dot(&l.w[o * l.n_in..(o + 1) * l.n_in], xs);
                 }
-            }
-            if li < last {
-                activate(self.activation, &mut out);
-            }
-            h = out;
-        }
-        h
+            },
+        )
     }
+}
+
+/// Runs `layers` one sample at a time (`matvec(layer, x, y)` for each sample, the activation
+/// between layers) on `x` `[batch, n_in]`; `widths` gives a layer's `(n_in, n_out)`. The first
+/// layer reads `x` itself: copying it cost CSR at 90 % 3.2 → 2.9 µs a sample (one run each).
+pub(crate) fn per_sample<L>(
+    layers: &[L],
+    x: &[f32],
+    batch: usize,
+    activation: ActivationKind,
+    widths: impl Fn(&L) -> (usize, usize),
+    matvec: impl Fn(&L, &[f32], &mut [f32]),
+) -> Vec<f32> {
+    let mut h = Vec::new();
+    for (li, l) in layers.iter().enumerate() {
+        let (n_in, n_out) = widths(l);
+        let input = if li == 0 { x } else { &h[..] };
+        let mut out = vec![0f32; batch * n_out];
+        for s in 0..batch {
+            let ys = &mut out[s * n_out..(s + 1) * n_out];
+            matvec(l, &input[s * n_in..(s + 1) * n_in], ys);
+        }
+        if li + 1 < layers.len() {
+            activate(activation, &mut out);
+        }
+        h = out;
+    }
+    h
 }
 
 impl HostMlp {
