@@ -31,8 +31,8 @@
 //! and slice) had a data-dependent number of steps, so the end of each block's loop was a
 //! branch that changed from block to block, likely mispredicted (this VM exposes no counters to
 //! confirm it); giving each block its exact count, with code unrolled per count, already took
-//! 5.9 to 5.0 µs. At 90 % the sliding windows fill 59 % of the 784-input layer's lanes (fixed
-//! segments: 48 %, after rounding each block to whole groups of four, 38 %).
+//! 5.9 to 5.0 µs. At 90 % the sliding windows fill 58 % of the 784-input layer's lanes (fixed
+//! segments: 49 %, after rounding each block to whole groups of four, 38 %).
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_and_si512, _mm512_castps_si512,
@@ -207,8 +207,6 @@ fn offset(w: &[f32]) -> usize {
 pub(crate) struct Sliced {
     n_out: usize,
     n_in: usize,
-    /// Lines of the padded input: a window's second line may lie one past the input's last.
-    n_lines: usize,
     /// Groups of slice `s`: `group[s]..group[s + 1]`.
     group: Vec<u32>,
     /// Per group: lane `l`'s input within its step's window (0..32) for the group's step `j`,
@@ -223,9 +221,9 @@ pub(crate) struct Sliced {
 }
 
 /// Steps that share a window (and its two input registers). At 90 %, one step per window filled
-/// 63 % of the 784-input layer's lanes but loaded the window for every step; four per window
-/// loaded it once per group but filled 50 %; two (59 %) measured fastest: 3.6-3.8 µs for the
-/// network against 4.0-4.2 (one) and 3.9-4.0 µs (four).
+/// 61 % of the 784-input layer's lanes but loaded the window for every step; four per window
+/// loaded it once per group but filled 50 %; two (58 %) measured fastest: 3.6-3.8 µs for the
+/// network against 4.0-4.2 (one) and 3.9-4.0 µs (four), in a scratch benchmark.
 const PER_WINDOW: usize = 2;
 // A group's four steps hold whole windows.
 const _: () = assert!(4 % PER_WINDOW == 0);
@@ -253,7 +251,6 @@ impl Sliced {
         let mut s = Self {
             n_out,
             n_in,
-            n_lines: n_in.div_ceil(16) + 1,
             group: vec![0],
             idx: Vec::new(),
             window: Vec::new(),
@@ -276,8 +273,8 @@ impl Sliced {
     ///
     /// Greedy: the window starts at the line of the leftmost nonzero not yet taken, and in each
     /// of its steps every lane takes its row's next nonzero if that lies in the window. Windows
-    /// aligned to segments of 32 (the layout before this one) filled 48 % of the 784-input
-    /// layer's lanes at 90 %; a window free to start at any line fills 59 %.
+    /// aligned to segments of 32 (the layout before this one) filled 49 % of the 784-input
+    /// layer's lanes at 90 %; a window free to start at any line fills 58 %.
     fn push_slice(&mut self, row_ptr: &[u32], col: &[u32], val: &[f32]) {
         let mut next: Vec<usize> = row_ptr[..row_ptr.len() - 1]
             .iter()
@@ -323,12 +320,19 @@ impl Sliced {
         }
     }
 
+    /// Lines of the padded input: a window's second line may lie one past the input's last.
+    fn n_lines(&self) -> usize {
+        self.n_in.div_ceil(16) + 1
+    }
+
     /// Whether this layout should beat CSR's gather per nonzero for a layer with `nnz`
     /// nonzeros. A cost model, so that the choice depends on the weights alone and the same
     /// network gives the same numbers for the same finite sample (one with an infinite or NaN
-    /// input runs through CSR, see `matvec`). It was fitted on 784-300-100-10 from 90 % to
-    /// 99.9 % (development machine): a step costs about 0.75 ns, a slice 3 ns and an input
-    /// (copied and checked) 0.1 ns, against 0.23 ns per nonzero and 2.7 ns per row in CSR.
+    /// input runs through CSR, see `matvec`). The CSR side is the first form's fit; a step's
+    /// 0.75 ns is the slope of 784-300-100-10's time from 90 % to 98 % (development machine),
+    /// scaled by how much slower CSR ran that day; a slice's 3 ns and an input's 0.1 ns (copied
+    /// and checked) are estimates. With CSR forced, the sliced layout was faster at every
+    /// sparsity measured, 90 % to 99.9 %, as the model says.
     pub(crate) fn faster_than_csr(&self, nnz: usize) -> bool {
         let sliced =
             0.75 * self.val.len() as f64 + 3.0 * self.bias.len() as f64 + 0.1 * self.n_in as f64;
@@ -357,10 +361,11 @@ impl Sliced {
         // allocation per layer and sample.
         let mut stack = [Line([0.0; 16]); 64];
         let mut heap = Vec::new();
-        let xp = if self.n_lines <= stack.len() {
-            &mut stack[..self.n_lines]
+        let n_lines = self.n_lines();
+        let xp = if n_lines <= stack.len() {
+            &mut stack[..n_lines]
         } else {
-            heap.resize(self.n_lines, Line([0.0; 16]));
+            heap.resize(n_lines, Line([0.0; 16]));
             &mut heap[..]
         };
         if !finite_lines(x, xp) {
@@ -387,7 +392,7 @@ impl Sliced {
     /// One slice's sums over `groups`, starting from `bias`.
     #[target_feature(enable = "avx512f")]
     fn slice(&self, groups: std::ops::Range<usize>, xp: &[Line], bias: __m512) -> __m512 {
-        assert!(groups.end <= self.idx.len() && xp.len() == self.n_lines);
+        assert!(groups.end <= self.idx.len() && xp.len() == self.n_lines());
         // Four accumulators, one per step of a group, so the multiply-adds do not wait on each
         // other.
         let mut acc = [
@@ -400,9 +405,9 @@ impl Sliced {
             // SAFETY (unchecked reads: dropping the bounds checks and the allocation above took
             // the network at 90 % from 4.0-4.4 to 3.2 µs, one run each): `from_csr` gives every
             // group `q < idx.len()` four steps in `val` and `4 / PER_WINDOW` windows in
-            // `window`. Each window's line is below `n_lines - 1`: it is the line of an input
+            // `window`. Each window's line is below `n_lines() - 1`: it is the line of an input
             // below `n_in` (asserted in `from_csr`), or 0 for a padding step, which exists only
-            // in a slice with a nonzero, so `n_in >= 1` and `n_lines >= 2`. `xp` has `n_lines`
+            // in a slice with a nonzero, so `n_in >= 1` and `n_lines() >= 2`. `xp` has `n_lines()`
             // lines (asserted above). `idx[q]` is one `[u32; 16]`, 64 bytes.
             unsafe {
                 let mut ix = _mm512_loadu_si512(self.idx.get_unchecked(q).as_ptr().cast());

@@ -24,7 +24,7 @@ pub struct Csr {
     /// The same weights in the sliced layout, on CPUs with AVX-512F where its cost model says it
     /// is faster: one sample with finite inputs then runs there (8.3 → 3.1 µs for
     /// 784-300-100-10 at 90 % on a slow day, in one sitting). It takes a little more memory
-    /// than CSR, about 1.1× at 90 % (lanes padded where a row has no weight in a step), and is
+    /// than CSR, 1.13× at 90 % (lanes padded where a row has no weight in a step), and is
     /// not counted in `bytes`, which is the stored format's size.
     #[cfg(target_arch = "x86_64")]
     sliced: Option<super::avx512::Sliced>,
