@@ -4,7 +4,10 @@
 //! steps. `SPARSITY=0.9` holds random masks of that sparsity on the weights, as a pruned run
 //! does, and multiplies sparsely where the held mask allows (`pruning::sparse`: a layer keeping
 //! at most `MAX_DENSITY`, a quarter, of its weights; below 75 % the step is the masked dense
-//! one); the hook's two passes are then phases of their own.
+//! one); the hook's two passes are then phases of their own. `NO_UPDATE` (any value) leaves out the
+//! optimizer's update and the hook's weight pass (the weights then stay as they are, so this
+//! is not training): what a step whose update cost nothing would take, the bound on what an
+//! optimizer that knows the held pattern could gain.
 //!
 //!     BACKEND=flex SPARSITY=0.9 cargo run -p trainer --release --example step_breakdown
 
@@ -64,6 +67,8 @@ struct Step {
     device: Device,
     /// The held masks and the patterns the step multiplies sparsely, under `SPARSITY`.
     held: Option<(MaskHook, Patterns)>,
+    /// `NO_UPDATE`: the optimizer and the held masks' weight pass left out.
+    no_update: bool,
 }
 
 /// `SPARSITY` (unset or empty: none); a value outside [0, 1) ends the process with a message.
@@ -120,6 +125,7 @@ impl Step {
         Self {
             model: Some(net),
             held,
+            no_update: std::env::var_os("NO_UPDATE").is_some(),
             optim: build_optimizer(&train),
             head: Head::Multiclass(10),
             x: (0..128 * 784).map(|k| (k % 251) as f32 / 251.0).collect(),
@@ -149,9 +155,13 @@ impl Step {
             TrainHook::<Net>::after_backward(hook, &model, &mut grads, &info).expect("held");
         }
         let t5 = Instant::now();
-        let mut model = self.optim.step(1e-3, model, grads);
+        let mut model = if self.no_update {
+            model
+        } else {
+            self.optim.step(1e-3, model, grads)
+        };
         let t6 = Instant::now();
-        if let Some((hook, _)) = &mut self.held {
+        if let Some((hook, _)) = self.held.as_mut().filter(|_| !self.no_update) {
             model = TrainHook::<Net>::after_step(hook, model, &info).expect("held");
         }
         self.model = Some(model);
