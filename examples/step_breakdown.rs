@@ -4,10 +4,10 @@
 //! steps. `SPARSITY=0.9` holds random masks of that sparsity on the weights, as a pruned run
 //! does, and multiplies sparsely where the held mask allows (`pruning::sparse`: a layer keeping
 //! at most `MAX_DENSITY`, a quarter, of its weights; below 75 % the step is the masked dense
-//! one); the hook's two passes are then phases of their own. `NO_UPDATE` (any value) leaves out the
-//! optimizer's update and the hook's weight pass (the weights then stay as they are, so this
-//! is not training): what a step whose update cost nothing would take, the bound on what an
-//! optimizer that knows the held pattern could gain.
+//! one); the hook's two passes are then phases of their own. `NO_UPDATE` (any value) leaves
+//! out the optimizer's update and the hook's weight pass (the weights then stay as they are, so
+//! this is not training): what a step whose update cost nothing would take, the bound on what
+//! an optimizer that knows the held pattern could gain.
 //!
 //!     BACKEND=flex SPARSITY=0.9 cargo run -p trainer --release --example step_breakdown
 
