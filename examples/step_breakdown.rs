@@ -156,6 +156,8 @@ impl Step {
         }
         let t5 = Instant::now();
         let mut model = if self.no_update {
+            // Freed inside the phase, as the optimizer frees them.
+            drop(grads);
             model
         } else {
             self.optim.step(1e-3, model, grads)
