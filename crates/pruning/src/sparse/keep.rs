@@ -6,6 +6,14 @@
 //! keeps at most a quarter of its weights, so saving the kept values, clearing the buffer and
 //! putting them back touches the buffer once and reads no mask. Pruned positions become +0.0
 //! (a product by the mask gives -0.0 for a negative weight, and NaN for a NaN one).
+//!
+//! With AVX-512 the pass reads first: each run of 16 weights is loaded and tested under the
+//! pattern's pruned lanes ([`Pattern`]'s bits per run), and zeros are stored, masked, only where
+//! a pruned weight is not +0.0. After a sparse step the optimizer has usually left them all at
+//! zero, so nothing is written: on the 90 %-sparse Flex step the pass went from 0.080 to
+//! 0.042 ms and the step's median over seven turns from 0.81 to 0.77 ms (docs/performance.md).
+//! Masked stores of zeros without the test (every run written) took 0.062 ms, and the next
+//! pass, the forward product reading the weights, got about that much slower.
 // ndarray is deprecated in Burn 0.22 but is the backend Lopper's design names.
 #![allow(deprecated)]
 
@@ -33,6 +41,20 @@ pub(crate) trait KeepOps: Backend {
 pub(crate) fn keep_in(p: &Pattern, w: &mut [f32]) {
     let [rows, cols] = p.shape();
     assert_eq!(w.len(), rows * cols, "the weight fits its pattern");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        unsafe { avx512::zero_pruned(&p.pruned, w) };
+        return;
+    }
+    keep_in_portable(p, w);
+}
+
+/// [`keep_in`] without AVX-512: save the kept values, clear the buffer, put them back (one
+/// pass over the buffer, no mask read; counting nonzeros first, to skip the writes, measured
+/// even on 2026-12-02 as a scalar loop).
+fn keep_in_portable(p: &Pattern, w: &mut [f32]) {
+    let cols = p.shape()[1];
     let mut kept = Vec::with_capacity(p.nnz());
     for (r, row) in w.chunks_exact(cols).enumerate() {
         let ks = p.row_ptr[r] as usize..p.row_ptr[r + 1] as usize;
@@ -43,6 +65,44 @@ pub(crate) fn keep_in(p: &Pattern, w: &mut [f32]) {
         let ks = p.row_ptr[r] as usize..p.row_ptr[r + 1] as usize;
         for (&c, &v) in p.col_of[ks.clone()].iter().zip(&kept[ks]) {
             row[c as usize] = v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        _mm512_castps_si512, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_mask_test_epi32_mask,
+        _mm512_setzero_ps,
+    };
+
+    /// Writes +0.0 at the lanes `pruned` marks in each run of 16 floats of `w` that do not hold
+    /// +0.0 already.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn zero_pruned(pruned: &[u16], w: &mut [f32]) {
+        assert_eq!(pruned.len(), w.len().div_ceil(16), "a mask per run of 16");
+        let zero = _mm512_setzero_ps();
+        let full = w.len() / 16;
+        for (i, &bits) in pruned.iter().enumerate() {
+            if bits == 0 {
+                continue;
+            }
+            // SAFETY: run `i` starts inside `w` (asserted above); a whole run is read only
+            // below `full`, and the last, partial run is written lane by lane under `bits`,
+            // which `Pattern` sets for weights inside `w` alone (masked-off lanes past the end
+            // are neither written nor faulted on).
+            unsafe {
+                let at = w.as_mut_ptr().add(16 * i);
+                let set = if i < full {
+                    let v = _mm512_castps_si512(_mm512_loadu_ps(at));
+                    _mm512_mask_test_epi32_mask(bits, v, v)
+                } else {
+                    bits
+                };
+                if set != 0 {
+                    _mm512_mask_storeu_ps(at, set, zero);
+                }
+            }
         }
     }
 }
@@ -87,5 +147,42 @@ impl KeepOps for burn::backend::Flex {
 impl<B: KeepOps, C: CheckpointStrategy> KeepOps for Autodiff<B, C> {
     fn keep_pattern(t: FloatTensor<Self>, pattern: Arc<Pattern>) -> FloatTensor<Self> {
         Self::from_inner(B::keep_pattern(Self::inner(t), pattern))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Mask, Rng};
+
+    #[test]
+    fn both_ways_of_zeroing_give_the_same_bits() {
+        let mut rng = Rng::new(11);
+        // Lengths that end inside a run of 16 and on one; sparse, dense, empty and full masks.
+        for (rows, cols, kept) in [(37, 23, 0.1), (16, 16, 0.5), (5, 3, 0.0), (9, 7, 1.0)] {
+            let keep: Vec<bool> = (0..rows * cols).map(|_| rng.next_f64() < kept).collect();
+            let mask = Mask {
+                shape: vec![rows, cols],
+                keep: keep.clone(),
+            };
+            let p = Pattern::from_mask("w", &mask).unwrap();
+            // Negative values, -0.0 and a NaN, which a product by the mask would keep as
+            // -0.0 / NaN, and +0.0 where pruned already.
+            let mut w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() as f32).collect();
+            w[0] = f32::NAN;
+            w[1] = -0.0;
+            for v in w.iter_mut().skip(2).step_by(5) {
+                *v = 0.0;
+            }
+            let mut portable = w.clone();
+            keep_in_portable(&p, &mut portable);
+            keep_in(&p, &mut w);
+            for (k, (a, b)) in w.iter().zip(&portable).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{rows}x{cols}, weight {k}");
+                if !keep[k] {
+                    assert_eq!(a.to_bits(), 0, "a pruned weight is +0.0");
+                }
+            }
+        }
     }
 }

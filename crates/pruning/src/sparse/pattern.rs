@@ -21,6 +21,11 @@ pub struct Pattern {
     pub(crate) col_of: Vec<u32>,
     /// Where each row-order entry sits in column order (to reuse the values gathered for it).
     pub(crate) at: Vec<u32>,
+    /// For each run of 16 weights of the row-major buffer (`16 i..16 i + 16`), the pruned ones
+    /// as bits (bit `l`: weight `16 i + l`; none past the end): zeroing a weight outside its
+    /// pattern is then one masked store per run, reading neither the weight nor a mask
+    /// (`keep.rs`).
+    pub(crate) pruned: Vec<u16>,
 }
 
 impl Pattern {
@@ -68,6 +73,14 @@ impl Pattern {
                 fill[r] += 1;
             }
         }
+        let pruned = keep
+            .chunks(16)
+            .map(|run| {
+                (run.iter().enumerate())
+                    .filter(|(_, k)| !**k)
+                    .fold(0u16, |bits, (l, _)| bits | 1 << l)
+            })
+            .collect();
         Self {
             rows,
             cols,
@@ -76,6 +89,7 @@ impl Pattern {
             row_ptr,
             col_of,
             at,
+            pruned,
         }
     }
 
@@ -113,6 +127,8 @@ mod tests {
         assert_eq!(p.row_of, [1, 0, 2, 2, 0]);
         assert_eq!(p.row_ptr, [0, 2, 3, 5]);
         assert_eq!(p.col_of, [1, 3, 0, 1, 2]);
+        // Twelve weights in one run; kept: 1, 3, 4, 9, 10.
+        assert_eq!(p.pruned, [0b1001_1110_0101]);
         for (slot, &k) in p.at.iter().enumerate() {
             let r = p.row_ptr.iter().rposition(|&s| s as usize <= slot).unwrap();
             assert_eq!(p.row_of[k as usize] as usize, r);
