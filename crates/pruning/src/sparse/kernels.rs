@@ -6,6 +6,8 @@
 //! at a time, stays in registers while a row's kept weights stream past. Each loop is compiled
 //! for AVX-512 and AVX2 as well as the baseline and picked at run time, as the dense GEMM does.
 
+use std::mem::MaybeUninit;
+
 /// Lanes accumulated at once: four AVX-512 registers, eight AVX2 ones.
 const CHUNK: usize = 64;
 /// The narrower chunk for what is left of a batch (one AVX-512 register, two AVX2 ones).
@@ -156,8 +158,8 @@ dispatch!(gather_rows(ptr: &[u32], idx: &[u32], val: &[f32], src: &[f32], lanes:
     gather_rows_impl::<FUSED>(ptr, idx, val, src, lanes, out)
 });
 
-dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [f32]) |FUSED| {
-    weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, g)
+dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [MaybeUninit<f32>], clear: bool) |FUSED| {
+    weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, g, clear)
 });
 
 /// Kept weights × lanes (multiply-adds) below which a product's rows stay on one thread: about
@@ -181,8 +183,22 @@ pub(crate) fn gather_rows_par(
     });
 }
 
-/// [`weight_grad`] with its rows split over rayon's pool where the work is large enough; the
-/// same bits however the rows are split (each row's gradients are one thread's).
+/// The weight gradient of one block of samples, written whole into `g` (`[rows, cols]`, its
+/// contents on entry not read): the kept weights' gradients, zero elsewhere. Its rows are split
+/// over rayon's pool where the work is large enough; the same bits however the rows are split
+/// (each row's gradients are one thread's).
+pub(crate) fn weight_grad_par_into(
+    ptr: &[u32],
+    idx: &[u32],
+    xt: &[f32],
+    dyt: &[f32],
+    lanes: usize,
+    g: &mut [MaybeUninit<f32>],
+) {
+    weight_grad_split(ptr, idx, xt, dyt, lanes, g, true);
+}
+
+/// [`weight_grad_par_into`] adding to the gradients in `g` (of the blocks before) instead.
 pub(crate) fn weight_grad_par(
     ptr: &[u32],
     idx: &[u32],
@@ -190,6 +206,23 @@ pub(crate) fn weight_grad_par(
     dyt: &[f32],
     lanes: usize,
     g: &mut [f32],
+) {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and with `clear` false every entry is read
+    // and written as the float it is: no uninitialized value is ever written through the view.
+    let g = unsafe { &mut *(std::ptr::from_mut(g) as *mut [MaybeUninit<f32>]) };
+    weight_grad_split(ptr, idx, xt, dyt, lanes, g, false);
+}
+
+/// [`weight_grad`] over ranges of rows split by [`split_rows`]; `clear`: whether `g` is written
+/// whole (`true`, contents not read) or added to (`false`, `g` initialized).
+fn weight_grad_split(
+    ptr: &[u32],
+    idx: &[u32],
+    xt: &[f32],
+    dyt: &[f32],
+    lanes: usize,
+    g: &mut [MaybeUninit<f32>],
+    clear: bool,
 ) {
     let rows = ptr.len().saturating_sub(1);
     if rows == 0 || g.is_empty() {
@@ -205,6 +238,7 @@ pub(crate) fn weight_grad_par(
             dyt,
             lanes,
             g,
+            clear,
         );
     });
 }
@@ -304,9 +338,12 @@ fn gather_chunk<const FUSED: bool, const W: usize>(
     out.copy_from_slice(&acc);
 }
 
-/// For every kept weight `(r, idx[k])` of row `r` (`k ∈ ptr[r]..ptr[r + 1]`), adds its
-/// gradient over this block's samples, `Σ_b xt[r][b] · dyt[idx[k]][b]`, to `g[r · cols +
-/// idx[k]]` (`g` is `[rows, cols]`); the other entries of `g` are left as they are (zero).
+/// For every kept weight `(r, idx[k])` of row `r` (`k ∈ ptr[r]..ptr[r + 1]`), its gradient
+/// over this block's samples, `Σ_b xt[r][b] · dyt[idx[k]][b]`, added to `g[r · cols + idx[k]]`
+/// (`g` is `[rows, cols]`); where `clear`, each row is first set to zero (its contents on entry
+/// not read), just before its kept weights are added, while it is in the cache: the first
+/// block no longer needs a zero-filled buffer, a pass of its own over the whole gradient (a
+/// megabyte for the first layer of 784-300-100-10). Without `clear`, `g` must be initialized.
 /// Row by row: the rows read once per kept weight are then `dyt`'s, one per output, and the
 /// writes to `g` stay within one row. For the first layer of 784-300-100-10 that is 300 rows
 /// of 512 bytes instead of 784 (column by column, as before): 4 % off the 90 % sparse step,
@@ -318,7 +355,8 @@ fn weight_grad_impl<const FUSED: bool>(
     xt: &[f32],
     dyt: &[f32],
     lanes: usize,
-    g: &mut [f32],
+    g: &mut [MaybeUninit<f32>],
+    clear: bool,
 ) {
     let rows = ptr.len().saturating_sub(1);
     if rows == 0 || g.is_empty() {
@@ -327,6 +365,12 @@ fn weight_grad_impl<const FUSED: bool>(
     let cols = g.len() / rows;
     debug_assert_eq!(g.len(), rows * cols, "the gradient is [rows, cols]");
     for (r, gr) in g.chunks_exact_mut(cols).enumerate() {
+        if clear {
+            gr.fill(MaybeUninit::new(0.0));
+        }
+        // SAFETY: the row was just set to zero, or (`clear` false) `g` is initialized, as the
+        // callers guarantee (`weight_grad_par` takes an initialized `&mut [f32]`).
+        let gr = unsafe { &mut *(std::ptr::from_mut(gr) as *mut [f32]) };
         let x = &xt[r * lanes..(r + 1) * lanes];
         for &c in &idx[ptr[r] as usize..ptr[r + 1] as usize] {
             let c = c as usize;
@@ -382,6 +426,12 @@ fn hsum_narrow(a: &[f32; NARROW]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `g` as the kernels' view (every entry initialized, so `weight_grad` may add to it).
+    fn view(g: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+        // SAFETY: the same layout; only floats are written through it.
+        unsafe { &mut *(std::ptr::from_mut(g) as *mut [MaybeUninit<f32>]) }
+    }
 
     #[test]
     fn transposes_whole_tiles_and_ragged_edges() {
@@ -444,9 +494,16 @@ mod tests {
         assert_eq!(bits(&one), bits(&split), "gather_rows");
         assert!(one.iter().all(|x| *x != 0.0), "every row has kept weights");
         let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-        weight_grad(&ptr, &idx, &xt, &dyt, lanes, &mut one);
+        weight_grad(&ptr, &idx, &xt, &dyt, lanes, view(&mut one), false);
         pool.install(|| weight_grad_par(&ptr, &idx, &xt, &dyt, lanes, &mut split));
         assert_eq!(bits(&one), bits(&split), "weight_grad");
+        // Written whole into a buffer that holds something else (NaN, as a reused allocation
+        // might), split over the pool: the same bits, zero off the pattern.
+        let mut into = vec![MaybeUninit::new(f32::NAN); rows * cols];
+        pool.install(|| weight_grad_par_into(&ptr, &idx, &xt, &dyt, lanes, &mut into));
+        // SAFETY: `weight_grad_par_into` wrote every entry (here they were initialized anyway).
+        let into: Vec<f32> = into.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert_eq!(bits(&one), bits(&into), "weight_grad_par_into");
         let nonzero = one.iter().filter(|x| **x != 0.0).count();
         assert_eq!(
             nonzero,
@@ -476,7 +533,7 @@ mod tests {
             pool.install(|| gather_rows_par(&ptr, &heavy, &val, &src, lanes, &mut split));
             assert_eq!(one, split, "{ptr:?}");
             let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-            weight_grad(&ptr, &heavy, &xt, &src, lanes, &mut one);
+            weight_grad(&ptr, &heavy, &xt, &src, lanes, view(&mut one), false);
             pool.install(|| weight_grad_par(&ptr, &heavy, &xt, &src, lanes, &mut split));
             assert_eq!(one, split, "{ptr:?}");
         }

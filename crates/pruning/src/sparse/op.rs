@@ -18,7 +18,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extension};
 use burn::tensor::{TensorData, read_sync};
 
-use super::kernels::{gather_rows_par, transpose, transpose_into, weight_grad_par};
+use super::kernels::{
+    gather_rows_par, transpose, transpose_into, weight_grad_par, weight_grad_par_into,
+};
 use super::pattern::Pattern;
 
 #[backend_extension(NdArray, Flex: cfg(feature = "flex"), Autodiff)]
@@ -166,12 +168,21 @@ impl<B: Backend> Saved<B> {
         let p = &self.pattern;
         let [rows, cols] = p.shape();
         let vals: Vec<f32> = p.at.iter().map(|&k| self.vals[k as usize]).collect();
-        let mut g = vec![0.0; rows * cols];
+        // Written whole by the first block (each row cleared as its gradients are written,
+        // `weight_grad_par_into`), added to by the others.
+        let mut g: Vec<f32> = Vec::with_capacity(rows * cols);
         let mut dx = vec![0.0; if input { self.batch * rows } else { 0 }];
         for (b, dyb) in dy.chunks(BLOCK * cols).enumerate() {
             let n = dyb.len() / cols;
             let dyt = transpose(dyb, n, cols);
-            weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
+            if b == 0 {
+                let spare = &mut g.spare_capacity_mut()[..rows * cols];
+                weight_grad_par_into(&p.row_ptr, &p.col_of, &self.xt[0], &dyt, n, spare);
+                // SAFETY: `weight_grad_par_into` wrote all `rows · cols` entries.
+                unsafe { g.set_len(rows * cols) };
+            } else {
+                weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
+            }
             if input {
                 let mut dxt = vec![0.0; rows * n];
                 gather_rows_par(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
@@ -179,6 +190,7 @@ impl<B: Backend> Saved<B> {
                 transpose_into(&dxt, rows, n, &mut dx[at..at + n * rows]);
             }
         }
+        assert_eq!(g.len(), rows * cols, "the first block wrote the gradient");
         let dx = input
             .then(|| B::float_from_data(TensorData::new(dx, [self.batch, rows]), &self.device));
         let g = B::float_from_data(TensorData::new(g, [rows, cols]), &self.device);
