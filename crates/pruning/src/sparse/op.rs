@@ -167,7 +167,13 @@ impl<B: Backend> Saved<B> {
     fn grads(&self, dy: &[f32], input: bool) -> (Option<FloatTensor<B>>, FloatTensor<B>) {
         let p = &self.pattern;
         let [rows, cols] = p.shape();
-        let vals: Vec<f32> = p.at.iter().map(|&k| self.vals[k as usize]).collect();
+        // In row order, for the input gradient only (the first layer's input, the data, has
+        // none).
+        let vals: Vec<f32> = if input {
+            p.at.iter().map(|&k| self.vals[k as usize]).collect()
+        } else {
+            Vec::new()
+        };
         // Written whole by the first block (each row cleared as its gradients are written,
         // `weight_grad_par_into`), added to by the others.
         let mut g: Vec<f32> = Vec::with_capacity(rows * cols);
