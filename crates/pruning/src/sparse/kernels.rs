@@ -13,9 +13,52 @@ const CHUNK: usize = 64;
 /// The narrower chunk for what is left of a batch (one AVX-512 register, two AVX2 ones).
 const NARROW: usize = 16;
 
-/// `t` (`[rows][cols]`, row-major) transposed to `[cols][rows]`.
-pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; t.len()];
+/// Sixteen floats on one 64-byte cache line.
+#[repr(C, align(64))]
+#[derive(Debug, Clone, Copy)]
+struct Line([f32; 16]);
+
+/// Floats that start on a 64-byte boundary, so that rows of a multiple of 16 floats (a block of
+/// 128 samples, transposed) are whole cache lines. A `Vec<f32>` starts wherever the allocator
+/// puts it, 16 bytes past a line as often as not; then every 64-byte load of a row straddles
+/// two lines, and the forward pass of the 90 %-sparse step took 0.31 instead of 0.27 ms in the
+/// processes where most blocks landed so.
+#[derive(Debug, Clone)]
+pub(crate) struct Aligned {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Aligned {
+    /// `len` zeros.
+    pub(crate) fn zeros(len: usize) -> Self {
+        Self {
+            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]`, so the lines are `16 · lines.len() >=
+        // len` contiguous, initialized floats.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Aligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, borrowed uniquely.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+/// `t` (`[rows][cols]`, row-major) transposed to `[cols][rows]`, starting on a cache line.
+pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Aligned {
+    let mut out = Aligned::zeros(t.len());
     transpose_into(t, rows, cols, &mut out);
     out
 }
@@ -446,6 +489,7 @@ mod tests {
         ] {
             let t: Vec<f32> = (0..rows * cols).map(|k| k as f32).collect();
             let out = transpose(&t, rows, cols);
+            assert_eq!(out.as_ptr() as usize % 64, 0, "on a cache line");
             for r in 0..rows {
                 for c in 0..cols {
                     assert_eq!(

@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extensio
 use burn::tensor::{TensorData, read_sync};
 
 use super::kernels::{
-    gather_rows_par, transpose, transpose_into, weight_grad_par, weight_grad_par_into,
+    Aligned, gather_rows_par, transpose, transpose_into, weight_grad_par, weight_grad_par_into,
 };
 use super::pattern::Pattern;
 
@@ -92,7 +92,7 @@ const BLOCK: usize = 128;
 pub(crate) struct Saved<B: Backend> {
     pattern: Arc<Pattern>,
     /// `x` transposed block by block: `[rows][n]` for each block of `n ≤ BLOCK` samples.
-    xt: Vec<Vec<f32>>,
+    xt: Vec<Aligned>,
     /// The kept weights in column order.
     vals: Vec<f32>,
     batch: usize,
