@@ -71,18 +71,11 @@ pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Aligned {
     }
 }
 
-/// `t` (`[rows][cols]`, row-major) transposed into `out` (`[cols][rows]`).
-pub(crate) fn transpose_into(t: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and only floats are written through it.
-    let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [MaybeUninit<f32>]) };
-    transpose_uninit(t, rows, cols, out);
-}
-
 /// `t` (`[rows][cols]`, row-major) transposed into `out` (`[cols][rows]`), every float of which
 /// it writes: 8 × 8 tiles through AVX shuffles where the CPU has AVX (element by element, the
 /// transposes were a tenth of a 90 %-sparse training step), the ragged edges and other CPUs one
 /// element at a time.
-fn transpose_uninit(t: &[f32], rows: usize, cols: usize, out: &mut [MaybeUninit<f32>]) {
+pub(crate) fn transpose_uninit(t: &[f32], rows: usize, cols: usize, out: &mut [MaybeUninit<f32>]) {
     assert!(
         t.len() == rows * cols && out.len() == rows * cols,
         "transpose sizes"

@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extensio
 use burn::tensor::{TensorData, read_sync};
 
 use super::kernels::{
-    Aligned, gather_rows_par, transpose, transpose_into, weight_grad_par, weight_grad_par_into,
+    Aligned, gather_rows_par, transpose, transpose_uninit, weight_grad_par, weight_grad_par_into,
 };
 use super::pattern::Pattern;
 
@@ -135,21 +135,27 @@ pub(crate) fn forward<B: HostRead>(
         }
         vals
     });
-    let mut y = vec![0.0; batch * cols];
+    // Written whole by the blocks' transposes, not zero-filled first.
+    let mut y: Vec<f32> = Vec::with_capacity(batch * cols);
     let xt = B::with_values(x, |x| {
+        assert_eq!(x.len(), batch * rows, "the input is [batch, rows]");
         let mut blocks = Vec::with_capacity(batch.div_ceil(BLOCK));
-        for (xb, yb) in x.chunks(BLOCK * rows).zip(y.chunks_mut(BLOCK * cols)) {
+        let ys = y.spare_capacity_mut()[..batch * cols].chunks_mut(BLOCK * cols);
+        for (xb, yb) in x.chunks(BLOCK * rows).zip(ys) {
             let n = xb.len() / rows;
             let xt = transpose(xb, n, rows);
             let mut yt = vec![0.0; cols * n];
             gather_rows_par(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
-            transpose_into(&yt, cols, n, yb);
+            transpose_uninit(&yt, cols, n, yb);
             if keep {
                 blocks.push(xt);
             }
         }
         blocks
     });
+    // SAFETY: the blocks cover the input's `batch` rows (asserted above), and each block's
+    // transpose wrote its chunk of `y` whole: all `batch · cols` floats.
+    unsafe { y.set_len(batch * cols) };
     let out = B::float_from_data(TensorData::new(y, [batch, cols]), &device);
     let saved = Saved {
         pattern: p.clone(),
@@ -177,7 +183,13 @@ impl<B: Backend> Saved<B> {
         // Written whole by the first block (each row cleared as its gradients are written,
         // `weight_grad_par_into`), added to by the others.
         let mut g: Vec<f32> = Vec::with_capacity(rows * cols);
-        let mut dx = vec![0.0; if input { self.batch * rows } else { 0 }];
+        // Written whole by the blocks' transposes where there is an input gradient.
+        let mut dx: Vec<f32> = Vec::with_capacity(if input { self.batch * rows } else { 0 });
+        assert_eq!(
+            dy.len(),
+            self.batch * cols,
+            "the output gradient is [batch, cols]"
+        );
         for (b, dyb) in dy.chunks(BLOCK * cols).enumerate() {
             let n = dyb.len() / cols;
             let dyt = transpose(dyb, n, cols);
@@ -193,8 +205,18 @@ impl<B: Backend> Saved<B> {
                 let mut dxt = vec![0.0; rows * n];
                 gather_rows_par(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
                 let at = b * BLOCK * rows;
-                transpose_into(&dxt, rows, n, &mut dx[at..at + n * rows]);
+                transpose_uninit(
+                    &dxt,
+                    rows,
+                    n,
+                    &mut dx.spare_capacity_mut()[at..at + n * rows],
+                );
             }
+        }
+        if input {
+            // SAFETY: the blocks cover the output gradient's `batch` rows (asserted above), and
+            // each block's transpose wrote its `n · rows` floats of `dx` at its offset.
+            unsafe { dx.set_len(self.batch * rows) };
         }
         assert_eq!(g.len(), rows * cols, "the first block wrote the gradient");
         let dx = input
