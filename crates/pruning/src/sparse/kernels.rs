@@ -219,7 +219,7 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(gather_rows(ptr: &[u32], idx: &[u32], val: &[f32], src: &[f32], lanes: usize, out: &mut [f32]) |FUSED| {
+dispatch!(gather_rows(ptr: &[u32], idx: &[u32], val: &[f32], src: &[f32], lanes: usize, out: &mut [MaybeUninit<f32>]) |FUSED| {
     gather_rows_impl::<FUSED>(ptr, idx, val, src, lanes, out)
 });
 
@@ -241,11 +241,36 @@ pub(crate) fn gather_rows_par(
     val: &[f32],
     src: &[f32],
     lanes: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     split_rows(ptr, 0, out, lanes, lanes, &|_, ptr, out| {
         gather_rows(ptr, idx, val, src, lanes, out);
     });
+}
+
+/// [`gather_rows_par`] into a new buffer of `(ptr.len() - 1) · lanes` floats, not zero-filled
+/// first: the product writes every float of every row.
+pub(crate) fn gather_rows_new(
+    ptr: &[u32],
+    idx: &[u32],
+    val: &[f32],
+    src: &[f32],
+    lanes: usize,
+) -> Vec<f32> {
+    let len = ptr.len().saturating_sub(1) * lanes;
+    let mut out = Vec::with_capacity(len);
+    gather_rows_par(
+        ptr,
+        idx,
+        val,
+        src,
+        lanes,
+        &mut out.spare_capacity_mut()[..len],
+    );
+    // SAFETY: `gather_rows_par` covers every row (`split_rows` hands each to one call), and
+    // `gather_rows_impl` writes each row's `lanes` floats: wide chunks, narrow ones, the rest.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The weight gradient of one block of samples, written whole into `g` (`[rows, cols]`, its
@@ -349,7 +374,8 @@ fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FUSED { b.mul_add(c, a) } else { a + b * c }
 }
 
-/// `out[r] = Σ val[k] · src[idx[k]]` over `k ∈ ptr[r]..ptr[r + 1]`, every row `lanes` floats.
+/// `out[r] = Σ val[k] · src[idx[k]]` over `k ∈ ptr[r]..ptr[r + 1]`, every row `lanes` floats,
+/// each written (its contents on entry not read: the buffer is not zero-filled first).
 #[inline(always)]
 fn gather_rows_impl<const FUSED: bool>(
     ptr: &[u32],
@@ -357,7 +383,7 @@ fn gather_rows_impl<const FUSED: bool>(
     val: &[f32],
     src: &[f32],
     lanes: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     for (r, o) in out.chunks_exact_mut(lanes).enumerate() {
         let ks = ptr[r] as usize..ptr[r + 1] as usize;
@@ -377,7 +403,7 @@ fn gather_rows_impl<const FUSED: bool>(
             for (&i, &v) in idx.iter().zip(val) {
                 a = madd::<FUSED>(a, v, src[i as usize * lanes + c]);
             }
-            o[c] = a;
+            o[c] = MaybeUninit::new(a);
         }
     }
 }
@@ -390,7 +416,7 @@ fn gather_chunk<const FUSED: bool, const W: usize>(
     src: &[f32],
     lanes: usize,
     c0: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let mut acc = [0f32; W];
     for (&i, &v) in idx.iter().zip(val) {
@@ -400,7 +426,9 @@ fn gather_chunk<const FUSED: bool, const W: usize>(
             }
         }
     }
-    out.copy_from_slice(&acc);
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = MaybeUninit::new(a);
+    }
 }
 
 /// For every kept weight `(r, idx[k])` of row `r` (`k ∈ ptr[r]..ptr[r + 1]`), its gradient
@@ -554,8 +582,8 @@ mod tests {
             .build()
             .unwrap();
         let (mut one, mut split) = (vec![0.0; rows * lanes], vec![0.0; rows * lanes]);
-        gather_rows(&ptr, &idx, &val, &dyt, lanes, &mut one);
-        pool.install(|| gather_rows_par(&ptr, &idx, &val, &dyt, lanes, &mut split));
+        gather_rows(&ptr, &idx, &val, &dyt, lanes, view(&mut one));
+        pool.install(|| gather_rows_par(&ptr, &idx, &val, &dyt, lanes, view(&mut split)));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&one), bits(&split), "gather_rows");
         assert!(one.iter().all(|x| *x != 0.0), "every row has kept weights");
@@ -595,8 +623,8 @@ mod tests {
                 .build()
                 .unwrap();
             let (mut one, mut split) = (vec![0.0; rows * lanes], vec![0.0; rows * lanes]);
-            gather_rows(&ptr, &heavy, &val, &src, lanes, &mut one);
-            pool.install(|| gather_rows_par(&ptr, &heavy, &val, &src, lanes, &mut split));
+            gather_rows(&ptr, &heavy, &val, &src, lanes, view(&mut one));
+            pool.install(|| gather_rows_par(&ptr, &heavy, &val, &src, lanes, view(&mut split)));
             assert_eq!(one, split, "{ptr:?}");
             let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
             weight_grad(&ptr, &heavy, &xt, &src, lanes, view(&mut one), false);

@@ -19,7 +19,7 @@ use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extensio
 use burn::tensor::{TensorData, read_sync};
 
 use super::kernels::{
-    Aligned, gather_rows_par, transpose, transpose_uninit, weight_grad_par, weight_grad_par_into,
+    Aligned, gather_rows_new, transpose, transpose_uninit, weight_grad_par, weight_grad_par_into,
 };
 use super::pattern::Pattern;
 
@@ -144,8 +144,7 @@ pub(crate) fn forward<B: HostRead>(
         for (xb, yb) in x.chunks(BLOCK * rows).zip(ys) {
             let n = xb.len() / rows;
             let xt = transpose(xb, n, rows);
-            let mut yt = vec![0.0; cols * n];
-            gather_rows_par(&p.col_ptr, &p.row_of, &vals, &xt, n, &mut yt);
+            let yt = gather_rows_new(&p.col_ptr, &p.row_of, &vals, &xt, n);
             transpose_uninit(&yt, cols, n, yb);
             if keep {
                 blocks.push(xt);
@@ -202,8 +201,7 @@ impl<B: Backend> Saved<B> {
                 weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
             }
             if input {
-                let mut dxt = vec![0.0; rows * n];
-                gather_rows_par(&p.row_ptr, &p.col_of, &vals, &dyt, n, &mut dxt);
+                let dxt = gather_rows_new(&p.row_ptr, &p.col_of, &vals, &dyt, n);
                 let at = b * BLOCK * rows;
                 transpose_uninit(
                     &dxt,
