@@ -21,8 +21,8 @@ struct Line([f32; 16]);
 /// Floats that start on a 64-byte boundary, so that rows of a multiple of 16 floats (a block of
 /// 128 samples, transposed) are whole cache lines. A `Vec<f32>` starts wherever the allocator
 /// puts it, 16 bytes past a line as often as not; then every 64-byte load of a row straddles
-/// two lines, and the forward pass of the 90 %-sparse step took 0.31 instead of 0.27 ms in the
-/// processes where most blocks landed so.
+/// two lines, and the forward pass of the 90 %-sparse step took about 0.29 instead of 0.24 ms
+/// in the processes where most blocks landed so (docs/performance.md).
 #[derive(Debug, Clone)]
 pub(crate) struct Aligned {
     lines: Vec<Line>,
@@ -223,9 +223,36 @@ dispatch!(gather_rows(ptr: &[u32], idx: &[u32], val: &[f32], src: &[f32], lanes:
     gather_rows_impl::<FUSED>(ptr, idx, val, src, lanes, out)
 });
 
-dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [MaybeUninit<f32>], clear: bool) |FUSED| {
-    weight_grad_impl::<FUSED>(ptr, idx, xt, dyt, lanes, g, clear)
+dispatch!(weight_grad(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [f32]) |FUSED| {
+    weight_grad_impl::<FUSED, f32>(ptr, idx, xt, dyt, lanes, g)
 });
+
+dispatch!(weight_grad_into(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], lanes: usize, g: &mut [MaybeUninit<f32>]) |FUSED| {
+    weight_grad_impl::<FUSED, MaybeUninit<f32>>(ptr, idx, xt, dyt, lanes, g)
+});
+
+/// A row of a weight gradient as [`weight_grad_impl`] finds it: floats to add to (`f32`, from
+/// the blocks before), or memory to write whole (`MaybeUninit<f32>`, the first block's).
+trait GradRow: Sized + Send {
+    /// The row, ready to add this block's gradients to.
+    fn ready(row: &mut [Self]) -> &mut [f32];
+}
+
+impl GradRow for f32 {
+    fn ready(row: &mut [f32]) -> &mut [f32] {
+        row
+    }
+}
+
+impl GradRow for MaybeUninit<f32> {
+    /// Set to zero first: the row's contents on entry are not read.
+    fn ready(row: &mut [Self]) -> &mut [f32] {
+        row.fill(MaybeUninit::new(0.0));
+        // SAFETY: every float of the row was just written, and `MaybeUninit<f32>` has `f32`'s
+        // layout.
+        unsafe { &mut *(std::ptr::from_mut(row) as *mut [f32]) }
+    }
+}
 
 /// Kept weights × lanes (multiply-adds) below which a product's rows stay on one thread: about
 /// 30 µs of work, against a few microseconds to hand half of it to another thread.
@@ -285,7 +312,15 @@ pub(crate) fn weight_grad_par_into(
     lanes: usize,
     g: &mut [MaybeUninit<f32>],
 ) {
-    weight_grad_split(ptr, idx, xt, dyt, lanes, g, true);
+    weight_grad_split(
+        ptr,
+        lanes,
+        g,
+        &|ptr, xt, g| {
+            weight_grad_into(ptr, idx, xt, dyt, lanes, g);
+        },
+        xt,
+    );
 }
 
 /// [`weight_grad_par_into`] adding to the gradients in `g` (of the blocks before) instead.
@@ -297,22 +332,25 @@ pub(crate) fn weight_grad_par(
     lanes: usize,
     g: &mut [f32],
 ) {
-    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and with `clear` false every entry is read
-    // and written as the float it is: no uninitialized value is ever written through the view.
-    let g = unsafe { &mut *(std::ptr::from_mut(g) as *mut [MaybeUninit<f32>]) };
-    weight_grad_split(ptr, idx, xt, dyt, lanes, g, false);
+    weight_grad_split(
+        ptr,
+        lanes,
+        g,
+        &|ptr, xt, g| {
+            weight_grad(ptr, idx, xt, dyt, lanes, g);
+        },
+        xt,
+    );
 }
 
-/// [`weight_grad`] over ranges of rows split by [`split_rows`]; `clear`: whether `g` is written
-/// whole (`true`, contents not read) or added to (`false`, `g` initialized).
-fn weight_grad_split(
+/// `f(ptr, xt, g)` over ranges of rows split by [`split_rows`], with each range's rows of `xt`
+/// and `g`.
+fn weight_grad_split<T: Send>(
     ptr: &[u32],
-    idx: &[u32],
-    xt: &[f32],
-    dyt: &[f32],
     lanes: usize,
-    g: &mut [MaybeUninit<f32>],
-    clear: bool,
+    g: &mut [T],
+    f: &(impl Fn(&[u32], &[f32], &mut [T]) + Sync),
+    xt: &[f32],
 ) {
     let rows = ptr.len().saturating_sub(1);
     if rows == 0 || g.is_empty() {
@@ -321,15 +359,7 @@ fn weight_grad_split(
     let cols = g.len() / rows;
     split_rows(ptr, 0, g, cols, lanes, &|first, ptr, g| {
         let rows = first..first + ptr.len() - 1;
-        weight_grad(
-            ptr,
-            idx,
-            &xt[rows.start * lanes..rows.end * lanes],
-            dyt,
-            lanes,
-            g,
-            clear,
-        );
+        f(ptr, &xt[rows.start * lanes..rows.end * lanes], g);
     });
 }
 
@@ -433,23 +463,22 @@ fn gather_chunk<const FUSED: bool, const W: usize>(
 
 /// For every kept weight `(r, idx[k])` of row `r` (`k ∈ ptr[r]..ptr[r + 1]`), its gradient
 /// over this block's samples, `Σ_b xt[r][b] · dyt[idx[k]][b]`, added to `g[r · cols + idx[k]]`
-/// (`g` is `[rows, cols]`); where `clear`, each row is first set to zero (its contents on entry
-/// not read), just before its kept weights are added, while it is in the cache: the first
-/// block no longer needs a zero-filled buffer, a pass of its own over the whole gradient (a
-/// megabyte for the first layer of 784-300-100-10). Without `clear`, `g` must be initialized.
+/// (`g` is `[rows, cols]`). Where `g` is uninitialized memory (`MaybeUninit<f32>`, the first
+/// block), each row is first set to zero ([`GradRow::ready`]), just before its kept weights are
+/// added, while it is in the cache: the first block needs no zero-filled buffer, a pass of its
+/// own over the whole gradient (a megabyte for the first layer of 784-300-100-10).
 /// Row by row: the rows read once per kept weight are then `dyt`'s, one per output, and the
 /// writes to `g` stay within one row. For the first layer of 784-300-100-10 that is 300 rows
 /// of 512 bytes instead of 784 (column by column, as before): 4 % off the 90 % sparse step,
 /// measured by turns. Layers with more outputs than inputs may gain less, or lose.
 #[inline(always)]
-fn weight_grad_impl<const FUSED: bool>(
+fn weight_grad_impl<const FUSED: bool, T: GradRow>(
     ptr: &[u32],
     idx: &[u32],
     xt: &[f32],
     dyt: &[f32],
     lanes: usize,
-    g: &mut [MaybeUninit<f32>],
-    clear: bool,
+    g: &mut [T],
 ) {
     let rows = ptr.len().saturating_sub(1);
     if rows == 0 || g.is_empty() {
@@ -458,12 +487,7 @@ fn weight_grad_impl<const FUSED: bool>(
     let cols = g.len() / rows;
     debug_assert_eq!(g.len(), rows * cols, "the gradient is [rows, cols]");
     for (r, gr) in g.chunks_exact_mut(cols).enumerate() {
-        if clear {
-            gr.fill(MaybeUninit::new(0.0));
-        }
-        // SAFETY: the row was just set to zero, or (`clear` false) `g` is initialized, as the
-        // callers guarantee (`weight_grad_par` takes an initialized `&mut [f32]`).
-        let gr = unsafe { &mut *(std::ptr::from_mut(gr) as *mut [f32]) };
+        let gr = T::ready(gr);
         let x = &xt[r * lanes..(r + 1) * lanes];
         for &c in &idx[ptr[r] as usize..ptr[r + 1] as usize] {
             let c = c as usize;
@@ -520,9 +544,9 @@ fn hsum_narrow(a: &[f32; NARROW]) -> f32 {
 mod tests {
     use super::*;
 
-    /// `g` as the kernels' view (every entry initialized, so `weight_grad` may add to it).
+    /// `g` as the output of a product that only writes floats ([`gather_rows`]).
     fn view(g: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-        // SAFETY: the same layout; only floats are written through it.
+        // SAFETY: the same layout; the products only write floats through it.
         unsafe { &mut *(std::ptr::from_mut(g) as *mut [MaybeUninit<f32>]) }
     }
 
@@ -588,7 +612,7 @@ mod tests {
         assert_eq!(bits(&one), bits(&split), "gather_rows");
         assert!(one.iter().all(|x| *x != 0.0), "every row has kept weights");
         let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-        weight_grad(&ptr, &idx, &xt, &dyt, lanes, view(&mut one), false);
+        weight_grad(&ptr, &idx, &xt, &dyt, lanes, &mut one);
         pool.install(|| weight_grad_par(&ptr, &idx, &xt, &dyt, lanes, &mut split));
         assert_eq!(bits(&one), bits(&split), "weight_grad");
         // Written whole into a buffer that holds something else (NaN, as a reused allocation
@@ -627,7 +651,7 @@ mod tests {
             pool.install(|| gather_rows_par(&ptr, &heavy, &val, &src, lanes, view(&mut split)));
             assert_eq!(one, split, "{ptr:?}");
             let (mut one, mut split) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-            weight_grad(&ptr, &heavy, &xt, &src, lanes, view(&mut one), false);
+            weight_grad(&ptr, &heavy, &xt, &src, lanes, &mut one);
             pool.install(|| weight_grad_par(&ptr, &heavy, &xt, &src, lanes, &mut split));
             assert_eq!(one, split, "{ptr:?}");
         }

@@ -168,6 +168,15 @@ mod tests {
                         assert_eq!(*b, 0.0, "a pruned weight's gradient");
                     }
                 }
+                // With an input that needs no gradient (the first layer's, the data), the
+                // backward pass takes the other path: the same loss and weight gradients.
+                let xd = Tensor::<2>::from_data(x.to_data(), &ad);
+                let wd = Tensor::<2>::from_data(w.to_data(), &ad).require_grad();
+                let loss = (matmul(xd, wd.clone(), &pattern) * r.clone()).sum();
+                let g = values(wd.grad(&loss.backward()).unwrap());
+                assert_eq!(loss.into_scalar::<f32>().to_bits(), sparse.0.to_bits());
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&g), bits(&sparse.2), "dw without an input gradient");
                 // Without autodiff the product is the same.
                 let plain = matmul(
                     Tensor::from_data(x.to_data(), &device),

@@ -216,7 +216,11 @@ impl<B: Backend> Saved<B> {
             // each block's transpose wrote its `n · rows` floats of `dx` at its offset.
             unsafe { dx.set_len(self.batch * rows) };
         }
-        assert_eq!(g.len(), rows * cols, "the first block wrote the gradient");
+        if g.is_empty() {
+            // No samples, no block (`sparse::matmul` sends empty operands to the dense product,
+            // but a caller of the operation might not): a zero gradient.
+            g.resize(rows * cols, 0.0);
+        }
         let dx = input
             .then(|| B::float_from_data(TensorData::new(dx, [self.batch, rows]), &self.device));
         let g = B::float_from_data(TensorData::new(g, [rows, cols]), &self.device);

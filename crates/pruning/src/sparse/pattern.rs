@@ -23,8 +23,9 @@ pub struct Pattern {
     pub(crate) at: Vec<u32>,
     /// For each run of 16 weights of the row-major buffer (`16 i..16 i + 16`), the pruned ones
     /// as bits (bit `l`: weight `16 i + l`; none past the end): zeroing a weight outside its
-    /// pattern is then one masked store per run, reading neither the weight nor a mask
-    /// (`keep.rs`).
+    /// pattern is then a masked test and, where needed, a masked store per run, reading no mask
+    /// (`keep.rs`; only its AVX-512 path reads these).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) pruned: Vec<u16>,
 }
 
@@ -37,6 +38,12 @@ impl Pattern {
                 mask.shape
             )));
         };
+        if mask.keep.len() != rows * cols {
+            return Err(PruneError::Plan(format!(
+                "`{name}`'s mask has {} flags for shape [{rows}, {cols}]",
+                mask.keep.len()
+            )));
+        }
         if mask.keep.len() >= u32::MAX as usize {
             return Err(PruneError::Plan(format!(
                 "`{name}` has {} weights, more than sparse products index",
@@ -136,5 +143,11 @@ mod tests {
             assert!((p.col_ptr[c]..p.col_ptr[c + 1]).contains(&k));
         }
         assert!(Pattern::from_mask("w", &Mask::ones(&[2, 2, 2])).is_err());
+        // Flags that do not fit the shape (the fields are public): refused.
+        let short = Mask {
+            shape: vec![1, 15],
+            keep: vec![false; 16],
+        };
+        assert!(Pattern::from_mask("w", &short).is_err());
     }
 }
