@@ -231,17 +231,23 @@ dispatch!(weight_grad_into(ptr: &[u32], idx: &[u32], xt: &[f32], dyt: &[f32], la
     weight_grad_impl::<FUSED, MaybeUninit<f32>>(ptr, idx, xt, dyt, lanes, g)
 });
 
+/// A weight-gradient kernel over rows of `T`: `(ptr, idx, xt, dyt, lanes, g)`.
+type GradKernel<T> = fn(&[u32], &[u32], &[f32], &[f32], usize, &mut [T]);
+
 /// A row of a weight gradient as [`weight_grad_impl`] finds it: floats to add to (`f32`, from
 /// the blocks before), or memory to write whole (`MaybeUninit<f32>`, the first block's).
-trait GradRow: Sized + Send {
+pub(crate) trait GradRow: Sized + Send {
     /// The row, ready to add this block's gradients to.
     fn ready(row: &mut [Self]) -> &mut [f32];
+    /// The kernel for rows of this kind ([`weight_grad`] or [`weight_grad_into`]).
+    const KERNEL: GradKernel<Self>;
 }
 
 impl GradRow for f32 {
     fn ready(row: &mut [f32]) -> &mut [f32] {
         row
     }
+    const KERNEL: GradKernel<Self> = weight_grad;
 }
 
 impl GradRow for MaybeUninit<f32> {
@@ -252,6 +258,7 @@ impl GradRow for MaybeUninit<f32> {
         // layout.
         unsafe { &mut *(std::ptr::from_mut(row) as *mut [f32]) }
     }
+    const KERNEL: GradKernel<Self> = weight_grad_into;
 }
 
 /// Kept weights × lanes (multiply-adds) below which a product's rows stay on one thread: about
@@ -300,57 +307,18 @@ pub(crate) fn gather_rows_new(
     out
 }
 
-/// The weight gradient of one block of samples, written whole into `g` (`[rows, cols]`, its
-/// contents on entry not read): the kept weights' gradients, zero elsewhere. Its rows are split
-/// over rayon's pool where the work is large enough; the same bits however the rows are split
-/// (each row's gradients are one thread's).
-pub(crate) fn weight_grad_par_into(
+/// The weight gradient of one block of samples into `g` (`[rows, cols]`): added to the
+/// gradients of the blocks before where `g` holds floats, written whole (the kept weights'
+/// gradients, zero elsewhere; contents on entry not read) where it is uninitialized memory
+/// ([`GradRow`]). Its rows are split over rayon's pool where the work is large enough; the same
+/// bits however the rows are split (each row's gradients are one thread's).
+pub(crate) fn weight_grad_par<T: GradRow>(
     ptr: &[u32],
     idx: &[u32],
     xt: &[f32],
     dyt: &[f32],
-    lanes: usize,
-    g: &mut [MaybeUninit<f32>],
-) {
-    weight_grad_split(
-        ptr,
-        lanes,
-        g,
-        &|ptr, xt, g| {
-            weight_grad_into(ptr, idx, xt, dyt, lanes, g);
-        },
-        xt,
-    );
-}
-
-/// [`weight_grad_par_into`] adding to the gradients in `g` (of the blocks before) instead.
-pub(crate) fn weight_grad_par(
-    ptr: &[u32],
-    idx: &[u32],
-    xt: &[f32],
-    dyt: &[f32],
-    lanes: usize,
-    g: &mut [f32],
-) {
-    weight_grad_split(
-        ptr,
-        lanes,
-        g,
-        &|ptr, xt, g| {
-            weight_grad(ptr, idx, xt, dyt, lanes, g);
-        },
-        xt,
-    );
-}
-
-/// `f(ptr, xt, g)` over ranges of rows split by [`split_rows`], with each range's rows of `xt`
-/// and `g`.
-fn weight_grad_split<T: Send>(
-    ptr: &[u32],
     lanes: usize,
     g: &mut [T],
-    f: &(impl Fn(&[u32], &[f32], &mut [T]) + Sync),
-    xt: &[f32],
 ) {
     let rows = ptr.len().saturating_sub(1);
     if rows == 0 || g.is_empty() {
@@ -359,7 +327,14 @@ fn weight_grad_split<T: Send>(
     let cols = g.len() / rows;
     split_rows(ptr, 0, g, cols, lanes, &|first, ptr, g| {
         let rows = first..first + ptr.len() - 1;
-        f(ptr, &xt[rows.start * lanes..rows.end * lanes], g);
+        T::KERNEL(
+            ptr,
+            idx,
+            &xt[rows.start * lanes..rows.end * lanes],
+            dyt,
+            lanes,
+            g,
+        );
     });
 }
 
@@ -618,10 +593,14 @@ mod tests {
         // Written whole into a buffer that holds something else (NaN, as a reused allocation
         // might), split over the pool: the same bits, zero off the pattern.
         let mut into = vec![MaybeUninit::new(f32::NAN); rows * cols];
-        pool.install(|| weight_grad_par_into(&ptr, &idx, &xt, &dyt, lanes, &mut into));
-        // SAFETY: `weight_grad_par_into` wrote every entry (here they were initialized anyway).
+        pool.install(|| weight_grad_par(&ptr, &idx, &xt, &dyt, lanes, &mut into[..]));
+        // SAFETY: `weight_grad_par` wrote every entry (here they were initialized anyway).
         let into: Vec<f32> = into.iter().map(|v| unsafe { v.assume_init() }).collect();
-        assert_eq!(bits(&one), bits(&into), "weight_grad_par_into");
+        assert_eq!(
+            bits(&one),
+            bits(&into),
+            "weight_grad_par into uninitialized rows"
+        );
         let nonzero = one.iter().filter(|x| **x != 0.0).count();
         assert_eq!(
             nonzero,

@@ -18,9 +18,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, NdArray, TensorMetadata, backend_extension};
 use burn::tensor::{TensorData, read_sync};
 
-use super::kernels::{
-    Aligned, gather_rows_new, transpose, transpose_uninit, weight_grad_par, weight_grad_par_into,
-};
+use super::kernels::{Aligned, gather_rows_new, transpose, transpose_uninit, weight_grad_par};
 use super::pattern::Pattern;
 
 #[backend_extension(NdArray, Flex: cfg(feature = "flex"), Autodiff)]
@@ -180,7 +178,7 @@ impl<B: Backend> Saved<B> {
             Vec::new()
         };
         // Written whole by the first block (each row cleared as its gradients are written,
-        // `weight_grad_par_into`), added to by the others.
+        // `weight_grad_par` into uninitialized rows), added to by the others.
         let mut g: Vec<f32> = Vec::with_capacity(rows * cols);
         // Written whole by the blocks' transposes where there is an input gradient.
         let mut dx: Vec<f32> = Vec::with_capacity(if input { self.batch * rows } else { 0 });
@@ -194,8 +192,9 @@ impl<B: Backend> Saved<B> {
             let dyt = transpose(dyb, n, cols);
             if b == 0 {
                 let spare = &mut g.spare_capacity_mut()[..rows * cols];
-                weight_grad_par_into(&p.row_ptr, &p.col_of, &self.xt[0], &dyt, n, spare);
-                // SAFETY: `weight_grad_par_into` wrote all `rows · cols` entries.
+                weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[0], &dyt, n, spare);
+                // SAFETY: into uninitialized rows `weight_grad_par` writes all `rows · cols`
+                // entries.
                 unsafe { g.set_len(rows * cols) };
             } else {
                 weight_grad_par(&p.row_ptr, &p.col_of, &self.xt[b], &dyt, n, &mut g);
