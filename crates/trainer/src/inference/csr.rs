@@ -153,15 +153,40 @@ pub(crate) const BATCHED: usize = 8;
 /// An MLP whose layers are CSR.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsrMlp {
-    /// Layers, input side first.
+    /// Layers, input side first. Hidden units may be in another order than the host network's
+    /// (see [`CsrMlp::from_host`]).
     pub layers: Vec<Csr>,
     /// Hidden activation.
     pub activation: ActivationKind,
 }
 
 impl CsrMlp {
-    /// The CSR form of a host network (zeros dropped).
+    /// The CSR form of a host network (zeros dropped). Where the CPU runs the sliced layout,
+    /// each hidden layer's units are first reordered so that its slices take fewer steps
+    /// (`avx512::row_order`: 1.62 → 1.45 µs for the first layer of 784-300-100-10 at 90 %);
+    /// the inputs and outputs keep their order, so the network computes the same function.
     pub fn from_host(m: &HostMlp) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let m = &{
+            let mut m = m.clone();
+            if super::avx512::available() {
+                for li in 0..m.layers.len().saturating_sub(1) {
+                    let l = &m.layers[li];
+                    let rows: Vec<Vec<u32>> =
+                        l.w.chunks_exact(l.n_in.max(1))
+                            .take(l.n_out)
+                            .map(|row| {
+                                (0..row.len() as u32)
+                                    .filter(|&i| row[i as usize] != 0.0)
+                                    .collect()
+                            })
+                            .collect();
+                    let order = super::avx512::row_order(&rows);
+                    m.permute_hidden(li, &order);
+                }
+            }
+            m
+        };
         Self {
             layers: m
                 .layers

@@ -144,6 +144,41 @@ impl HostMlp {
         w
     }
 
+    /// Puts hidden layer `li`'s units in `order` (new unit `k` is old unit `order[k]`): its rows
+    /// and biases, and the next layer's columns, so the network computes the same function
+    /// (up to the order of additions in the next layer).
+    ///
+    /// # Panics
+    /// If `li` is the last layer or `order` is not a permutation of its units.
+    pub fn permute_hidden(&mut self, li: usize, order: &[usize]) {
+        assert!(
+            li + 1 < self.layers.len(),
+            "only a hidden layer's units can move"
+        );
+        let (left, right) = self.layers.split_at_mut(li + 1);
+        let (cur, next) = (&mut left[li], &mut right[0]);
+        let mut seen = vec![false; cur.n_out];
+        assert!(
+            order.len() == cur.n_out
+                && order
+                    .iter()
+                    .all(|&o| o < cur.n_out && !std::mem::replace(&mut seen[o], true)),
+            "order is a permutation of the layer's units"
+        );
+        let n_in = cur.n_in;
+        cur.w = order
+            .iter()
+            .flat_map(|&o| cur.w[o * n_in..(o + 1) * n_in].iter().copied())
+            .collect();
+        cur.b = order.iter().map(|&o| cur.b[o]).collect();
+        let cols = next.n_in;
+        next.w = next
+            .w
+            .chunks_exact(cols)
+            .flat_map(|row| order.iter().map(|&o| row[o]))
+            .collect();
+    }
+
     /// Multiply-adds per sample of a dense forward pass.
     pub fn macs(&self) -> usize {
         self.layers.iter().map(|l| l.n_out * l.n_in).sum()
@@ -190,6 +225,8 @@ impl HostMlp {
 /// Runs `layers` one sample at a time (`matvec(layer, x, y)` for each sample, the activation
 /// between layers) on `x` `[batch, n_in]`; `widths` gives a layer's `(n_in, n_out)`. The first
 /// layer reads `x` itself: copying it cost CSR at 90 % 3.2 → 2.9 µs a sample (one run each).
+/// Hidden outputs go to two buffers this thread keeps between calls, so a call allocates only
+/// its result: an allocation per layer cost 784-300-100-10 at 90 % about 0.13 µs of 1.89.
 pub(crate) fn per_sample<L>(
     layers: &[L],
     x: &[f32],
@@ -198,21 +235,42 @@ pub(crate) fn per_sample<L>(
     widths: impl Fn(&L) -> (usize, usize),
     matvec: impl Fn(&L, &[f32], &mut [f32]),
 ) -> Vec<f32> {
-    let mut h = Vec::new();
-    for (li, l) in layers.iter().enumerate() {
-        let (n_in, n_out) = widths(l);
-        let input = if li == 0 { x } else { &h[..] };
-        let mut out = vec![0f32; batch * n_out];
-        for s in 0..batch {
-            let ys = &mut out[s * n_out..(s + 1) * n_out];
-            matvec(l, &input[s * n_in..(s + 1) * n_in], ys);
-        }
-        if li + 1 < layers.len() {
-            activate(activation, &mut out);
-        }
-        h = out;
+    thread_local! {
+        static HIDDEN: std::cell::RefCell<[Vec<f32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
     }
-    h
+    let run = |l: &L, input: &[f32], out: &mut [f32], n_in: usize, n_out: usize| {
+        for s in 0..batch {
+            matvec(
+                l,
+                &input[s * n_in..(s + 1) * n_in],
+                &mut out[s * n_out..(s + 1) * n_out],
+            );
+        }
+    };
+    let Some((last, hidden)) = layers.split_last() else {
+        return x.to_vec();
+    };
+    HIDDEN.with_borrow_mut(|bufs| {
+        // Hidden layer `li` writes buffer `li % 2` and reads the other one (layer 0 reads `x`).
+        for (li, l) in hidden.iter().enumerate() {
+            let (n_in, n_out) = widths(l);
+            let [a, b] = &mut *bufs;
+            let (src, dst) = if li % 2 == 0 { (&*b, a) } else { (&*a, b) };
+            let input = if li == 0 { x } else { &src[..] };
+            dst.clear();
+            dst.resize(batch * n_out, 0.0);
+            run(l, input, dst, n_in, n_out);
+            activate(activation, dst);
+        }
+        let input = match hidden.len() {
+            0 => x,
+            n => &bufs[(n - 1) % 2][..],
+        };
+        let (n_in, n_out) = widths(last);
+        let mut y = vec![0f32; batch * n_out];
+        run(last, input, &mut y, n_in, n_out);
+        y
+    })
 }
 
 impl HostMlp {
