@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Bag, Checkpointing, put_masks, put_snapshot, take_masks, take_snapshot};
 use crate::config::PruningMode;
-use crate::inference::{CsrMlp, HostMlp, compact, sizes_of};
+use crate::inference::{HostMlp, compact, sizes_of};
 use crate::metrics_log::MetricsLog;
 use crate::model::Net;
 use crate::phases::{
@@ -432,7 +432,7 @@ fn finish(s: &Setup<'_>, state: State) -> Result<Phased, TrainError> {
     // What pruning buys: bytes in each storage format, and the compacted network.
     let host = HostMlp::from_mlp(&model);
     let compacted = compact(&host);
-    let sizes = sizes_of(&host, &CsrMlp::from_host(&host), &compacted);
+    let sizes = sizes_of(&host, &compacted);
     let mut compact_report = report::Compact {
         widths: compacted.model.widths(),
         dense_macs_per_sample: host.macs(),

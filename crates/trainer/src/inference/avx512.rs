@@ -296,10 +296,7 @@ impl Sliced {
     /// aligned to segments of 32 (the layout before this one) filled 49 % of the 784-input
     /// layer's lanes at 90 %; a window free to start at any line fills 58 %.
     fn push_slice(&mut self, row_ptr: &[u32], col: &[u32], val: &[f32]) {
-        let rows: Vec<&[u32]> = row_ptr
-            .windows(2)
-            .map(|r| &col[r[0] as usize..r[1] as usize])
-            .collect();
+        let rows = rows_of(row_ptr, col);
         // Per step: its window's first line, each lane's input within it and weight.
         let mut steps: Vec<(u32, [u32; 16], Line)> = Vec::new();
         schedule(&rows, |line, taken| {
@@ -465,6 +462,14 @@ fn schedule(rows: &[&[u32]], mut step: impl FnMut(usize, &[Option<usize>; 16])) 
     }
 }
 
+/// Each row's columns, from CSR row starts and columns.
+fn rows_of<'a>(row_ptr: &[u32], col: &'a [u32]) -> Vec<&'a [u32]> {
+    row_ptr
+        .windows(2)
+        .map(|r| &col[r[0] as usize..r[1] as usize])
+        .collect()
+}
+
 /// Steps of a slice holding `rows`, before padding to whole groups.
 fn steps_of(rows: &[&[u32]]) -> usize {
     let mut n = 0;
@@ -484,14 +489,14 @@ fn steps_of(rows: &[&[u32]]) -> usize {
 /// and 1.45 µs. `pool` shrinks as the layer's nonzeros grow, to keep near 2^26 row visits;
 /// where even one candidate would exceed that, the rows are only sorted. The natural order is
 /// kept where the greedy's is not shorter.
-pub(crate) fn row_order(rows: &[Vec<u32>]) -> Vec<usize> {
+pub(crate) fn row_order(row_ptr: &[u32], col: &[u32]) -> Vec<usize> {
+    let rows = rows_of(row_ptr, col);
     let natural: Vec<usize> = (0..rows.len()).collect();
     let mut left = natural.clone();
     left.sort_by_key(|&r| std::cmp::Reverse(rows[r].len()));
-    let nnz = rows.iter().map(Vec::len).sum::<usize>();
-    let pool = (1usize << 26) / (32 * nnz).max(1);
+    let pool = (1usize << 26) / (32 * col.len()).max(1);
     if pool < 2 {
-        return keep_shorter(rows, natural, left);
+        return keep_shorter(&rows, natural, left);
     }
     let pool = pool.min(64);
     let mut order = Vec::with_capacity(rows.len());
@@ -499,12 +504,12 @@ pub(crate) fn row_order(rows: &[Vec<u32>]) -> Vec<usize> {
     while !left.is_empty() {
         slice.clear();
         let first = left.remove(0);
-        slice.push(&rows[first]);
+        slice.push(rows[first]);
         order.push(first);
         while slice.len() < 16 && !left.is_empty() {
             let mut best = (usize::MAX, 0);
             for (pos, &r) in left.iter().enumerate().take(pool) {
-                slice.push(&rows[r]);
+                slice.push(rows[r]);
                 let steps = steps_of(&slice);
                 slice.pop();
                 if steps < best.0 {
@@ -512,15 +517,15 @@ pub(crate) fn row_order(rows: &[Vec<u32>]) -> Vec<usize> {
                 }
             }
             let r = left.remove(best.1);
-            slice.push(&rows[r]);
+            slice.push(rows[r]);
             order.push(r);
         }
     }
-    keep_shorter(rows, natural, order)
+    keep_shorter(&rows, natural, order)
 }
 
 /// `regrouped` where its slices take fewer steps (padded to whole groups) than `natural`'s.
-fn keep_shorter(rows: &[Vec<u32>], natural: Vec<usize>, regrouped: Vec<usize>) -> Vec<usize> {
+fn keep_shorter(rows: &[&[u32]], natural: Vec<usize>, regrouped: Vec<usize>) -> Vec<usize> {
     if padded_steps(rows, &regrouped) < padded_steps(rows, &natural) {
         regrouped
     } else {
@@ -530,11 +535,11 @@ fn keep_shorter(rows: &[Vec<u32>], natural: Vec<usize>, regrouped: Vec<usize>) -
 
 /// Steps of `rows` cut into slices of 16 in `order`, each padded to whole groups: the layout's
 /// length (`Sliced::val`).
-fn padded_steps(rows: &[Vec<u32>], order: &[usize]) -> usize {
+fn padded_steps(rows: &[&[u32]], order: &[usize]) -> usize {
     order
         .chunks(16)
         .map(|c| {
-            let slice: Vec<&[u32]> = c.iter().map(|&r| &rows[r][..]).collect();
+            let slice: Vec<&[u32]> = c.iter().map(|&r| rows[r]).collect();
             steps_of(&slice).div_ceil(STEPS) * STEPS
         })
         .sum()
@@ -569,6 +574,7 @@ fn finite_lines<'a>(x: &[f32], xp: &'a mut [MaybeUninit<Line>]) -> Option<&'a mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inference::csr::csr_arrays as csr;
     use pruning::Rng;
 
     fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
@@ -645,21 +651,6 @@ mod tests {
                 assert_eq!(&bits, y0, "{what}: differs from another offset");
             }
         }
-    }
-
-    /// `w` in CSR (the arrays `Sliced::from_csr` takes).
-    fn csr(w: &[f32], n_out: usize, n_in: usize) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
-        let (mut ptr, mut col, mut val) = (vec![0], Vec::new(), Vec::new());
-        for o in 0..n_out {
-            for i in 0..n_in {
-                if w[o * n_in + i] != 0.0 {
-                    col.push(i as u32);
-                    val.push(w[o * n_in + i]);
-                }
-            }
-            ptr.push(col.len() as u32);
-        }
-        (ptr, col, val)
     }
 
     #[test]
@@ -740,11 +731,9 @@ mod tests {
     fn regrouping_rows_packs_a_random_90_percent_layer_into_fewer_steps() {
         let mut rng = Rng::new(13);
         let w = sparse(&mut rng, 300 * 784, 0.9);
-        let rows: Vec<Vec<u32>> = w
-            .chunks_exact(784)
-            .map(|r| (0..784u32).filter(|&i| r[i as usize] != 0.0).collect())
-            .collect();
-        let order = row_order(&rows);
+        let (ptr, col, val) = csr(&w, 300, 784);
+        let rows = rows_of(&ptr, &col);
+        let order = row_order(&ptr, &col);
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..300).collect::<Vec<_>>(), "a permutation");
@@ -756,7 +745,6 @@ mod tests {
             "{before} steps in the natural order, {after} regrouped"
         );
         // The count the greedy minimises is the layout's length.
-        let (ptr, col, val) = csr(&w, 300, 784);
         let s = Sliced::from_csr(784, &ptr, &col, &val, &[0.0; 300]);
         assert_eq!(s.val.len(), before);
     }

@@ -34,18 +34,7 @@ pub struct Csr {
 impl Csr {
     /// The nonzeros of `w` (`[n_out, n_in]`).
     pub fn from_dense(w: &[f32], n_out: usize, n_in: usize, b: &[f32]) -> Self {
-        let mut row_ptr = Vec::with_capacity(n_out + 1);
-        let (mut col, mut val) = (Vec::new(), Vec::new());
-        row_ptr.push(0);
-        for o in 0..n_out {
-            for (i, &v) in w[o * n_in..(o + 1) * n_in].iter().enumerate() {
-                if v != 0.0 {
-                    col.push(i as u32);
-                    val.push(v);
-                }
-            }
-            row_ptr.push(col.len() as u32);
-        }
+        let (row_ptr, col, val) = csr_arrays(w, n_out, n_in);
         Self {
             n_out,
             n_in,
@@ -67,7 +56,12 @@ impl Csr {
 
     /// Bytes of the CSR arrays: values (f32), column indices and row starts (u32).
     pub fn bytes(&self) -> usize {
-        4 * (self.val.len() + self.col.len() + self.row_ptr.len())
+        Self::stored_bytes(self.nnz(), self.n_out)
+    }
+
+    /// [`Csr::bytes`] of a layer with `nnz` nonzeros and `n_out` rows, without building it.
+    pub fn stored_bytes(nnz: usize, n_out: usize) -> usize {
+        4 * (2 * nnz + n_out + 1)
     }
 
     /// Output units.
@@ -114,6 +108,24 @@ impl Csr {
             *yo = self.b[o] + sum;
         }
     }
+}
+
+/// The CSR arrays of `w` (`[n_out, n_in]`): row starts (`n_out + 1`), the column of each
+/// nonzero (ascending within a row) and its value.
+pub(crate) fn csr_arrays(w: &[f32], n_out: usize, n_in: usize) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    let mut row_ptr = Vec::with_capacity(n_out + 1);
+    let (mut col, mut val) = (Vec::new(), Vec::new());
+    row_ptr.push(0);
+    for o in 0..n_out {
+        for (i, &v) in w[o * n_in..(o + 1) * n_in].iter().enumerate() {
+            if v != 0.0 {
+                col.push(i as u32);
+                val.push(v);
+            }
+        }
+        row_ptr.push(col.len() as u32);
+    }
+    (row_ptr, col, val)
 }
 
 impl Csr {
@@ -174,15 +186,8 @@ impl CsrMlp {
             let mut m = m.clone();
             for li in 0..m.layers.len().saturating_sub(1) {
                 let l = &m.layers[li];
-                let rows: Vec<Vec<u32>> = (0..l.n_out)
-                    .map(|o| {
-                        let row = &l.w[o * l.n_in..(o + 1) * l.n_in];
-                        (0..l.n_in as u32)
-                            .filter(|&i| row[i as usize] != 0.0)
-                            .collect()
-                    })
-                    .collect();
-                let order = super::avx512::row_order(&rows);
+                let (row_ptr, col, _) = csr_arrays(&l.w, l.n_out, l.n_in);
+                let order = super::avx512::row_order(&row_ptr, &col);
                 m.permute_hidden(li, &order);
             }
             m

@@ -396,6 +396,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_layer_that_runs_a_network_itself_gets_buffers_of_its_own() {
+        // The outer network's layers each run an inner network per sample, while the outer
+        // call holds this thread's buffers.
+        let mut rng = Rng::new(31);
+        let inner = random_mlp(&mut rng, &[4, 6, 5, 4], 0.8);
+        let outer: Vec<usize> = vec![0, 1, 2];
+        let x: Vec<f32> = (0..2 * 4).map(|_| rng.normal() as f32).collect();
+        let y = per_sample(
+            &outer,
+            &x,
+            2,
+            ActivationKind::Relu,
+            |_| (4, 4),
+            |_, xs, ys| ys.copy_from_slice(&inner.forward(xs, 1)),
+        );
+        // Three inner passes, the activation between them.
+        let mut want = Vec::new();
+        for xs in x.chunks(4) {
+            let mut h = xs.to_vec();
+            for k in 0..3 {
+                h = reference(&inner, &h).iter().map(|&v| v as f32).collect();
+                if k < 2 {
+                    activate(ActivationKind::Relu, &mut h);
+                }
+            }
+            want.extend(h.iter().map(|&v| f64::from(v)));
+        }
+        assert_close(&y, &want, "nested");
+    }
+
+    #[test]
     fn one_sample_at_a_time_through_many_layers_and_two_networks_in_turn() {
         // Four hidden layers of different widths (the buffers kept between calls change size
         // from call to call), below the batched kernels' batch size.

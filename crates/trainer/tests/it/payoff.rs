@@ -126,13 +126,16 @@ fn storage_sizes_count_values_indices_and_bits() {
     let m = neuron_pruned(ActivationKind::Relu);
     let csr = CsrMlp::from_host(&m);
     let c = compact(&m);
-    let s = sizes_of(&m, &csr, &c);
+    let s = sizes_of(&m, &c);
     let weights: usize = m.layers.iter().map(|l| l.w.len()).sum();
     let biases: usize = m.layers.iter().map(|l| l.b.len()).sum();
     let nnz: usize = csr.layers.iter().map(|l| l.nnz()).sum();
     assert_eq!(s.dense_bytes, 4 * (weights + biases));
     // Values and column indices, row pointers (n_out + 1 per layer), biases.
     assert_eq!(s.csr_bytes, 8 * nnz + 4 * (13 + 11 + 4) + 4 * biases);
+    // Counted without building it, as the built CSR network measures itself.
+    let built: usize = csr.layers.iter().map(|l| l.bytes()).sum();
+    assert_eq!(s.csr_bytes, built + 4 * biases);
     assert_eq!(
         s.bitmask_bytes,
         (96usize.div_ceil(8) + 120usize.div_ceil(8) + 30usize.div_ceil(8)) + 4 * nnz + 4 * biases
