@@ -84,6 +84,10 @@ pub struct Net {
 /// What flows through the forward pass.
 enum Flow {
     Flat(Tensor<2>),
+    /// Flat activations transposed, `[features, batch]`: between two dense layers that both
+    /// run as sparse products, which then skip transposing them there and back
+    /// (`pruning::sparse::Layout`).
+    FlatT(Tensor<2>),
     Image(Tensor<4>),
 }
 
@@ -241,19 +245,44 @@ impl Net {
         format!("layers.{i}.weight")
     }
 
-    /// `layers[i]` on `x`, as a sparse product where `sparse` has its weight's pattern.
-    fn dense(&self, i: usize, x: Tensor<2>, sparse: &Patterns) -> Tensor<2> {
+    /// `layers[i]` (the plan's op `at`) on `x` (`[features, batch]` where `transposed`), as a
+    /// sparse product where `sparse` has its weight's pattern; its output is left transposed
+    /// where the next layer takes it so ([`Self::feeds_sparse`]).
+    fn dense(
+        &self,
+        at: usize,
+        i: usize,
+        x: Tensor<2>,
+        transposed: bool,
+        sparse: &Patterns,
+    ) -> Flow {
         let l = &self.layers[i];
         match sparse.get(&l.weight.id) {
             Some(p) => {
-                let y = pruning::sparse::matmul(x, l.weight.val(), p);
-                match &l.bias {
-                    Some(b) => y + b.val().unsqueeze(),
-                    None => y,
+                let layout = pruning::sparse::Layout {
+                    input_transposed: transposed,
+                    output_transposed: self.feeds_sparse(at, sparse)
+                        && pruning::sparse::host_backend(&x.device()),
+                };
+                let b = l.bias.as_ref().map(|b| b.val());
+                let y = pruning::sparse::linear(x, l.weight.val(), b, p, layout);
+                match layout.output_transposed {
+                    true => Flow::FlatT(y),
+                    false => Flow::Flat(y),
                 }
             }
-            None => l.forward(x),
+            None => Flow::Flat(l.forward(if transposed { x.transpose() } else { x })),
         }
+    }
+
+    /// Whether the output of the plan's op `at` reaches a dense layer that runs as a sparse
+    /// product through nonlinearities alone (element-wise: the layout of their input does not
+    /// matter to them), so it may stay transposed until then.
+    fn feeds_sparse(&self, at: usize, sparse: &Patterns) -> bool {
+        let next = self.plan[at + 1..]
+            .iter()
+            .find(|op| !matches!(op, Op::Act(_)));
+        matches!(next, Some(Op::Dense(j)) if sparse.contains_key(&self.layers[*j].weight.id))
     }
 
     /// Whether a training step draws dropout masks.
@@ -297,14 +326,19 @@ impl Net {
                         .forward(x),
                 ),
                 (Op::Flatten, Flow::Image(x)) => Flow::Flat(x.flatten(1, 3)),
-                (Op::Dense(i), Flow::Flat(x)) => Flow::Flat(self.dense(*i, x, sparse)),
+                (Op::Dense(i), Flow::Flat(x)) => self.dense(at, *i, x, false, sparse),
+                (Op::Dense(i), Flow::FlatT(x)) => self.dense(at, *i, x, true, sparse),
                 (Op::Act(a), Flow::Flat(x)) => Flow::Flat(apply(*a, x)),
+                (Op::Act(a), Flow::FlatT(x)) => Flow::FlatT(apply(*a, x)),
                 (Op::Act(a), Flow::Image(x)) => Flow::Image(apply(*a, x)),
                 (Op::Dropout(p), h) => match key {
                     Some(key) if *p > 0.0 => {
                         let stream = Rng::derive(key, &format!("dropout {at}"));
                         match h {
                             Flow::Flat(x) => Flow::Flat(dropout(x, *p, stream)),
+                            // Not made (`feeds_sparse` stops at dropout), but the masks are
+                            // drawn for `[batch, features]`.
+                            Flow::FlatT(x) => Flow::Flat(dropout(x.transpose(), *p, stream)),
                             Flow::Image(x) => Flow::Image(dropout(x, *p, stream)),
                         }
                     }
@@ -315,6 +349,9 @@ impl Net {
         }
         match h {
             Flow::Flat(x) => x,
+            // Not made (nothing follows the output layer), but the caller expects
+            // `[batch, outputs]`.
+            Flow::FlatT(x) => x.transpose(),
             Flow::Image(_) => unreachable!("the plan ends with the dense output layer"),
         }
     }
@@ -720,5 +757,84 @@ mod tests {
         assert!((2800..3200).contains(&zeros), "{zeros} of 10000 zeroed");
         let scale = 1.0 / 0.7f32;
         assert!(y.iter().all(|v| *v == 0.0 || *v == scale));
+    }
+
+    /// Bits of a tensor's values, in logical order.
+    fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+        let v: Vec<f32> = t.into_data().try_into_vec().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn sparse_layers_in_a_row_pass_transposed_activations_and_keep_every_bit() {
+        use burn::optim::GradientsParams;
+        use pruning::sparse::{Layout, Pattern};
+        #[allow(deprecated, unused_mut)]
+        let mut hosts = vec![Device::ndarray()];
+        #[cfg(feature = "flex")]
+        hosts.push(Device::flex());
+        for (device, act) in hosts.iter().flat_map(|d| {
+            [
+                ActivationKind::Relu,
+                ActivationKind::Sigmoid,
+                ActivationKind::Tanh,
+            ]
+            .map(|a| (d, a))
+        }) {
+            let device = device.clone().autodiff();
+            let cfg = crate::config::ModelConfig {
+                hidden: Some(vec![40, 24]),
+                activation: Some(act),
+                ..crate::config::ModelConfig::default()
+            };
+            let net = Net::new(&cfg, 30, 5, 4, &device);
+            let mut rng = Rng::new(11);
+            let mut patterns = Patterns::new();
+            for l in &net.layers {
+                let [rows, cols] = l.weight.dims();
+                let mask = pruning::Mask {
+                    shape: vec![rows, cols],
+                    keep: (0..rows * cols).map(|_| rng.next_f64() < 0.15).collect(),
+                };
+                let p = Pattern::from_mask("w", &mask).unwrap();
+                patterns.insert(l.weight.id, std::sync::Arc::new(p));
+            }
+            // The hidden layers' outputs stay transposed; the output layer's does not.
+            let at = |i: usize| net.plan.iter().position(|op| *op == Op::Dense(i)).unwrap();
+            assert!(net.feeds_sparse(at(0), &patterns) && net.feeds_sparse(at(1), &patterns));
+            assert!(!net.feeds_sparse(at(2), &patterns));
+            let x: Vec<f32> = (0..150 * 30).map(|_| rng.normal() as f32).collect();
+            let x = Tensor::<2>::from_data(TensorData::new(x, [150, 30]), &device);
+            let r: Vec<f32> = (0..150 * 5).map(|_| rng.normal() as f32).collect();
+            let r = Tensor::<2>::from_data(TensorData::new(r, [150, 5]), &device);
+            let loss = (net.forward_step(x.clone(), None, &patterns) * r.clone()).sum();
+            let got = GradientsParams::from_grads(loss.clone().backward(), &net);
+            // Layer by layer with `[batch, features]` activations throughout, as before.
+            let mut h = x;
+            for (i, l) in net.layers.iter().enumerate() {
+                let p = &patterns[&l.weight.id];
+                let b = l.bias.as_ref().map(|b| b.val());
+                h = pruning::sparse::linear(h, l.weight.val(), b, p, Layout::default());
+                if i + 1 < net.layers.len() {
+                    h = apply(act, h);
+                }
+            }
+            let want_loss = (h * r).sum();
+            let want = GradientsParams::from_grads(want_loss.clone().backward(), &net);
+            assert_eq!(bits(loss), bits(want_loss), "{device:?} {act:?}");
+            for l in &net.layers {
+                let (id, b) = (l.weight.id, l.bias.as_ref().unwrap().id);
+                let w = (got.get::<2>(id).unwrap(), want.get::<2>(id).unwrap());
+                assert!(
+                    bits(w.0) == bits(w.1),
+                    "{device:?} {act:?}: a weight's gradient"
+                );
+                let b = (got.get::<1>(b).unwrap(), want.get::<1>(b).unwrap());
+                assert!(
+                    bits(b.0) == bits(b.1),
+                    "{device:?} {act:?}: a bias's gradient"
+                );
+            }
+        }
     }
 }

@@ -46,29 +46,141 @@ impl std::ops::DerefMut for Aligned {
     }
 }
 
+impl Aligned {
+    /// `len` floats starting on a cache line, written by `fill`; the rest of the last line is
+    /// zero. Not zero-filled first: the callers write every float, each line whole in turn, and
+    /// a fill beforehand was a pass of its own (23 µs of the 44 µs the first layer's 128 × 784
+    /// input block took to transpose, before the strips of `avx::tiles`).
+    ///
+    /// # Safety
+    /// `fill` writes all `len` floats of the slice it is given.
+    unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Self {
+        let n_lines = len.div_ceil(16);
+        let mut lines: Vec<Line> = Vec::with_capacity(n_lines);
+        let spare = &mut lines.spare_capacity_mut()[..n_lines];
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]`, so `n_lines` uninitialized lines are
+        // `16 · n_lines` uninitialized floats.
+        let floats = unsafe {
+            std::slice::from_raw_parts_mut(
+                spare.as_mut_ptr().cast::<MaybeUninit<f32>>(),
+                16 * n_lines,
+            )
+        };
+        let (body, tail) = floats.split_at_mut(len);
+        fill(body);
+        tail.fill(MaybeUninit::new(0.0));
+        // SAFETY: `fill` wrote the first `len` floats (the caller's promise) and the fill the
+        // rest of the last line, so all `n_lines` lines are initialized.
+        unsafe { lines.set_len(n_lines) };
+        Aligned { lines, len }
+    }
+}
+
 /// `t` (`[rows][cols]`, row-major) transposed to `[cols][rows]`, starting on a cache line.
 pub(crate) fn transpose(t: &[f32], rows: usize, cols: usize) -> Aligned {
-    // Not zero-filled first: the transpose writes every float, each line of the buffer whole in
-    // turn, and a fill beforehand was a pass of its own (23 µs of the 44 µs the first layer's
-    // 128 × 784 input block took, before the strips below).
-    let n_lines = t.len().div_ceil(16);
-    let mut lines: Vec<Line> = Vec::with_capacity(n_lines);
-    let spare = &mut lines.spare_capacity_mut()[..n_lines];
-    // SAFETY: `Line` is `repr(C)` around `[f32; 16]`, so `n_lines` uninitialized lines are
-    // `16 · n_lines` uninitialized floats.
-    let floats = unsafe {
-        std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<MaybeUninit<f32>>(), 16 * n_lines)
-    };
-    let (body, tail) = floats.split_at_mut(t.len());
-    transpose_uninit(t, rows, cols, body);
-    tail.fill(MaybeUninit::new(0.0));
-    // SAFETY: the transpose wrote the first `t.len()` floats and the fill the rest of the last
-    // line, so all `n_lines` lines are initialized.
-    unsafe { lines.set_len(n_lines) };
-    Aligned {
-        lines,
-        len: t.len(),
+    // SAFETY: `transpose_uninit` writes every float of its output.
+    unsafe { Aligned::written(t.len(), |out| transpose_uninit(t, rows, cols, out)) }
+}
+
+/// Columns `c0..c0 + n` of `t` (`[rows][cols]`, row-major) as `[rows][n]`, starting on a cache
+/// line: a block of samples of activations already laid out `[features][batch]`.
+pub(crate) fn columns(t: &[f32], rows: usize, cols: usize, c0: usize, n: usize) -> Aligned {
+    assert!(
+        t.len() == rows * cols && c0 + n <= cols,
+        "a block of columns inside the matrix"
+    );
+    // SAFETY: every one of the `rows` rows of `n` floats is written from its row of `t`.
+    unsafe {
+        Aligned::written(rows * n, |out| {
+            for (o, row) in out.chunks_exact_mut(n.max(1)).zip(t.chunks_exact(cols)) {
+                for (o, &v) in o.iter_mut().zip(&row[c0..c0 + n]) {
+                    *o = MaybeUninit::new(v);
+                }
+            }
+        })
     }
+}
+
+/// `src` (`[rows][n]`) written into columns `c0..c0 + n` of `out` (`[rows][cols]`): a block's
+/// result put in its place among the samples of a `[features][batch]` output.
+pub(crate) fn put_columns(
+    src: &[f32],
+    rows: usize,
+    n: usize,
+    out: &mut [MaybeUninit<f32>],
+    cols: usize,
+    c0: usize,
+) {
+    assert!(
+        src.len() == rows * n && out.len() == rows * cols && c0 + n <= cols,
+        "a block of columns inside the matrix"
+    );
+    if n == 0 {
+        return;
+    }
+    for (o, s) in out.chunks_exact_mut(cols).zip(src.chunks_exact(n)) {
+        for (o, &v) in o[c0..c0 + n].iter_mut().zip(s) {
+            *o = MaybeUninit::new(v);
+        }
+    }
+}
+
+/// Adds `bias[r]` to every float of row `r` of `t` (`[rows][lanes]`): a layer's bias on its
+/// transposed output, the same single rounding as adding it to `[batch][rows]`.
+pub(crate) fn add_bias(t: &mut [f32], bias: &[f32], lanes: usize) {
+    if lanes == 0 {
+        return;
+    }
+    for (row, &b) in t.chunks_exact_mut(lanes).zip(bias) {
+        for v in row {
+            *v += b;
+        }
+    }
+}
+
+/// The bias gradient: `dy` summed over its `batch` samples for each of its `cols` outputs,
+/// from zero and in the samples' order, as Burn's reduction of a broadcast addition sums it
+/// (`sum_dim(0)` of `[batch][cols]`: a row at a time into a zeroed result, on Flex and
+/// ndarray), so the bits match the layer's unfused bias. `transposed`: `dy` is `[cols][batch]`.
+pub(crate) fn bias_grad(dy: &[f32], batch: usize, cols: usize, transposed: bool) -> Vec<f32> {
+    assert_eq!(
+        dy.len(),
+        batch * cols,
+        "the output gradient is batch × cols"
+    );
+    let mut db = vec![0f32; cols];
+    if batch == 0 {
+        return db;
+    }
+    if !transposed {
+        for row in dy.chunks_exact(cols.max(1)) {
+            for (d, &v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        return db;
+    }
+    // Each output's row summed in sample order. With AVX, eight rows at a time: an 8 × 8 tile
+    // transposed puts sample `b` of the eight rows in one register, added to theirs in turn,
+    // instead of one chain of dependent additions per row.
+    #[cfg(target_arch = "x86_64")]
+    let done = if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked above).
+        unsafe { avx::row_sums(dy, cols, batch, &mut db) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (d, row) in db[done..]
+        .iter_mut()
+        .zip(dy[done * batch..].chunks_exact(batch))
+    {
+        for &v in row {
+            *d += v;
+        }
+    }
+    db
 }
 
 /// `t` (`[rows][cols]`, row-major) transposed into `out` (`[cols][rows]`), every float of which
@@ -102,8 +214,8 @@ pub(crate) fn transpose_uninit(t: &[f32], rows: usize, cols: usize, out: &mut [M
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::{
-        __m256, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
-        _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_setzero_ps,
+        _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
     use std::mem::MaybeUninit;
 
@@ -142,6 +254,37 @@ mod avx {
             }
         }
         (rt, ct)
+    }
+
+    /// Each row of `t` (`[rows][lanes]`) summed from zero in lane order into `out`, eight rows
+    /// at a time; returns the rows done (a multiple of eight; the rest are the caller's).
+    #[target_feature(enable = "avx")]
+    pub(super) fn row_sums(t: &[f32], rows: usize, lanes: usize, out: &mut [f32]) -> usize {
+        assert!(t.len() >= rows * lanes && out.len() >= rows);
+        let (rt, lt) = (rows / 8 * 8, lanes / 8 * 8);
+        for r0 in (0..rt).step_by(8) {
+            let mut acc = _mm256_setzero_ps();
+            for l0 in (0..lt).step_by(8) {
+                // SAFETY: rows r0..r0 + 8 and lanes l0..l0 + 8 lie inside `t` (asserted above).
+                let r: [__m256; 8] = std::array::from_fn(|i| unsafe {
+                    _mm256_loadu_ps(t.as_ptr().add((r0 + i) * lanes + l0))
+                });
+                // Column j of the tile: lane l0 + j of the eight rows.
+                for c in transpose8(r) {
+                    acc = _mm256_add_ps(acc, c);
+                }
+            }
+            let mut sums = [0f32; 8];
+            // SAFETY: `sums` holds eight floats.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
+            for (i, s) in sums.iter_mut().enumerate() {
+                for &v in &t[(r0 + i) * lanes + lt..(r0 + i + 1) * lanes] {
+                    *s += v;
+                }
+                out[r0 + i] = *s;
+            }
+        }
+        rt
     }
 
     /// Rows of an 8 × 8 tile to its columns: unpacks pair rows, shuffles pair the pairs, and

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use burn::module::ParamId;
 use burn::tensor::{Device, Tensor};
 
+pub use op::Layout;
 pub use pattern::Pattern;
 
 /// The patterns a training step may multiply sparsely, by weight.
@@ -50,17 +51,47 @@ pub fn host_backend(device: &Device) -> bool {
 /// sparse product where the device runs one ([`host_backend`]), else as the dense product of `w`
 /// (whose pruned weights the mask holds at zero).
 pub fn matmul(x: Tensor<2>, w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
+    linear(x, w, None, pattern, Layout::default())
+}
+
+/// A dense layer, `x · w + b`, over the kept weights of `pattern`, with `x` and the result laid
+/// out as `layout` says (`[features, batch]` where transposed: [`Layout`] says why). A sparse
+/// product where the device runs one ([`host_backend`]), the bias added and its gradient summed
+/// inside it with the bits of a separate addition; elsewhere the dense product and addition,
+/// transposed as asked.
+pub fn linear(
+    x: Tensor<2>,
+    w: Tensor<2>,
+    b: Option<Tensor<1>>,
+    pattern: &Arc<Pattern>,
+    layout: Layout,
+) -> Tensor<2> {
     // An empty operand has nothing to skip (and the host loops take rows of at least one).
     let empty = x.dims().contains(&0) || pattern.shape().contains(&0);
     if empty || !host_backend(&x.device()) {
-        return x.matmul(w);
+        let x = if layout.input_transposed {
+            x.transpose()
+        } else {
+            x
+        };
+        let y = x.matmul(w);
+        let y = match b {
+            Some(b) => y + b.unsqueeze(),
+            None => y,
+        };
+        return if layout.output_transposed {
+            y.transpose()
+        } else {
+            y
+        };
     }
-    let out = <burn::backend::Dispatch as op::SparseOps>::sparse_matmul(
-        x.into_dispatch(),
-        w.into_dispatch(),
-        pattern.clone(),
-    );
-    Tensor::from_dispatch(out)
+    type Ops = burn::backend::Dispatch;
+    let (x, w) = (x.into_dispatch(), w.into_dispatch());
+    let p = pattern.clone();
+    Tensor::from_dispatch(match b {
+        Some(b) => <Ops as op::SparseOps>::sparse_linear(x, w, b.into_dispatch(), p, layout),
+        None => <Ops as op::SparseOps>::sparse_matmul(x, w, p, layout),
+    })
 }
 
 /// `w` (`[rows, cols]`, the pattern's shape) with every weight outside `pattern` zero, not
@@ -186,6 +217,95 @@ mod tests {
                 let y = values(x.clone().matmul(w.clone()));
                 for (a, b) in y.iter().zip(values(plain)) {
                     assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0));
+                }
+            }
+        }
+    }
+
+    /// Bits of a tensor's values, in logical order.
+    fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+        let v: Vec<f32> = t.into_data().convert::<f32>().try_into_vec().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn a_layer_in_every_layout_gives_the_bits_of_the_product_then_the_bias() {
+        for device in devices() {
+            let ad = device.clone().autodiff();
+            // One block, several with a ragged last one, a batch under a vector's width.
+            for (batch, rows, cols) in [(128, 40, 23), (300, 30, 17), (5, 19, 33)] {
+                let mut rng = Rng::new(batch as u64 + 7);
+                let mask = Mask {
+                    shape: vec![rows, cols],
+                    keep: (0..rows * cols).map(|_| rng.next_f64() < 0.2).collect(),
+                };
+                let pattern = Arc::new(Pattern::from_mask("w", &mask).unwrap());
+                let x = random(&mut rng, [batch, rows], &ad);
+                let w = random(&mut rng, [rows, cols], &ad);
+                let b: Tensor<1> = random(&mut rng, [1, cols], &ad).reshape([cols]);
+                let r = random(&mut rng, [batch, cols], &ad);
+                let tracked = || {
+                    (
+                        Tensor::<2>::from_data(x.to_data(), &ad).require_grad(),
+                        Tensor::<2>::from_data(w.to_data(), &ad).require_grad(),
+                        Tensor::<1>::from_data(b.to_data(), &ad).require_grad(),
+                    )
+                };
+                // What a layer did before the layouts: the product, then the bias added.
+                let (x0, w0, b0) = tracked();
+                let y0 = matmul(x0.clone(), w0.clone(), &pattern) + b0.clone().unsqueeze();
+                let g0 = (y0.clone() * r.clone()).sum().backward();
+                let want = [
+                    bits(y0),
+                    bits(x0.grad(&g0).unwrap()),
+                    bits(w0.grad(&g0).unwrap()),
+                    bits(b0.grad(&g0).unwrap()),
+                ];
+                for (input_transposed, output_transposed) in
+                    [(false, false), (false, true), (true, false), (true, true)]
+                {
+                    let layout = Layout {
+                        input_transposed,
+                        output_transposed,
+                    };
+                    let (x1, w1, b1) = tracked();
+                    let xin = if input_transposed {
+                        x1.clone().transpose()
+                    } else {
+                        x1.clone()
+                    };
+                    let y = linear(xin, w1.clone(), Some(b1.clone()), &pattern, layout);
+                    let expect = if output_transposed {
+                        [cols, batch]
+                    } else {
+                        [batch, cols]
+                    };
+                    assert_eq!(y.dims(), expect, "{layout:?}");
+                    let y1 = if output_transposed { y.transpose() } else { y };
+                    let g1 = (y1.clone() * r.clone()).sum().backward();
+                    let got = [
+                        bits(y1),
+                        bits(x1.grad(&g1).unwrap()),
+                        bits(w1.grad(&g1).unwrap()),
+                        bits(b1.grad(&g1).unwrap()),
+                    ];
+                    for (k, what) in ["output", "dx", "dw", "db"].iter().enumerate() {
+                        assert!(
+                            got[k] == want[k],
+                            "{what} on {device:?}, batch {batch}, {layout:?}"
+                        );
+                    }
+                    // Without autodiff, the same output.
+                    let plain = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
+                    let xin = if input_transposed {
+                        plain(&x).transpose()
+                    } else {
+                        plain(&x)
+                    };
+                    let bp = Tensor::<1>::from_data(b.to_data(), &device);
+                    let y = linear(xin, plain(&w), Some(bp), &pattern, layout);
+                    let y = if output_transposed { y.transpose() } else { y };
+                    assert!(bits(y) == want[0], "inference on {device:?}, {layout:?}");
                 }
             }
         }
