@@ -154,7 +154,7 @@ impl MaskHook {
             if let Some(p) = self.patterns.get(id)
                 && let Some(g) = grads.remove::<2>(*id)
             {
-                // Only the host backends run sparse products (elsewhere `sparse::matmul` is
+                // Only the host backends run sparse products (elsewhere `sparse::linear` is
                 // the dense one, whatever a caller reported).
                 let host = sparse::host_backend(&g.device());
                 let g = if host && !ran_sparse.contains(id) {

@@ -768,7 +768,7 @@ mod tests {
     #[test]
     fn sparse_layers_in_a_row_pass_transposed_activations_and_keep_every_bit() {
         use burn::optim::GradientsParams;
-        use pruning::sparse::{Layout, Pattern};
+        use pruning::sparse::Pattern;
         #[allow(deprecated, unused_mut)]
         let mut hosts = vec![Device::ndarray()];
         #[cfg(feature = "flex")]
@@ -809,12 +809,15 @@ mod tests {
             let r = Tensor::<2>::from_data(TensorData::new(r, [150, 5]), &device);
             let loss = (net.forward_step(x.clone(), None, &patterns) * r.clone()).sum();
             let got = GradientsParams::from_grads(loss.clone().backward(), &net);
-            // Layer by layer with `[batch, features]` activations throughout, as before.
+            // Layer by layer as before the layouts: `[batch, features]` activations
+            // throughout, the product, then Burn's addition of the bias.
             let mut h = x;
             for (i, l) in net.layers.iter().enumerate() {
                 let p = &patterns[&l.weight.id];
-                let b = l.bias.as_ref().map(|b| b.val());
-                h = pruning::sparse::linear(h, l.weight.val(), b, p, Layout::default());
+                h = pruning::sparse::matmul(h, l.weight.val(), p);
+                if let Some(b) = &l.bias {
+                    h = h + b.val().unsqueeze();
+                }
                 if i + 1 < net.layers.len() {
                     h = apply(act, h);
                 }

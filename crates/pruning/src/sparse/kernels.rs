@@ -139,15 +139,22 @@ pub(crate) fn add_bias(t: &mut [f32], bias: &[f32], lanes: usize) {
 }
 
 /// The bias gradient: `dy` summed over its `batch` samples for each of its `cols` outputs,
-/// from zero and in the samples' order, as Burn's reduction of a broadcast addition sums it
-/// (`sum_dim(0)` of `[batch][cols]`: a row at a time into a zeroed result, on Flex and
-/// ndarray), so the bits match the layer's unfused bias. `transposed`: `dy` is `[cols][batch]`.
+/// with the bits of Burn's gradient for a bias added to a `[batch][cols]` product held in
+/// row-major memory (as the trainer's are): above one sample, the broadcast addition's
+/// `sum_dim(0)`, which on Flex and ndarray adds a row at a time into a zeroed result, so each
+/// output's samples are summed from zero in order; at one sample there is no broadcast, and the
+/// gradient is `dy` itself (a `-0.0` stays one, where a sum from zero would make it `+0.0`).
+/// `transposed`: `dy` is `[cols][batch]`.
 pub(crate) fn bias_grad(dy: &[f32], batch: usize, cols: usize, transposed: bool) -> Vec<f32> {
     assert_eq!(
         dy.len(),
         batch * cols,
         "the output gradient is batch × cols"
     );
+    if batch == 1 {
+        // One sample: `[1][cols]` and `[cols][1]` hold the same floats in the same order.
+        return dy.to_vec();
+    }
     let mut db = vec![0f32; cols];
     if batch == 0 {
         return db;

@@ -57,8 +57,9 @@ pub fn matmul(x: Tensor<2>, w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
 /// A dense layer, `x · w + b`, over the kept weights of `pattern`, with `x` and the result laid
 /// out as `layout` says (`[features, batch]` where transposed: [`Layout`] says why). A sparse
 /// product where the device runs one ([`host_backend`]), the bias added and its gradient summed
-/// inside it with the bits of a separate addition; elsewhere the dense product and addition,
-/// transposed as asked.
+/// inside it with the bits of a separate addition (whose output gradient arrives in row-major
+/// memory, as in the trainer's networks: Burn sums a strided one in another order); elsewhere
+/// the dense product and addition, transposed as asked.
 pub fn linear(
     x: Tensor<2>,
     w: Tensor<2>,
@@ -232,8 +233,9 @@ mod tests {
     fn a_layer_in_every_layout_gives_the_bits_of_the_product_then_the_bias() {
         for device in devices() {
             let ad = device.clone().autodiff();
-            // One block, several with a ragged last one, a batch under a vector's width.
-            for (batch, rows, cols) in [(128, 40, 23), (300, 30, 17), (5, 19, 33)] {
+            // One block, several with a ragged last one, a batch under a vector's width, one
+            // sample (where the bias's gradient is the output's, not a sum).
+            for (batch, rows, cols) in [(128, 40, 23), (300, 30, 17), (5, 19, 33), (1, 21, 18)] {
                 let mut rng = Rng::new(batch as u64 + 7);
                 let mask = Mask {
                     shape: vec![rows, cols],
@@ -243,7 +245,10 @@ mod tests {
                 let x = random(&mut rng, [batch, rows], &ad);
                 let w = random(&mut rng, [rows, cols], &ad);
                 let b: Tensor<1> = random(&mut rng, [1, cols], &ad).reshape([cols]);
-                let r = random(&mut rng, [batch, cols], &ad);
+                // A -0.0 in the output's gradient: a sum from zero would make it +0.0.
+                let mut rv = values(random(&mut rng, [batch, cols], &ad));
+                rv[0] = -0.0;
+                let r = Tensor::<2>::from_data(TensorData::new(rv, [batch, cols]), &ad);
                 let tracked = || {
                     (
                         Tensor::<2>::from_data(x.to_data(), &ad).require_grad(),
@@ -260,6 +265,15 @@ mod tests {
                     bits(x0.grad(&g0).unwrap()),
                     bits(w0.grad(&g0).unwrap()),
                     bits(b0.grad(&g0).unwrap()),
+                ];
+                // And without a bias, the product alone.
+                let (x0, w0, _) = tracked();
+                let y0 = matmul(x0.clone(), w0.clone(), &pattern);
+                let g0 = (y0.clone() * r.clone()).sum().backward();
+                let want_plain = [
+                    bits(y0),
+                    bits(x0.grad(&g0).unwrap()),
+                    bits(w0.grad(&g0).unwrap()),
                 ];
                 for (input_transposed, output_transposed) in
                     [(false, false), (false, true), (true, false), (true, true)]
@@ -293,6 +307,26 @@ mod tests {
                         assert!(
                             got[k] == want[k],
                             "{what} on {device:?}, batch {batch}, {layout:?}"
+                        );
+                    }
+                    let (x1, w1, _) = tracked();
+                    let xin = if input_transposed {
+                        x1.clone().transpose()
+                    } else {
+                        x1.clone()
+                    };
+                    let y = linear(xin, w1.clone(), None, &pattern, layout);
+                    let y1 = if output_transposed { y.transpose() } else { y };
+                    let g1 = (y1.clone() * r.clone()).sum().backward();
+                    let got = [
+                        bits(y1),
+                        bits(x1.grad(&g1).unwrap()),
+                        bits(w1.grad(&g1).unwrap()),
+                    ];
+                    for (k, what) in ["output", "dx", "dw"].iter().enumerate() {
+                        assert!(
+                            got[k] == want_plain[k],
+                            "{what} without a bias on {device:?}, batch {batch}, {layout:?}"
                         );
                     }
                     // Without autodiff, the same output.

@@ -3,7 +3,7 @@
 //! Burn has no sparse tensors, and a custom operation is the only way to give one its own
 //! gradient. The forward pass and both gradients are host loops (`kernels.rs`), so the
 //! operation is registered for the host backends (ndarray, Flex) and their `Autodiff`; the
-//! caller ([`super::matmul`]) keeps every other device on the dense product.
+//! caller ([`super::linear`]) keeps every other device on the dense product.
 // ndarray is deprecated in Burn 0.22 but is the backend Lopper's design names.
 #![allow(deprecated)]
 
@@ -294,7 +294,7 @@ impl<B: Backend> Saved<B> {
             unsafe { dx.set_len(batch * rows) };
         }
         if g.is_empty() {
-            // No samples, no block (`sparse::matmul` sends empty operands to the dense product,
+            // No samples, no block (`sparse::linear` sends empty operands to the dense product,
             // but a caller of the operation might not): a zero gradient.
             g.resize(rows * cols, 0.0);
         }
