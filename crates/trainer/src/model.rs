@@ -769,10 +769,7 @@ mod tests {
     fn sparse_layers_in_a_row_pass_transposed_activations_and_keep_every_bit() {
         use burn::optim::GradientsParams;
         use pruning::sparse::Pattern;
-        #[allow(deprecated, unused_mut)]
-        let mut hosts = vec![Device::ndarray()];
-        #[cfg(feature = "flex")]
-        hosts.push(Device::flex());
+        let hosts = pruning::sparse::host_devices();
         for (device, act) in hosts.iter().flat_map(|d| {
             [
                 ActivationKind::Relu,

@@ -119,10 +119,10 @@ pub fn keep(w: Tensor<2>, pattern: &Arc<Pattern>) -> Tensor<2> {
     ))
 }
 
-/// The host backends in this build, for tests that run on each.
-#[cfg(test)]
+/// The host backends in this build (ndarray, and Flex where built): where [`host_backend`]
+/// holds, for code and tests that run on each.
 #[allow(deprecated, unused_mut)]
-pub(crate) fn host_devices() -> Vec<Device> {
+pub fn host_devices() -> Vec<Device> {
     let mut d = vec![Device::ndarray()];
     #[cfg(feature = "flex")]
     d.push(Device::flex());
@@ -229,8 +229,71 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// A layer's operands: input, weight, bias, and the output's gradient (`r` in
+    /// `sum(r ⊙ y)`).
+    struct Operands {
+        x: Tensor<2>,
+        w: Tensor<2>,
+        b: Tensor<1>,
+        r: Tensor<2>,
+    }
+
+    /// The bits of `layer`'s output and of its input, weight and (where `bias`) bias gradients
+    /// under `sum(r ⊙ y)`, from fresh tracked copies of the operands.
+    fn layer_bits(
+        o: &Operands,
+        bias: bool,
+        layer: impl Fn(Tensor<2>, Tensor<2>, Option<Tensor<1>>) -> Tensor<2>,
+    ) -> Vec<Vec<u32>> {
+        let device = o.x.device();
+        let x = Tensor::<2>::from_data(o.x.to_data(), &device).require_grad();
+        let w = Tensor::<2>::from_data(o.w.to_data(), &device).require_grad();
+        let b = Tensor::<1>::from_data(o.b.to_data(), &device).require_grad();
+        let y = layer(x.clone(), w.clone(), bias.then(|| b.clone()));
+        let g = (y.clone() * o.r.clone()).sum().backward();
+        let mut out = vec![
+            bits(y),
+            bits(x.grad(&g).unwrap()),
+            bits(w.grad(&g).unwrap()),
+        ];
+        if bias {
+            out.push(bits(b.grad(&g).unwrap()));
+        }
+        out
+    }
+
+    /// `linear` in `layout`, given and giving `[batch, features]` (transposed around it).
+    fn in_layout(
+        x: Tensor<2>,
+        w: Tensor<2>,
+        b: Option<Tensor<1>>,
+        pattern: &Arc<Pattern>,
+        layout: Layout,
+    ) -> Tensor<2> {
+        let [batch, cols] = [x.dims()[0], pattern.shape()[1]];
+        let x = if layout.input_transposed {
+            x.transpose()
+        } else {
+            x
+        };
+        let y = linear(x, w, b, pattern, layout);
+        if layout.output_transposed {
+            assert_eq!(y.dims(), [cols, batch], "{layout:?}");
+            y.transpose()
+        } else {
+            assert_eq!(y.dims(), [batch, cols], "{layout:?}");
+            y
+        }
+    }
+
     #[test]
     fn a_layer_in_every_layout_gives_the_bits_of_the_product_then_the_bias() {
+        let layouts = [(false, false), (false, true), (true, false), (true, true)].map(
+            |(input_transposed, output_transposed)| Layout {
+                input_transposed,
+                output_transposed,
+            },
+        );
         for device in devices() {
             let ad = device.clone().autodiff();
             // One block, several with a ragged last one, a batch under a vector's width, one
@@ -246,100 +309,41 @@ mod tests {
                 let w = random(&mut rng, [rows, cols], &ad);
                 let b: Tensor<1> = random(&mut rng, [1, cols], &ad).reshape([cols]);
                 // A -0.0 in the output's gradient: a sum from zero would make it +0.0.
-                let mut rv = values(random(&mut rng, [batch, cols], &ad));
-                rv[0] = -0.0;
-                let r = Tensor::<2>::from_data(TensorData::new(rv, [batch, cols]), &ad);
-                let tracked = || {
-                    (
-                        Tensor::<2>::from_data(x.to_data(), &ad).require_grad(),
-                        Tensor::<2>::from_data(w.to_data(), &ad).require_grad(),
-                        Tensor::<1>::from_data(b.to_data(), &ad).require_grad(),
-                    )
-                };
-                // What a layer did before the layouts: the product, then the bias added.
-                let (x0, w0, b0) = tracked();
-                let y0 = matmul(x0.clone(), w0.clone(), &pattern) + b0.clone().unsqueeze();
-                let g0 = (y0.clone() * r.clone()).sum().backward();
-                let want = [
-                    bits(y0),
-                    bits(x0.grad(&g0).unwrap()),
-                    bits(w0.grad(&g0).unwrap()),
-                    bits(b0.grad(&g0).unwrap()),
-                ];
-                // And without a bias, the product alone.
-                let (x0, w0, _) = tracked();
-                let y0 = matmul(x0.clone(), w0.clone(), &pattern);
-                let g0 = (y0.clone() * r.clone()).sum().backward();
-                let want_plain = [
-                    bits(y0),
-                    bits(x0.grad(&g0).unwrap()),
-                    bits(w0.grad(&g0).unwrap()),
-                ];
-                for (input_transposed, output_transposed) in
-                    [(false, false), (false, true), (true, false), (true, true)]
-                {
-                    let layout = Layout {
-                        input_transposed,
-                        output_transposed,
-                    };
-                    let (x1, w1, b1) = tracked();
-                    let xin = if input_transposed {
-                        x1.clone().transpose()
-                    } else {
-                        x1.clone()
-                    };
-                    let y = linear(xin, w1.clone(), Some(b1.clone()), &pattern, layout);
-                    let expect = if output_transposed {
-                        [cols, batch]
-                    } else {
-                        [batch, cols]
-                    };
-                    assert_eq!(y.dims(), expect, "{layout:?}");
-                    let y1 = if output_transposed { y.transpose() } else { y };
-                    let g1 = (y1.clone() * r.clone()).sum().backward();
-                    let got = [
-                        bits(y1),
-                        bits(x1.grad(&g1).unwrap()),
-                        bits(w1.grad(&g1).unwrap()),
-                        bits(b1.grad(&g1).unwrap()),
-                    ];
-                    for (k, what) in ["output", "dx", "dw", "db"].iter().enumerate() {
-                        assert!(
-                            got[k] == want[k],
-                            "{what} on {device:?}, batch {batch}, {layout:?}"
-                        );
+                let mut r = values(random(&mut rng, [batch, cols], &ad));
+                r[0] = -0.0;
+                let r = Tensor::<2>::from_data(TensorData::new(r, [batch, cols]), &ad);
+                let o = Operands { x, w, b, r };
+                for bias in [true, false] {
+                    // What a layer did before the layouts: the product, then the bias added.
+                    let want = layer_bits(&o, bias, |x, w, b| {
+                        let y = matmul(x, w, &pattern);
+                        match b {
+                            Some(b) => y + b.unsqueeze(),
+                            None => y,
+                        }
+                    });
+                    for layout in layouts {
+                        let got =
+                            layer_bits(&o, bias, |x, w, b| in_layout(x, w, b, &pattern, layout));
+                        for (k, what) in ["output", "dx", "dw", "db"]
+                            .iter()
+                            .enumerate()
+                            .take(got.len())
+                        {
+                            assert!(
+                                got[k] == want[k],
+                                "{what} on {device:?}, batch {batch}, bias {bias}, {layout:?}"
+                            );
+                        }
                     }
-                    let (x1, w1, _) = tracked();
-                    let xin = if input_transposed {
-                        x1.clone().transpose()
-                    } else {
-                        x1.clone()
-                    };
-                    let y = linear(xin, w1.clone(), None, &pattern, layout);
-                    let y1 = if output_transposed { y.transpose() } else { y };
-                    let g1 = (y1.clone() * r.clone()).sum().backward();
-                    let got = [
-                        bits(y1),
-                        bits(x1.grad(&g1).unwrap()),
-                        bits(w1.grad(&g1).unwrap()),
-                    ];
-                    for (k, what) in ["output", "dx", "dw"].iter().enumerate() {
-                        assert!(
-                            got[k] == want_plain[k],
-                            "{what} without a bias on {device:?}, batch {batch}, {layout:?}"
-                        );
-                    }
-                    // Without autodiff, the same output.
-                    let plain = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
-                    let xin = if input_transposed {
-                        plain(&x).transpose()
-                    } else {
-                        plain(&x)
-                    };
-                    let bp = Tensor::<1>::from_data(b.to_data(), &device);
-                    let y = linear(xin, plain(&w), Some(bp), &pattern, layout);
-                    let y = if output_transposed { y.transpose() } else { y };
-                    assert!(bits(y) == want[0], "inference on {device:?}, {layout:?}");
+                }
+                // Without autodiff, the same output.
+                let plain = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
+                let b = || Tensor::<1>::from_data(o.b.to_data(), &device);
+                let want = bits(matmul(plain(&o.x), plain(&o.w), &pattern) + b().unsqueeze());
+                for layout in layouts {
+                    let y = in_layout(plain(&o.x), plain(&o.w), Some(b()), &pattern, layout);
+                    assert!(bits(y) == want, "inference on {device:?}, {layout:?}");
                 }
             }
         }

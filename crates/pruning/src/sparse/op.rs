@@ -360,6 +360,26 @@ impl<B: HostRead> Backward<B, 3> for SparseLinear {
     }
 }
 
+/// The node `kind` prepared, its output from `run` (whose argument says whether to keep what
+/// the backward pass needs: only where the graph tracks the node).
+fn finish<BO, B, C, const N: usize>(
+    kind: OpsKind<BO, B, Arc<Saved<B>>, C, N>,
+    run: impl FnOnce(bool) -> (FloatTensor<B>, Saved<B>),
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: HostRead,
+    BO: Backward<B, N, State = Arc<Saved<B>>>,
+    C: CheckpointStrategy,
+{
+    match kind {
+        OpsKind::Tracked(prep) => {
+            let (y, saved) = run(true);
+            prep.finish(Arc::new(saved), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(run(false).0),
+    }
+}
+
 impl<B: SparseOps + HostRead, C: CheckpointStrategy> SparseOps for Autodiff<B, C> {
     fn sparse_matmul(
         x: FloatTensor<Self>,
@@ -369,19 +389,13 @@ impl<B: SparseOps + HostRead, C: CheckpointStrategy> SparseOps for Autodiff<B, C
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
         let (w, w_node) = w.into_parts();
-        match SparseMatmul
+        let kind = SparseMatmul
             .prepare::<C>([x_node, w_node])
             .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (y, saved) = forward::<B>(x, w, None, &pattern, layout, true);
-                prep.finish(Arc::new(saved), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward::<B>(x, w, None, &pattern, layout, false).0)
-            }
-        }
+            .stateful();
+        finish(kind, |keep| {
+            forward::<B>(x, w, None, &pattern, layout, keep)
+        })
     }
 
     fn sparse_linear(
@@ -394,18 +408,12 @@ impl<B: SparseOps + HostRead, C: CheckpointStrategy> SparseOps for Autodiff<B, C
         let (x, x_node) = x.into_parts();
         let (w, w_node) = w.into_parts();
         let (b, b_node) = b.into_parts();
-        match SparseLinear
+        let kind = SparseLinear
             .prepare::<C>([x_node, w_node, b_node])
             .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (y, saved) = forward::<B>(x, w, Some(b), &pattern, layout, true);
-                prep.finish(Arc::new(saved), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward::<B>(x, w, Some(b), &pattern, layout, false).0)
-            }
-        }
+            .stateful();
+        finish(kind, |keep| {
+            forward::<B>(x, w, Some(b), &pattern, layout, keep)
+        })
     }
 }

@@ -89,14 +89,8 @@ mod tests {
     use crate::head::Head;
     use crate::model::Net;
 
-    /// Both CPU backends: the fused loops run on each.
-    fn devices() -> Vec<Device> {
-        #[allow(deprecated)]
-        let mut d = vec![Device::ndarray()];
-        #[cfg(feature = "flex")]
-        d.push(Device::flex());
-        d
-    }
+    // Both CPU backends: the fused loops run on each.
+    use pruning::sparse::host_devices as devices;
 
     /// `steps` steps of 24-32-16-4 on random batches with `optim` on `device`, from the same
     /// network; the parameters at the end.
