@@ -70,21 +70,8 @@ pub fn linear(
     // An empty operand has nothing to skip (and the host loops take rows of at least one).
     let empty = x.dims().contains(&0) || pattern.shape().contains(&0);
     if empty || !host_backend(&x.device()) {
-        let x = if layout.input_transposed {
-            x.transpose()
-        } else {
-            x
-        };
-        let y = x.matmul(w);
-        let y = match b {
-            Some(b) => y + b.unsqueeze(),
-            None => y,
-        };
-        return if layout.output_transposed {
-            y.transpose()
-        } else {
-            y
-        };
+        let y = plus_bias(transposed_if(x, layout.input_transposed).matmul(w), b);
+        return transposed_if(y, layout.output_transposed);
     }
     type Ops = burn::backend::Dispatch;
     let (x, w) = (x.into_dispatch(), w.into_dispatch());
@@ -93,6 +80,20 @@ pub fn linear(
         Some(b) => <Ops as op::SparseOps>::sparse_linear(x, w, b.into_dispatch(), p, layout),
         None => <Ops as op::SparseOps>::sparse_matmul(x, w, p, layout),
     })
+}
+
+/// `t` transposed where `yes`: how a side of a [`Layout`] is entered or left.
+fn transposed_if(t: Tensor<2>, yes: bool) -> Tensor<2> {
+    if yes { t.transpose() } else { t }
+}
+
+/// `y` (`[batch, cols]`) plus the bias where there is one: Burn's broadcast addition, whose bits
+/// (and gradient's) the sparse operation reproduces.
+fn plus_bias(y: Tensor<2>, b: Option<Tensor<1>>) -> Tensor<2> {
+    match b {
+        Some(b) => y + b.unsqueeze(),
+        None => y,
+    }
 }
 
 /// `w` (`[rows, cols]`, the pattern's shape) with every weight outside `pattern` zero, not
@@ -271,19 +272,16 @@ mod tests {
         layout: Layout,
     ) -> Tensor<2> {
         let [batch, cols] = [x.dims()[0], pattern.shape()[1]];
-        let x = if layout.input_transposed {
-            x.transpose()
-        } else {
-            x
-        };
-        let y = linear(x, w, b, pattern, layout);
-        if layout.output_transposed {
-            assert_eq!(y.dims(), [cols, batch], "{layout:?}");
-            y.transpose()
-        } else {
-            assert_eq!(y.dims(), [batch, cols], "{layout:?}");
-            y
-        }
+        let y = linear(
+            transposed_if(x, layout.input_transposed),
+            w,
+            b,
+            pattern,
+            layout,
+        );
+        let y = transposed_if(y, layout.output_transposed);
+        assert_eq!(y.dims(), [batch, cols], "{layout:?}");
+        y
     }
 
     #[test]
@@ -315,13 +313,7 @@ mod tests {
                 let o = Operands { x, w, b, r };
                 for bias in [true, false] {
                     // What a layer did before the layouts: the product, then the bias added.
-                    let want = layer_bits(&o, bias, |x, w, b| {
-                        let y = matmul(x, w, &pattern);
-                        match b {
-                            Some(b) => y + b.unsqueeze(),
-                            None => y,
-                        }
-                    });
+                    let want = layer_bits(&o, bias, |x, w, b| plus_bias(matmul(x, w, &pattern), b));
                     for layout in layouts {
                         let got =
                             layer_bits(&o, bias, |x, w, b| in_layout(x, w, b, &pattern, layout));
@@ -340,7 +332,10 @@ mod tests {
                 // Without autodiff, the same output.
                 let plain = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
                 let b = || Tensor::<1>::from_data(o.b.to_data(), &device);
-                let want = bits(matmul(plain(&o.x), plain(&o.w), &pattern) + b().unsqueeze());
+                let want = bits(plus_bias(
+                    matmul(plain(&o.x), plain(&o.w), &pattern),
+                    Some(b()),
+                ));
                 for layout in layouts {
                     let y = in_layout(plain(&o.x), plain(&o.w), Some(b()), &pattern, layout);
                     assert!(bits(y) == want, "inference on {device:?}, {layout:?}");
